@@ -1,0 +1,22 @@
+/** One finding about a file: an error makes the file unusable, a warning does not. */
+export interface Problem {
+  /** The file as shown to the user (relative to the working directory when inside it). */
+  file: string
+  /** 1-based line, or null when the problem concerns the whole file. */
+  line: number | null
+  severity: 'error' | 'warning'
+  message: string
+}
+
+/** `FILE:LINE: message`, with `warning: ` before the message of a warning. */
+export function formatProblem(problem: Problem): string {
+  const tag = problem.severity === 'warning' ? 'warning: ' : ''
+  // A whole-file message that already names its file ("Procfile does not exist: x/Procfile") stands alone.
+  if (problem.line === null && problem.message.includes(problem.file)) return `${tag}${problem.message}`
+  const where = problem.line === null ? problem.file : `${problem.file}:${problem.line}`
+  return `${where}: ${tag}${problem.message}`
+}
+
+export function errorsOf(problems: readonly Problem[]): Problem[] {
+  return problems.filter((problem) => problem.severity === 'error')
+}

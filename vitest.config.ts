@@ -1,0 +1,11 @@
+import {defineConfig} from 'vitest/config'
+
+export default defineConfig({
+  test: {
+    include: ['test/**/*.test.ts'],
+    // @oclif/test captures console output itself.
+    disableConsoleIntercept: true,
+    testTimeout: 30_000,
+    hookTimeout: 30_000,
+  },
+})
