@@ -11,9 +11,10 @@ export interface BinResult {
 
 /** Runs the real `dev` executable (bin/run.js, or bin/dev.js for the TS sources) as a user would. */
 export function runBin(args: string[], options: {cwd?: string; env?: NodeJS.ProcessEnv; bin?: 'run.js' | 'dev.js'} = {}): BinResult {
-  const env: NodeJS.ProcessEnv = {...process.env, NO_COLOR: '1', ...options.env}
+  const env: NodeJS.ProcessEnv = {...process.env, NO_COLOR: '1'}
   delete env.FORCE_COLOR
-  if (options.env?.DEBUG === undefined) delete env.DEBUG
+  delete env.DEBUG
+  Object.assign(env, options.env)
   const result = spawnSync(process.execPath, [`${projectRoot}bin/${options.bin ?? 'run.js'}`, ...args], {
     cwd: options.cwd ?? projectRoot,
     env,

@@ -1,0 +1,54 @@
+import {UsageError} from './dev-error.js'
+import {RELEASE_TYPE, type ProcessType} from './procfile.js'
+
+/** How many processes of one type to run; `index` is the type's position in the Procfile. */
+export interface FormationEntry {
+  type: ProcessType
+  index: number
+  quantity: number
+}
+
+/** The most processes of one type: a 101st would take the first port of the next type. */
+export const MAX_QUANTITY = 100
+
+/** Parses `web=2,worker=0,all=1` into counts by name (`all` included as a name). */
+export function parseFormationSpec(spec: string, known: readonly ProcessType[]): Map<string, number> {
+  const counts = new Map<string, number>()
+  for (const item of spec.split(',').map((part) => part.trim()).filter(Boolean)) {
+    const match = /^([^=\s]+)\s*=\s*(\S*)$/.exec(item)
+    if (!match) throw new UsageError(`bad formation "${item}": write NAME=COUNT, as in web=2,worker=1`)
+    const [, name, count] = match as unknown as [string, string, string]
+    if (name !== 'all' && !known.some((type) => type.name === name)) throw unknownType(name, known)
+    if (!/^\d+$/.test(count) || Number(count) > MAX_QUANTITY) {
+      throw new UsageError(`bad count "${count}" for ${name}: use a whole number from 0 to ${MAX_QUANTITY}`)
+    }
+    counts.set(name, Number(count))
+  }
+  return counts
+}
+
+/**
+ * The formation to run, in Procfile order. By default one of each type except `release`.
+ * Named types (`dev start web worker`) run alone. Counts from -m override; `all=N` sets every
+ * type the spec does not list. Types with quantity 0 are left out.
+ */
+export function resolveFormation(types: readonly ProcessType[], options: {spec?: string; only?: readonly string[]} = {}): FormationEntry[] {
+  const only = options.only ?? []
+  for (const name of only) if (!types.some((type) => type.name === name)) throw unknownType(name, types)
+  const counts = options.spec === undefined ? new Map<string, number>() : parseFormationSpec(options.spec, types)
+  const all = counts.get('all')
+
+  const formation: FormationEntry[] = []
+  for (const [index, type] of types.entries()) {
+    const selected = only.length === 0 ? type.name !== RELEASE_TYPE : only.includes(type.name)
+    const fallback = selected ? (all !== undefined && type.name !== RELEASE_TYPE ? all : 1) : 0
+    const quantity = only.length > 0 && !selected ? 0 : (counts.get(type.name) ?? fallback)
+    if (quantity > 0) formation.push({type, index, quantity})
+  }
+  if (formation.length === 0) throw new UsageError('the formation runs no processes; give a type a count above 0, as in -m web=1')
+  return formation
+}
+
+function unknownType(name: string, known: readonly ProcessType[]): UsageError {
+  return new UsageError(`unknown process type "${name}"; the Procfile defines: ${known.map((type) => type.name).join(', ')}`)
+}

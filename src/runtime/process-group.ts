@@ -1,0 +1,122 @@
+import {spawn, type ChildProcess} from 'node:child_process'
+import {readdirSync, readFileSync} from 'node:fs'
+
+/** What a process group runs: `/bin/sh -c COMMAND` in `cwd` with exactly `env`. */
+export interface GroupCommand {
+  command: string
+  cwd: string
+  env: Record<string, string>
+}
+
+/**
+ * The fixed scripts processes run; the app's command arrives as $1 and is never pasted into them.
+ * `exec 2>&1` puts stderr on the stdout pipe before the command is even parsed, so both (and the
+ * shell's own syntax errors) arrive in order on one pipe. `set --` clears $1 before the command
+ * runs, as `sh -c COMMAND` would have it.
+ */
+const RUN_IN_SHELL = 'exec 2>&1; eval "set --; $1"'
+/** For a simple command the program replaces the shell, as bash does for `bash -c 'cmd args'`. */
+const EXEC_IN_SHELL = 'exec 2>&1; eval "set --; exec $1"'
+
+/** Shell builtins with no program of the same name: `exec` cannot replace the shell with them. */
+const BUILTINS = new Set(['.', ':', 'alias', 'bg', 'break', 'cd', 'command', 'continue', 'eval', 'exec', 'exit', 'export', 'fg', 'getopts', 'hash', 'jobs', 'local', 'read', 'readonly', 'return', 'set', 'shift', 'source', 'times', 'trap', 'type', 'ulimit', 'umask', 'unalias', 'unset', 'wait'])
+
+/**
+ * True for one plain command with arguments (`node server.js --port $PORT`): no lists, pipes,
+ * redirections, subshells, substitutions or leading assignments. Such a command can replace the
+ * shell, so the app itself leads its process group: it gets the stop signal directly, and its own
+ * exit status is the one reported.
+ */
+export function isSimpleCommand(command: string): boolean {
+  const unquoted = withoutQuotedText(command)
+  if (unquoted === undefined || /[;&|<>()`\n{}!]|\$\(/.test(unquoted)) return false
+  const first = command.trim().split(/\s+/)[0] ?? ''
+  return first !== '' && !first.includes('=') && !BUILTINS.has(first)
+}
+
+/**
+ * The command with the contents of its quotes blanked out, so `node -e "f(() => 1)"` has no
+ * operators left; undefined when a quote hides a substitution (`"$(x)"`, backticks) or is unclosed.
+ */
+function withoutQuotedText(command: string): string | undefined {
+  let out = ''
+  for (let i = 0; i < command.length; i++) {
+    const ch = command[i]!
+    if (ch === '\\') {
+      out += '__'
+      i += 1
+    } else if (ch === "'") {
+      const close = command.indexOf("'", i + 1)
+      if (close === -1) return undefined
+      out += "''"
+      i = close
+    } else if (ch === '"') {
+      let close = i + 1
+      while (close < command.length && command[close] !== '"') close += command[close] === '\\' ? 2 : 1
+      const inside = command.slice(i + 1, close)
+      if (close >= command.length || inside.includes('`') || inside.includes('$(')) return undefined
+      out += '""'
+      i = close
+    } else {
+      out += ch
+    }
+  }
+  return out
+}
+
+/**
+ * Starts the command through /bin/sh as the leader of a new process group (and session), stdin on
+ * /dev/null, stdout and stderr on one pipe.
+ */
+export function spawnGroup({command, cwd, env}: GroupCommand): ChildProcess {
+  return spawn('/bin/sh', ['-c', isSimpleCommand(command) ? EXEC_IN_SHELL : RUN_IN_SHELL, 'sh', command], {
+    cwd,
+    env,
+    detached: true,
+    stdio: ['ignore', 'pipe', 'ignore'],
+  })
+}
+
+/** Sends `signal` to every process of the group led by `pgid`; false when the group is empty. */
+export function signalGroup(pgid: number, signal: NodeJS.Signals): boolean {
+  try {
+    process.kill(-pgid, signal)
+    return true
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ESRCH') return false
+    throw error
+  }
+}
+
+/**
+ * True while any process of the group is alive, even after its leader has exited. A zombie (dead,
+ * waiting for its new parent to reap it) does not count: on Linux the group's members are read
+ * from /proc to tell them apart; elsewhere any member counts.
+ */
+export function groupAlive(pgid: number): boolean {
+  if (!signalGroup(pgid, 0 as unknown as NodeJS.Signals)) return false
+  if (process.platform !== 'linux') return true
+  return liveMembersOnLinux(pgid)
+}
+
+function liveMembersOnLinux(pgid: number): boolean {
+  let entries: string[]
+  try {
+    entries = readdirSync('/proc')
+  } catch {
+    return true
+  }
+  for (const entry of entries) {
+    if (entry.charCodeAt(0) < 48 || entry.charCodeAt(0) > 57) continue
+    let stat: string
+    try {
+      stat = readFileSync(`/proc/${entry}/stat`, 'latin1')
+    } catch {
+      continue
+    }
+    // "pid (comm) state ppid pgrp ...": comm may hold spaces and parentheses, so split after the last ")".
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+    if (Number(fields[2]) === pgid && fields[0] !== 'Z' && fields[0] !== 'X') return true
+  }
+  return false
+}

@@ -1,0 +1,75 @@
+import {spawn} from 'node:child_process'
+import {constants} from 'node:os'
+
+import {loadAppEnv} from './app-env.js'
+import {resolveAppFiles, type AppFileOptions} from './app-files.js'
+import {DevError, UsageError} from './dev-error.js'
+import {displayPath} from './display-path.js'
+import {resolveBasePort} from './ports.js'
+import {processEnv} from './process-env.js'
+import {parseProcfile, type ProcessType} from './procfile.js'
+import {readTextFileIfExists} from './text-file.js'
+
+export interface RunOptions extends AppFileOptions {
+  port?: number
+}
+
+export interface RunIo {
+  env: NodeJS.ProcessEnv
+  cwd: string
+  signals: NodeJS.EventEmitter
+}
+
+/** Signals sent to dev itself (not through the terminal) that the command should get too. */
+const FORWARDED = ['SIGTERM', 'SIGHUP', 'SIGUSR1', 'SIGUSR2'] as const
+/** The terminal sends these to the whole foreground group, command included; dev just outlives them. */
+const TERMINAL = ['SIGINT', 'SIGQUIT'] as const
+
+/** How `dev run` runs its arguments: the program and its argv. */
+export function oneOffArgv(args: readonly string[], types: readonly ProcessType[]): string[] {
+  const [first, ...rest] = args
+  if (first === undefined) throw new UsageError('dev run needs a command, as in "dev run rake db:migrate"')
+  const type = types.find((candidate) => candidate.name === first)
+  // A Procfile type runs its command with the extra arguments appended, each kept exactly as given.
+  if (type) return ['/bin/sh', '-c', `${type.command} "$@"`, 'sh', ...rest]
+  // One argument is shell code ("echo $PORT && x"); several are the argv itself, never re-parsed.
+  if (rest.length === 0) return ['/bin/sh', '-c', first]
+  return [first, ...rest]
+}
+
+/**
+ * `dev run`: runs one command with the app's environment (env files, PORT = the base port,
+ * PS=run.1) in the app root, with the terminal's stdin, stdout and stderr. Resolves to the
+ * command's exit status (128 + signal if a signal killed it).
+ */
+export async function runOneOff(args: readonly string[], options: RunOptions, io: RunIo): Promise<number> {
+  const files = resolveAppFiles(options, io.cwd)
+  // A Procfile is optional here: it only supplies the commands of process types.
+  const procfileText = await readTextFileIfExists(files.procfile)
+  const types = procfileText === undefined ? [] : parseProcfile(procfileText, displayPath(files.procfile, files.cwd))
+  const env = await loadAppEnv(files, io.env)
+  const port = resolveBasePort({flag: options.port, envFiles: env.vars.get('PORT'), shell: io.env.PORT})
+  const [program, ...argv] = oneOffArgv(args, types)
+
+  const child = spawn(program!, argv, {
+    cwd: files.root,
+    env: processEnv(io.env, env.vars, {PORT: String(port), PS: 'run.1', DYNO: 'run.1'}),
+    stdio: 'inherit',
+  })
+  const forwarders = FORWARDED.map((signal) => [signal, () => child.kill(signal)] as const)
+  const ignore = () => {}
+  for (const [signal, forward] of forwarders) io.signals.on(signal, forward)
+  for (const signal of TERMINAL) io.signals.on(signal, ignore)
+  try {
+    return await new Promise<number>((resolve, reject) => {
+      child.once('error', (error: NodeJS.ErrnoException) => {
+        if (error.code === 'ENOENT') reject(new DevError(`command not found: ${program}; is it installed and on PATH?`, {exitCode: 127}))
+        else reject(error)
+      })
+      child.once('exit', (code, signal) => resolve(code ?? 128 + (signal ? constants.signals[signal] : 0)))
+    })
+  } finally {
+    for (const [signal, forward] of forwarders) io.signals.off(signal, forward)
+    for (const signal of TERMINAL) io.signals.off(signal, ignore)
+  }
+}

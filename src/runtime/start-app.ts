@@ -1,0 +1,218 @@
+import {constants} from 'node:os'
+import {resolve} from 'node:path'
+import type {Writable} from 'node:stream'
+
+import {loadAppEnv} from './app-env.js'
+import {resolveAppFiles, type AppFileOptions, type AppFiles} from './app-files.js'
+import {isDevError} from './dev-error.js'
+import {displayPath} from './display-path.js'
+import {watchFiles, type FileWatcher} from './file-watcher.js'
+import {resolveFormation, type FormationEntry} from './formation.js'
+import {LogPrinter, SYSTEM_NAME} from './log-printer.js'
+import {portFor, portInUse, resolveBasePort} from './ports.js'
+import {processEnv} from './process-env.js'
+import {readProcfile} from './procfile.js'
+import {LOCAL_BACKOFF} from './restart-backoff.js'
+import {RestartLimiter} from './restart-limiter.js'
+import {Supervisor, type DynoSpec, type RestartPolicy} from './supervisor.js'
+
+export interface StartOptions extends AppFileOptions {
+  /** `web=2,worker=0,all=1` */
+  formation?: string
+  /** Start only these types. */
+  only?: readonly string[]
+  port?: number
+  /** Seconds between SIGTERM and SIGKILL when stopping. */
+  timeout: number
+  timestamp: boolean
+  colour: boolean
+  restart: RestartPolicy
+  /** Restart when files change under these paths (relative to the working directory); [] = the app root. */
+  watch?: readonly string[]
+}
+
+/** Where `dev start` reads signals from and writes to; tests pass their own. */
+export interface StartIo {
+  stdout: Writable
+  signals: NodeJS.EventEmitter
+  env: NodeJS.ProcessEnv
+  cwd: string
+}
+
+const STOP_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const
+
+/** Everything `dev start` needs to run, read and checked before any process starts. */
+export interface StartPlan {
+  files: AppFiles
+  formation: FormationEntry[]
+  specs: DynoSpec[]
+}
+
+/** Reads the app and works out every process to run, with its port and environment. */
+export async function planStart(options: StartOptions, io: Pick<StartIo, 'env' | 'cwd'>): Promise<StartPlan> {
+  const files = resolveAppFiles(options, io.cwd)
+  const types = await readProcfile(files.procfile, displayPath(files.procfile, files.cwd))
+  const env = await loadAppEnv(files, io.env)
+  const base = resolveBasePort({flag: options.port, envFiles: env.vars.get('PORT'), shell: io.env.PORT})
+  const formation = resolveFormation(types, {spec: options.formation, only: options.only})
+  const specs: DynoSpec[] = []
+  for (const {type, index, quantity} of formation) {
+    for (let instance = 1; instance <= quantity; instance++) {
+      const name = `${type.name}.${instance}`
+      const port = portFor(base, index, instance)
+      const own = {PORT: String(port), PS: name, DYNO: name}
+      specs.push({name, type: type.name, command: type.command, cwd: files.root, env: processEnv(io.env, env.vars, own), port})
+    }
+  }
+  return {files, formation, specs}
+}
+
+/**
+ * `dev start`: runs the formation until a process exits (or, with a restart policy, until every
+ * process has completed) or dev gets SIGINT, SIGTERM or SIGHUP; then stops every process group.
+ * Resolves to dev's exit status: the exit status of the process whose exit stopped the app
+ * (128 + signal when a signal killed it), or 128 + the signal that stopped dev.
+ */
+export async function startApp(options: StartOptions, io: StartIo): Promise<number> {
+  const plan = await planStart(options, io)
+  const names = plan.specs.map((spec) => spec.name)
+  let supervisor: Supervisor | undefined
+  const printer = new LogPrinter(
+    io.stdout,
+    {names, types: plan.formation.map((entry) => entry.type.name), colour: options.colour, timestamp: options.timestamp},
+    {pause: () => supervisor?.pauseOutput(), resume: () => supervisor?.resumeOutput()},
+  )
+
+  for (const spec of plan.specs) {
+    if (spec.port !== undefined && (await portInUse(spec.port))) {
+      printer.message(SYSTEM_NAME, `warning: port ${spec.port} of ${spec.name} is already in use by another program; ${spec.name} may fail to bind it`)
+    }
+  }
+
+  const watching = options.watch !== undefined
+  let status: number | undefined
+  let stopped!: (shutdown: Promise<void>) => void
+  const stopping = new Promise<Promise<void>>((resolve) => (stopped = resolve))
+  const stopAll = (why: number) => {
+    if (status !== undefined) return
+    status = why
+    stopped(supervisor!.shutdown())
+  }
+
+  supervisor = new Supervisor(
+    {stopTimeoutMs: options.timeout * 1000, restart: options.restart, backoff: LOCAL_BACKOFF},
+    {
+      onLines: (dyno, lines) => printer.lines(dyno, lines),
+      onEvent: (event) => {
+        printer.event(event)
+        const crashed = (event.kind === 'exited' && !event.stopping) || event.kind === 'spawn-failed'
+        if (crashed && options.restart === 'never') {
+          // Under --watch a crash waits for the fix instead of ending the session.
+          if (watching) printer.message(event.dyno, 'waiting for a file change to restart')
+          else stopAll(event.kind === 'exited' ? event.status : 127)
+        }
+        if (event.kind === 'completed' && supervisor!.idle()) stopAll(0)
+      },
+    },
+  )
+
+  let interrupts = 0
+  const onSignal = (signal: (typeof STOP_SIGNALS)[number]) => {
+    interrupts += 1
+    if (interrupts === 1) {
+      if (signal === 'SIGINT') printer.message(SYSTEM_NAME, 'stopping (press Ctrl-C again to kill at once)')
+      stopAll(128 + constants.signals[signal])
+    } else if (signal === 'SIGINT') {
+      supervisor!.kill()
+    }
+  }
+  const handlers = STOP_SIGNALS.map((signal) => [signal, () => onSignal(signal)] as const)
+  for (const [signal, handler] of handlers) io.signals.on(signal, handler)
+
+  let watcher: FileWatcher | undefined
+  try {
+    // Watch before starting, so no change made after a process starts can be missed.
+    if (watching) watcher = await watchForRestarts({options, io, plan, printer, supervisor, stopped: () => status !== undefined})
+    supervisor.start(plan.specs)
+    await (await stopping)
+    await supervisor.settled()
+  } finally {
+    for (const [signal, handler] of handlers) io.signals.off(signal, handler)
+    await watcher?.close()
+  }
+  await new Promise<void>((resolve) => io.stdout.write('', () => resolve()))
+  return status ?? 0
+}
+
+/** How long watching stays paused after the loop breaker trips: until this long without changes. */
+const QUIET_MS = 60_000
+
+/**
+ * `--watch`: restarts every process (gracefully) when a file changes; a change to the Procfile or
+ * an env file re-reads them and starts the new formation. More than 10 restarts in a minute
+ * pauses watching until a minute passes without changes, so a process that writes into a watched
+ * directory cannot cause a restart loop.
+ */
+async function watchForRestarts(context: {
+  options: StartOptions
+  io: StartIo
+  plan: StartPlan
+  printer: LogPrinter
+  supervisor: Supervisor
+  stopped: () => boolean
+}): Promise<FileWatcher> {
+  const {options, io, plan, printer, supervisor} = context
+  const config = [plan.files.procfile, ...plan.files.envFiles]
+  const paths = options.watch!.length > 0 ? options.watch!.map((path) => resolve(io.cwd, path)) : [plan.files.root]
+  const limiter = new RestartLimiter()
+  let quiet: NodeJS.Timeout | undefined
+  let queue = Promise.resolve()
+  const say = (text: string) => printer.message(SYSTEM_NAME, text)
+
+  const restart = async (changed: string[]) => {
+    const shown = changed.slice(0, 3).map((path) => displayPath(path, io.cwd)).join(', ') + (changed.length > 3 ? ', …' : '')
+    if (!changed.some((path) => config.includes(path))) {
+      say(`${shown} changed; restarting all processes`)
+      await supervisor.restart()
+      return
+    }
+    let next: StartPlan
+    try {
+      next = await planStart(options, io)
+    } catch (error) {
+      if (!isDevError(error)) throw error
+      say(`${shown} changed but cannot be used; keeping the running processes:`)
+      for (const line of error.message.split('\n')) say(line)
+      return
+    }
+    say(`${shown} changed; reloading and restarting all processes`)
+    printer.setFormation(
+      next.specs.map((spec) => spec.name),
+      next.formation.map((entry) => entry.type.name),
+    )
+    await supervisor.replace(next.specs)
+  }
+
+  return watchFiles({
+    paths,
+    root: plan.files.root,
+    always: config,
+    onError: (error) => say(`warning: watching files failed: ${error.message}`),
+    onChange: (changed) => {
+      if (context.stopped()) return
+      if (quiet) {
+        quiet.refresh()
+        return
+      }
+      if (!limiter.tryRecord()) {
+        say('warning: more than 10 restarts in a minute; watching paused until files stay unchanged for a minute (is a process writing into a watched directory?)')
+        quiet = setTimeout(() => {
+          quiet = undefined
+          say('watching files again')
+        }, QUIET_MS).unref()
+        return
+      }
+      queue = queue.then(() => restart(changed)).catch((error: Error) => say(`error: restart failed: ${error.message}`))
+    },
+  })
+}

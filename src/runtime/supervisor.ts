@@ -1,0 +1,306 @@
+import type {ChildProcess} from 'node:child_process'
+import {constants} from 'node:os'
+import {setTimeout as sleep} from 'node:timers/promises'
+
+import {LineSplitter} from './line-splitter.js'
+import {groupAlive, signalGroup, spawnGroup} from './process-group.js'
+import {RestartBackoff, type BackoffPolicy} from './restart-backoff.js'
+
+/** One process to supervise: a "dyno" in Heroku's words, named TYPE.N. */
+export interface DynoSpec {
+  /** `web.1` */
+  name: string
+  type: string
+  command: string
+  cwd: string
+  env: Record<string, string>
+  port?: number
+}
+
+/** What happens when a process exits by itself. */
+export type RestartPolicy = 'never' | 'on-failure' | 'always'
+
+export interface SupervisorOptions {
+  /** How long a process may take to exit after SIGTERM before its group gets SIGKILL. */
+  stopTimeoutMs: number
+  restart: RestartPolicy
+  backoff: BackoffPolicy
+  /** A partial line (no newline yet) is written out after this long without output. */
+  idleFlushMs?: number
+}
+
+export type DynoEvent =
+  | {kind: 'started'; dyno: string; pid: number; port?: number}
+  | {kind: 'spawn-failed'; dyno: string; message: string}
+  | {kind: 'exited'; dyno: string; code: number | null; signal: NodeJS.Signals | null; status: number; uptimeMs: number; stopping: boolean}
+  | {kind: 'restarting'; dyno: string; delayMs: number; attempt: number}
+  | {kind: 'completed'; dyno: string}
+  | {kind: 'signalling'; signal: 'SIGTERM' | 'SIGKILL'; dynos: string[]; all: boolean; afterMs?: number}
+
+export interface SupervisorHandlers {
+  onEvent(event: DynoEvent): void
+  /** Whole lines of a process's output (stdout and stderr, in order), bytes untouched. */
+  onLines(dyno: string, lines: Buffer[]): void
+}
+
+type DynoState = 'running' | 'stopping' | 'waiting' | 'down'
+
+interface Dyno {
+  spec: DynoSpec
+  state: DynoState
+  child?: ChildProcess
+  pgid?: number
+  startedAt: number
+  backoff: RestartBackoff
+  restartTimer?: NodeJS.Timeout
+  /** Settles when the current run has exited and its group is empty. */
+  finished?: Promise<void>
+  /** Writes out a held partial line of the current run. */
+  flushPartial?: () => void
+}
+
+/**
+ * Runs processes, each in its own process group, and reports what they do: formation in, dyno
+ * events and output lines out. It renders nothing; `dev start` prints the events and the host
+ * agent logs them. Stopping always covers the whole group, so no grandchild survives.
+ */
+export class Supervisor {
+  private readonly dynos = new Map<string, Dyno>()
+  private paused = false
+  /** Set by shutdown() and kill(): nothing is started or restarted any more. */
+  private closing = false
+  private readonly idleFlushMs: number
+
+  constructor(
+    private readonly options: SupervisorOptions,
+    private readonly handlers: SupervisorHandlers,
+  ) {
+    this.idleFlushMs = options.idleFlushMs ?? 100
+  }
+
+  /** Starts a process for each spec. */
+  start(specs: readonly DynoSpec[]): void {
+    for (const spec of specs) {
+      if (this.dynos.has(spec.name)) throw new Error(`dyno ${spec.name} is already supervised`)
+      const dyno: Dyno = {spec, state: 'down', startedAt: 0, backoff: new RestartBackoff(this.options.backoff)}
+      this.dynos.set(spec.name, dyno)
+      this.run(dyno)
+    }
+  }
+
+  /** Names of the processes that are running now. */
+  running(): string[] {
+    return [...this.dynos.values()].filter((dyno) => dyno.state === 'running').map((dyno) => dyno.spec.name)
+  }
+
+  /** True when no process runs, none is stopping and none waits for a restart. */
+  idle(): boolean {
+    return [...this.dynos.values()].every((dyno) => dyno.state === 'down')
+  }
+
+  /** Stops every process for good (see stop()); nothing is restarted afterwards. */
+  async shutdown(): Promise<void> {
+    this.closing = true
+    await this.stop()
+  }
+
+  /**
+   * Stops the named processes (all by default): SIGTERM to each group, up to stopTimeoutMs for the
+   * groups to empty, then SIGKILL to every group that still has a member, even if its leader is gone.
+   * Stopped processes are not restarted.
+   */
+  async stop(names?: readonly string[]): Promise<void> {
+    const targets = this.select(names)
+    for (const dyno of targets) this.cancelRestart(dyno)
+    const live = targets.filter((dyno) => dyno.pgid !== undefined && (dyno.state === 'running' || dyno.state === 'stopping' || groupAlive(dyno.pgid)))
+    if (live.length === 0) return
+    const signalled = live.filter((dyno) => signalGroup(dyno.pgid!, 'SIGTERM'))
+    for (const dyno of live) if (dyno.state === 'running') dyno.state = 'stopping'
+    if (signalled.length > 0) {
+      this.handlers.onEvent({kind: 'signalling', signal: 'SIGTERM', dynos: nameList(signalled), all: names === undefined})
+    }
+    const deadline = Date.now() + this.options.stopTimeoutMs
+    const stubborn = await this.waitForGroups(live, deadline)
+    if (stubborn.length > 0) {
+      this.handlers.onEvent({kind: 'signalling', signal: 'SIGKILL', dynos: nameList(stubborn), all: false, afterMs: this.options.stopTimeoutMs})
+      for (const dyno of stubborn) signalGroup(dyno.pgid!, 'SIGKILL')
+      await this.waitForGroups(stubborn, Number.POSITIVE_INFINITY)
+    }
+  }
+
+  /** SIGKILL to every group at once (a second Ctrl-C). */
+  kill(): void {
+    this.closing = true
+    const live = [...this.dynos.values()].filter((dyno) => dyno.pgid !== undefined && groupAlive(dyno.pgid))
+    for (const dyno of this.dynos.values()) this.cancelRestart(dyno)
+    if (live.length === 0) return
+    this.handlers.onEvent({kind: 'signalling', signal: 'SIGKILL', dynos: nameList(live), all: true})
+    for (const dyno of live) {
+      if (dyno.state === 'running') dyno.state = 'stopping'
+      signalGroup(dyno.pgid!, 'SIGKILL')
+    }
+  }
+
+  /** Gracefully stops the named processes (all by default), then starts them again. */
+  async restart(names?: readonly string[]): Promise<void> {
+    const targets = this.select(names)
+    await this.stop(names)
+    if (this.closing) return
+    for (const dyno of targets) {
+      dyno.backoff.reset()
+      this.run(dyno)
+    }
+  }
+
+  /** Gracefully stops every process, then runs `specs` instead (a new formation or configuration). */
+  async replace(specs: readonly DynoSpec[]): Promise<void> {
+    await this.stop()
+    if (this.closing) return
+    this.dynos.clear()
+    this.start(specs)
+  }
+
+  /** Stops reading output (when the consumer is slow); the processes block once their pipe is full. */
+  pauseOutput(): void {
+    this.paused = true
+    for (const dyno of this.dynos.values()) dyno.child?.stdout?.pause()
+  }
+
+  resumeOutput(): void {
+    this.paused = false
+    for (const dyno of this.dynos.values()) dyno.child?.stdout?.resume()
+  }
+
+  /** Settles once every process has finished and its group is empty. */
+  async settled(): Promise<void> {
+    await Promise.all([...this.dynos.values()].map((dyno) => dyno.finished))
+  }
+
+  private select(names?: readonly string[]): Dyno[] {
+    if (names === undefined) return [...this.dynos.values()]
+    return names.map((name) => {
+      const dyno = this.dynos.get(name)
+      if (!dyno) throw new Error(`no dyno named ${name}`)
+      return dyno
+    })
+  }
+
+  private run(dyno: Dyno): void {
+    if (this.closing) return
+    const {spec} = dyno
+    const child = spawnGroup({command: spec.command, cwd: spec.cwd, env: spec.env})
+    dyno.child = child
+    dyno.startedAt = Date.now()
+    dyno.state = 'running'
+    dyno.pgid = child.pid
+
+    let resolveFinished!: () => void
+    dyno.finished = new Promise((resolve) => (resolveFinished = resolve))
+    const outputDone = this.pump(dyno, child)
+
+    child.once('error', (error) => {
+      // Only a spawn failure (a missing cwd, say) lands here: there is no process to wait for.
+      if (child.pid !== undefined) return
+      dyno.state = 'down'
+      dyno.pgid = undefined
+      this.handlers.onEvent({kind: 'spawn-failed', dyno: spec.name, message: error.message})
+      this.afterExit(dyno, 127, Date.now() - dyno.startedAt).finally(resolveFinished)
+    })
+    if (child.pid === undefined) return
+    this.handlers.onEvent({kind: 'started', dyno: spec.name, pid: child.pid, port: spec.port})
+
+    child.once('exit', (code, signal) => {
+      const stopping = dyno.state === 'stopping'
+      const uptimeMs = Date.now() - dyno.startedAt
+      const status = code ?? 128 + (signal ? (constants.signals[signal] ?? 0) : 0)
+      // Let the last output arrive before the exit is reported, without waiting on grandchildren.
+      void Promise.race([outputDone, sleep(this.idleFlushMs)]).then(() => {
+        dyno.flushPartial?.()
+        dyno.child = undefined
+        dyno.state = stopping ? 'stopping' : 'down'
+        this.handlers.onEvent({kind: 'exited', dyno: spec.name, code, signal, status, uptimeMs, stopping})
+        if (stopping) {
+          resolveFinished()
+          return
+        }
+        this.afterExit(dyno, status, uptimeMs).finally(resolveFinished)
+      })
+    })
+  }
+
+  /** Reads the process's output into whole lines; resolves when the pipe closes. */
+  private pump(dyno: Dyno, child: ChildProcess): Promise<void> {
+    const splitter = new LineSplitter()
+    let idleTimer: NodeJS.Timeout | undefined
+    const stdout = child.stdout!
+    const flush = () => {
+      idleTimer = undefined
+      const lines = splitter.flush()
+      if (lines.length > 0) this.handlers.onLines(dyno.spec.name, lines)
+    }
+    dyno.flushPartial = () => {
+      if (idleTimer) clearTimeout(idleTimer)
+      flush()
+    }
+    stdout.on('data', (chunk: Buffer) => {
+      const lines = splitter.push(chunk)
+      if (lines.length > 0) this.handlers.onLines(dyno.spec.name, lines)
+      if (idleTimer) clearTimeout(idleTimer)
+      if (splitter.hasPartial) idleTimer = setTimeout(flush, this.idleFlushMs)
+    })
+    if (this.paused) stdout.pause()
+    return new Promise((resolve) => {
+      stdout.once('close', () => {
+        if (idleTimer) clearTimeout(idleTimer)
+        flush()
+        resolve()
+      })
+    })
+  }
+
+  /** A process exited by itself: clear out what it left in its group, then restart or not. */
+  private async afterExit(dyno: Dyno, status: number, uptimeMs: number): Promise<void> {
+    const {restart} = this.options
+    const again = restart === 'always' || (restart === 'on-failure' && status !== 0)
+    if (!again) {
+      if (restart === 'on-failure') this.handlers.onEvent({kind: 'completed', dyno: dyno.spec.name})
+      dyno.state = 'down'
+      return
+    }
+    if (dyno.pgid !== undefined && groupAlive(dyno.pgid)) await this.stop([dyno.spec.name])
+    if (this.closing) {
+      dyno.state = 'down'
+      return
+    }
+    const {delayMs, attempt} = dyno.backoff.next(uptimeMs)
+    this.handlers.onEvent({kind: 'restarting', dyno: dyno.spec.name, delayMs, attempt})
+    dyno.state = 'waiting'
+    dyno.restartTimer = setTimeout(() => {
+      dyno.restartTimer = undefined
+      if (dyno.state === 'waiting' && !this.closing) this.run(dyno)
+    }, delayMs)
+  }
+
+  private cancelRestart(dyno: Dyno): void {
+    if (dyno.restartTimer === undefined) return
+    clearTimeout(dyno.restartTimer)
+    dyno.restartTimer = undefined
+    dyno.state = 'down'
+  }
+
+  /** Waits until each dyno's leader has exited and its group is empty; returns those still alive at the deadline. */
+  private async waitForGroups(dynos: readonly Dyno[], deadline: number): Promise<Dyno[]> {
+    let waiting = [...dynos]
+    for (;;) {
+      waiting = waiting.filter((dyno) => dyno.child !== undefined || (dyno.pgid !== undefined && groupAlive(dyno.pgid)))
+      if (waiting.length === 0 || Date.now() >= deadline) break
+      await sleep(Math.min(20, Math.max(1, deadline - Date.now())))
+    }
+    for (const dyno of dynos) if (!waiting.includes(dyno) && dyno.state === 'stopping') dyno.state = 'down'
+    return waiting
+  }
+}
+
+function nameList(dynos: readonly Dyno[]): string[] {
+  return dynos.map((dyno) => dyno.spec.name)
+}

@@ -1,0 +1,48 @@
+import {PassThrough} from 'node:stream'
+
+import {describe, expect, it} from 'vitest'
+
+import {colourEnabled} from '../../src/cli/colour.js'
+import {withOptionalValues} from '../../src/cli/optional-value.js'
+import {splitRunArgv} from '../../src/cli/split-run-argv.js'
+
+const VALUE_FLAGS = ['-f', '--procfile', '-d', '--root', '-e', '--env', '-p', '--port']
+
+describe('dev run argument splitting', () => {
+  it('gives everything from the first non-flag argument to the command', () => {
+    expect(splitRunArgv(['rake', 'db:migrate', '--trace'], VALUE_FLAGS)).toEqual({own: [], command: ['rake', 'db:migrate', '--trace']})
+    expect(splitRunArgv(['-e', '.env.test', 'npm', 'test', '-e', 'x'], VALUE_FLAGS)).toEqual({own: ['-e', '.env.test'], command: ['npm', 'test', '-e', 'x']})
+  })
+
+  it('stops at -- and accepts attached values', () => {
+    expect(splitRunArgv(['-e', '.env.test', '--', 'npm', 'test'], VALUE_FLAGS)).toEqual({own: ['-e', '.env.test'], command: ['npm', 'test']})
+    expect(splitRunArgv(['--port=8000', '-dapp', '--', '--weird'], VALUE_FLAGS)).toEqual({own: ['--port=8000', '-dapp'], command: ['--weird']})
+  })
+})
+
+describe('optional flag values', () => {
+  it('fills in a bare --restart or --watch, and leaves attached values and the command alone', () => {
+    const defaults = {restart: 'on-failure', watch: '(root)'}
+    expect(withOptionalValues(['--restart', 'web'], defaults)).toEqual(['--restart=on-failure', 'web'])
+    expect(withOptionalValues(['--restart=always', '--watch=src'], defaults)).toEqual(['--restart=always', '--watch=src'])
+    expect(withOptionalValues(['--watch', '--', '--restart'], defaults)).toEqual(['--watch=(root)', '--', '--restart'])
+  })
+})
+
+describe('colour choice', () => {
+  const tty = Object.assign(new PassThrough(), {isTTY: true})
+  const file = new PassThrough()
+
+  it('follows --color always/never over everything', () => {
+    expect(colourEnabled('always', file, {NO_COLOR: '1'})).toBe(true)
+    expect(colourEnabled('never', tty, {FORCE_COLOR: '1'})).toBe(false)
+  })
+
+  it('colours a TTY only, unless NO_COLOR or FORCE_COLOR say otherwise', () => {
+    expect(colourEnabled('auto', tty, {})).toBe(true)
+    expect(colourEnabled('auto', file, {})).toBe(false)
+    expect(colourEnabled('auto', tty, {NO_COLOR: '1'})).toBe(false)
+    expect(colourEnabled('auto', file, {FORCE_COLOR: '1'})).toBe(true)
+    expect(colourEnabled('auto', tty, {FORCE_COLOR: '0'})).toBe(false)
+  })
+})

@@ -1,0 +1,77 @@
+import {describe, expect, it} from 'vitest'
+
+import {runBin} from '../support/run-bin.js'
+import {spawnBin} from '../support/spawn-bin.js'
+import {tempApp} from '../support/temp-app.js'
+
+describe('dev run', () => {
+  it("runs with the app's environment: env files, PORT = base port, PS=run.1, in the app root", async () => {
+    const app = await tempApp({Procfile: 'web: x\n', '.env': 'FOO=bar\n'})
+    const result = runBin(['run', '-d', app, 'echo $PORT $PS $DYNO $FOO $(pwd)'])
+    expect(result).toEqual({status: 0, stdout: `5000 run.1 run.1 bar ${app}\n`, stderr: ''})
+    expect(runBin(['run', '-d', app, '-p', '6000', 'printenv', 'PORT']).stdout).toBe('6000\n')
+  })
+
+  it('works without a Procfile', async () => {
+    const app = await tempApp({'.env': 'PORT=7000\n'})
+    expect(runBin(['run', '-d', app, 'printenv', 'PORT']).stdout).toBe('7000\n')
+  })
+
+  it('passes the exit status through, and 128 + N when killed by signal N', async () => {
+    const app = await tempApp({})
+    expect(runBin(['run', '-d', app, 'sh', '-c', 'exit 7']).status).toBe(7)
+    expect(runBin(['run', '-d', app, 'kill -TERM $$']).status).toBe(143)
+  })
+
+  it('passes every argument after the command to it, flags included (Foreman F16)', async () => {
+    const app = await tempApp({})
+    const result = runBin(['run', '-d', app, 'printf', '%s|', 'db:migrate', '--trace', 'a b', '-e', '$HOME'])
+    expect(result.stdout).toBe('db:migrate|--trace|a b|-e|$HOME|')
+  })
+
+  it("takes dev's own flags before --", async () => {
+    const app = await tempApp({'.env.test': 'MODE=test\n', '.env': 'MODE=dev\n'})
+    expect(runBin(['run', '-d', app, '-e', `${app}/.env.test`, '--', 'printenv', 'MODE']).stdout).toBe('test\n')
+  })
+
+  it('runs a Procfile type by name, with extra arguments appended', async () => {
+    const app = await tempApp({Procfile: 'greet: printf "%s|" hello\n'})
+    expect(runBin(['run', '-d', app, 'greet', '--once', 'two words']).stdout).toBe('hello|--once|two words|')
+  })
+
+  it('gives the command the terminal input', async () => {
+    const app = await tempApp({})
+    const dev = spawnBin(['run', '-d', app, 'cat'], {stdin: 'typed input\n'})
+    expect(await dev.status).toBe(0)
+    expect(dev.stdout()).toBe('typed input\n')
+  })
+
+  it('forwards SIGTERM to the command and exits with its status', async () => {
+    const app = await tempApp({})
+    const dev = spawnBin(['run', '-d', app, `trap 'echo got TERM; exit 3' TERM; echo ready; while true; do sleep 0.05; done`])
+    await dev.waitFor(/ready/)
+    dev.child.kill('SIGTERM')
+    expect(await dev.status).toBe(3)
+    expect(dev.stdout()).toBe('ready\ngot TERM\n')
+  })
+
+  it('says so when the command does not exist, exit 127', async () => {
+    const app = await tempApp({})
+    const result = runBin(['run', '-d', app, 'no-such-program-x', 'arg'])
+    expect(result.status).toBe(127)
+    expect(result.stderr).toBe('error: command not found: no-such-program-x; is it installed and on PATH?\n')
+  })
+
+  it('asks for a command when given none, exit 2', () => {
+    const result = runBin(['run'])
+    expect(result.status).toBe(2)
+    expect(result.stderr).toBe('error: dev run needs a command, as in "dev run rake db:migrate"\n')
+  })
+
+  it('refuses to run with a broken env file', async () => {
+    const app = await tempApp({'.env': 'oops\n'})
+    const result = runBin(['run', '-d', app, 'true'])
+    expect(result.status).toBe(1)
+    expect(result.stderr).toBe(`${app}/.env:1: expected "=" after oops\n`)
+  })
+})

@@ -1,0 +1,107 @@
+import {describe, expect, it} from 'vitest'
+
+import {isSimpleCommand} from '../../src/runtime/process-group.js'
+import {Supervisor, type DynoEvent, type DynoSpec, type SupervisorOptions} from '../../src/runtime/supervisor.js'
+import {liveGroupMembers, processAlive} from '../support/processes.js'
+
+function supervise(options: Partial<SupervisorOptions> = {}) {
+  const events: DynoEvent[] = []
+  const lines: string[] = []
+  const supervisor = new Supervisor(
+    {stopTimeoutMs: 5000, restart: 'never', backoff: {initialMs: 100, maxMs: 400, resetAfterMs: 60_000}, ...options},
+    {onEvent: (event) => events.push(event), onLines: (dyno, batch) => lines.push(...batch.map((line) => `${dyno}: ${line.toString()}`))},
+  )
+  const until = async (predicate: () => boolean, timeoutMs = 10_000) => {
+    const deadline = Date.now() + timeoutMs
+    while (!predicate()) {
+      if (Date.now() > deadline) throw new Error(`timed out; events: ${JSON.stringify(events)}; lines: ${lines.join('\n')}`)
+      await new Promise((resolve) => setTimeout(resolve, 10))
+    }
+  }
+  return {supervisor, events, lines, until}
+}
+
+const spec = (name: string, command: string): DynoSpec => ({name, type: name.split('.')[0]!, command, cwd: process.cwd(), env: {PATH: process.env.PATH!}})
+
+describe('Supervisor', () => {
+  it('reports start, output and exit of each process', async () => {
+    const {supervisor, events, lines, until} = supervise()
+    supervisor.start([spec('a.1', 'echo out; echo err >&2; exit 5')])
+    await until(() => events.some((event) => event.kind === 'exited'))
+    expect(events.map((event) => event.kind)).toEqual(['started', 'exited'])
+    expect(events[1]).toMatchObject({dyno: 'a.1', code: 5, signal: null, status: 5, stopping: false})
+    expect(lines).toEqual(['a.1: out', 'a.1: err'])
+  })
+
+  it('stops a whole process group: grandchildren too', async () => {
+    const {supervisor, lines, until} = supervise()
+    supervisor.start([spec('a.1', 'sleep 30 & echo child $!; sleep 30 & echo child $!; wait')])
+    await until(() => lines.length === 2)
+    const children = lines.map((line) => Number(line.split(' ').pop()))
+    expect(children.every(processAlive)).toBe(true)
+    await supervisor.shutdown()
+    expect(children.some(processAlive)).toBe(false)
+  })
+
+  it('kills with SIGKILL what is left in a group whose leader already exited, after the timeout', async () => {
+    const {supervisor, events, lines, until} = supervise({stopTimeoutMs: 500})
+    supervisor.start([spec('a.1', `sh -c "trap '' TERM; while true; do sleep 0.1; done" & echo left $!; exit 0`)])
+    await until(() => events.some((event) => event.kind === 'exited'))
+    const leftover = Number(lines[0]!.split(' ').pop())
+    const pgid = (events[0] as {pid: number}).pid
+    expect(processAlive(leftover)).toBe(true)
+    await supervisor.shutdown()
+    expect(events.at(-1)).toEqual({kind: 'signalling', signal: 'SIGKILL', dynos: ['a.1'], all: false, afterMs: 500})
+    expect(processAlive(leftover)).toBe(false)
+    expect(liveGroupMembers(pgid)).toEqual([])
+  })
+
+  it('restarts with backoff, and clears out the old group first', async () => {
+    const {supervisor, events, until} = supervise({restart: 'on-failure'})
+    supervisor.start([spec('a.1', 'exit 1')])
+    await until(() => events.filter((event) => event.kind === 'restarting').length >= 4)
+    await supervisor.shutdown()
+    const delays = events.flatMap((event) => (event.kind === 'restarting' ? [event.delayMs] : []))
+    expect(delays.slice(0, 4)).toEqual([0, 100, 200, 400])
+  })
+
+  it('runs nothing more after shutdown, not even a pending restart', async () => {
+    const {supervisor, events, until} = supervise({restart: 'always', backoff: {initialMs: 200, maxMs: 200, resetAfterMs: 60_000}})
+    supervisor.start([spec('a.1', 'exit 0')])
+    await until(() => events.filter((event) => event.kind === 'restarting').length >= 2)
+    await supervisor.shutdown()
+    const started = events.filter((event) => event.kind === 'started').length
+    await new Promise((resolve) => setTimeout(resolve, 400))
+    expect(events.filter((event) => event.kind === 'started').length).toBe(started)
+    expect(supervisor.idle()).toBe(true)
+  })
+
+  it('reports a process that cannot be started', async () => {
+    const {supervisor, events, until} = supervise()
+    supervisor.start([{...spec('a.1', 'true'), cwd: '/nonexistent/dir'}])
+    await until(() => events.length > 0)
+    expect(events[0]).toMatchObject({kind: 'spawn-failed', dyno: 'a.1'})
+  })
+
+  it('pauses reading output, so a process blocks instead of memory growing', async () => {
+    const {supervisor, lines, until} = supervise()
+    supervisor.pauseOutput()
+    supervisor.start([spec('a.1', 'yes | head -c 5000000; echo; echo done')])
+    await new Promise((resolve) => setTimeout(resolve, 500))
+    expect(lines.length).toBe(0)
+    supervisor.resumeOutput()
+    await until(() => lines.includes('a.1: done'))
+    await supervisor.shutdown()
+  })
+})
+
+describe('isSimpleCommand', () => {
+  it('lets one plain program replace the shell, and keeps the shell for anything else', () => {
+    for (const command of ['node server.js --port $PORT', 'node -e "setInterval(() => {}, 1000)"', "echo 'a;b'", 'bundle exec puma -C config/puma.rb']) {
+      expect(isSimpleCommand(command)).toBe(true)
+    }
+    for (const command of ['a && b', 'a; b', 'a | b', 'a > log', 'echo "$(id)"', 'echo `id`', 'FOO=1 node x', 'cd app', '(cd app)', 'exec node x', "echo 'open"]) {
+      expect(isSimpleCommand(command)).toBe(false)
+    }
+  })
+})
