@@ -30,7 +30,7 @@ export class LogPrinter {
   private readonly colourOf = new Map<string, (text: string) => string>()
   private clockSecond = -1
   private clock = ''
-  private readonly prefixes = new Map<string, Buffer>()
+  private readonly prefixes = new Map<string, string>()
   private blocked = false
 
   constructor(
@@ -49,17 +49,18 @@ export class LogPrinter {
     this.prefixes.clear()
   }
 
-  /** Writes a process's output lines. */
-  lines(name: string, lines: readonly Buffer[]): void {
+  /** Writes a block of whole lines of a process's output (each ending in "\n"), each with its prefix. */
+  output(name: string, block: Buffer): void {
+    // Latin-1 maps each byte to one character and back, so the bytes come out exactly as they came
+    // in, whatever their encoding; the prefix is ASCII. One native replace prefixes the whole block.
     const prefix = this.prefix(name)
-    const parts: Buffer[] = []
-    for (const line of lines) parts.push(prefix, line, NEWLINE)
-    this.write(Buffer.concat(parts))
+    const text = block.toString('latin1', 0, block.length - 1)
+    this.write(Buffer.from(`${prefix}${text.replaceAll('\n', `\n${prefix}`)}\n`, 'latin1'))
   }
 
   /** Writes one of dev's own messages under `name` (a process, or `system`). */
   message(name: string, text: string): void {
-    this.write(Buffer.concat([this.prefix(name), Buffer.from(`${text}\n`)]))
+    this.write(Buffer.from(`${this.prefix(name)}${text}\n`))
   }
 
   /** Writes the line dev prints for a supervisor event, if any. */
@@ -68,7 +69,7 @@ export class LogPrinter {
     if (text !== undefined) this.message(event.kind === 'signalling' ? SYSTEM_NAME : event.dyno, text)
   }
 
-  private prefix(name: string): Buffer {
+  private prefix(name: string): string {
     const now = Date.now()
     const second = Math.floor(now / 1000)
     if (second !== this.clockSecond) {
@@ -80,7 +81,7 @@ export class LogPrinter {
     if (prefix === undefined) {
       const type = name === SYSTEM_NAME ? SYSTEM_NAME : name.replace(/\.\d+$/, '')
       const colour = this.colourOf.get(type) ?? this.chalk.bold
-      prefix = Buffer.from(`${colour(`${this.clock}${name.padEnd(this.width)} |`)} `)
+      prefix = `${colour(`${this.clock}${name.padEnd(this.width)} |`)} `
       this.prefixes.set(name, prefix)
     }
     return prefix
@@ -96,8 +97,6 @@ export class LogPrinter {
     })
   }
 }
-
-const NEWLINE = Buffer.from('\n')
 
 function describeEvent(event: DynoEvent): string | undefined {
   switch (event.kind) {

@@ -6,7 +6,7 @@ import {loadAppEnv} from './app-env.js'
 import {resolveAppFiles, type AppFileOptions, type AppFiles} from './app-files.js'
 import {isDevError} from './dev-error.js'
 import {displayPath} from './display-path.js'
-import {watchFiles, type FileWatcher} from './file-watcher.js'
+import type {FileWatcher} from './file-watcher.js'
 import {resolveFormation, type FormationEntry} from './formation.js'
 import {LogPrinter, SYSTEM_NAME} from './log-printer.js'
 import {portFor, portInUse, resolveBasePort} from './ports.js'
@@ -102,7 +102,7 @@ export async function startApp(options: StartOptions, io: StartIo): Promise<numb
   supervisor = new Supervisor(
     {stopTimeoutMs: options.timeout * 1000, restart: options.restart, backoff: LOCAL_BACKOFF},
     {
-      onLines: (dyno, lines) => printer.lines(dyno, lines),
+      onOutput: (dyno, block) => printer.output(dyno, block),
       onEvent: (event) => {
         printer.event(event)
         const crashed = (event.kind === 'exited' && !event.stopping) || event.kind === 'spawn-failed'
@@ -193,6 +193,8 @@ async function watchForRestarts(context: {
     await supervisor.replace(next.specs)
   }
 
+  // chokidar is loaded only for --watch: it costs start-up time and memory.
+  const {watchFiles} = await import('./file-watcher.js')
   return watchFiles({
     paths,
     root: plan.files.root,

@@ -39,8 +39,11 @@ export type DynoEvent =
 
 export interface SupervisorHandlers {
   onEvent(event: DynoEvent): void
-  /** Whole lines of a process's output (stdout and stderr, in order), bytes untouched. */
-  onLines(dyno: string, lines: Buffer[]): void
+  /**
+   * A block of whole lines of a process's output (stdout and stderr, in order), each ending in
+   * "\n", bytes untouched. `linesOf(block)` splits it.
+   */
+  onOutput(dyno: string, block: Buffer): void
 }
 
 type DynoState = 'running' | 'stopping' | 'waiting' | 'down'
@@ -214,7 +217,7 @@ export class Supervisor {
       const uptimeMs = Date.now() - dyno.startedAt
       const status = code ?? 128 + (signal ? (constants.signals[signal] ?? 0) : 0)
       // Let the last output arrive before the exit is reported, without waiting on grandchildren.
-      void Promise.race([outputDone, sleep(this.idleFlushMs)]).then(() => {
+      void Promise.race([outputDone, sleep(this.idleFlushMs, undefined, {ref: false})]).then(() => {
         dyno.flushPartial?.()
         dyno.child = undefined
         dyno.state = stopping ? 'stopping' : 'down'
@@ -235,16 +238,16 @@ export class Supervisor {
     const stdout = child.stdout!
     const flush = () => {
       idleTimer = undefined
-      const lines = splitter.flush()
-      if (lines.length > 0) this.handlers.onLines(dyno.spec.name, lines)
+      const block = splitter.flush()
+      if (block) this.handlers.onOutput(dyno.spec.name, block)
     }
     dyno.flushPartial = () => {
       if (idleTimer) clearTimeout(idleTimer)
       flush()
     }
     stdout.on('data', (chunk: Buffer) => {
-      const lines = splitter.push(chunk)
-      if (lines.length > 0) this.handlers.onLines(dyno.spec.name, lines)
+      const block = splitter.push(chunk)
+      if (block) this.handlers.onOutput(dyno.spec.name, block)
       if (idleTimer) clearTimeout(idleTimer)
       if (splitter.hasPartial) idleTimer = setTimeout(flush, this.idleFlushMs)
     })

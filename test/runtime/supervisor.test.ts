@@ -1,5 +1,6 @@
 import {describe, expect, it} from 'vitest'
 
+import {linesOf} from '../../src/runtime/line-splitter.js'
 import {isSimpleCommand} from '../../src/runtime/process-group.js'
 import {Supervisor, type DynoEvent, type DynoSpec, type SupervisorOptions} from '../../src/runtime/supervisor.js'
 import {liveGroupMembers, processAlive} from '../support/processes.js'
@@ -9,7 +10,7 @@ function supervise(options: Partial<SupervisorOptions> = {}) {
   const lines: string[] = []
   const supervisor = new Supervisor(
     {stopTimeoutMs: 5000, restart: 'never', backoff: {initialMs: 100, maxMs: 400, resetAfterMs: 60_000}, ...options},
-    {onEvent: (event) => events.push(event), onLines: (dyno, batch) => lines.push(...batch.map((line) => `${dyno}: ${line.toString()}`))},
+    {onEvent: (event) => events.push(event), onOutput: (dyno, block) => lines.push(...linesOf(block).map((line) => `${dyno}: ${line.toString()}`))},
   )
   const until = async (predicate: () => boolean, timeoutMs = 10_000) => {
     const deadline = Date.now() + timeoutMs
