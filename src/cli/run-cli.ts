@@ -4,6 +4,7 @@ import {fileURLToPath} from 'node:url'
 import {flush, run, settings} from '@oclif/core'
 
 import {reportError} from './report-error.js'
+import {protectRunCommand} from './split-run-argv.js'
 
 /** The entry point of bin/run.js and bin/dev.js. */
 export async function runCli(dir: string, options: {development: boolean}): Promise<void> {
@@ -11,7 +12,7 @@ export async function runCli(dir: string, options: {development: boolean}): Prom
   if (!options.development) settings.enableAutoTranspile = false
   else dropStaleManifest(dir)
   try {
-    await run(process.argv.slice(2), dir)
+    await run(protectRunCommand(process.argv.slice(2)), dir)
     await flush()
   } catch (error) {
     await flush().catch(() => {})

@@ -15,3 +15,19 @@ export function splitRunArgv(argv: readonly string[], flagsWithValue: readonly s
   }
   return {own, command: []}
 }
+
+/** dev's flags that take a value, as `dev run` sees them. */
+export const RUN_VALUE_FLAGS = ['-f', '--procfile', '-d', '--root', '-e', '--env', '-p', '--port']
+
+/**
+ * oclif shows help when `--help` appears anywhere before `--`; for `dev run rake --help` that flag
+ * belongs to rake. This puts a `--` between dev's flags and the command, so only `dev run --help`
+ * (no command yet) shows dev's help.
+ */
+export function protectRunCommand(argv: readonly string[]): string[] {
+  if (argv[0] !== 'run') return [...argv]
+  const rest = argv.slice(1)
+  const {own, command} = splitRunArgv(rest, RUN_VALUE_FLAGS)
+  if (command.length === 0 || rest.includes('--')) return [...argv]
+  return ['run', ...own, '--', ...command]
+}

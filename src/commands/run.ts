@@ -1,7 +1,7 @@
 import {Command, Flags} from '@oclif/core'
 
 import {appFileOptions, appFlags} from '../cli/app-flags.js'
-import {splitRunArgv} from '../cli/split-run-argv.js'
+import {RUN_VALUE_FLAGS, splitRunArgv} from '../cli/split-run-argv.js'
 import {runOneOff} from '../runtime/run-one-off.js'
 
 export default class Run extends Command {
@@ -29,7 +29,7 @@ the command; everything after the command belongs to it (use -- to be explicit).
   static usage = '<%= command.id %> [-f PATH] [-d DIR] [-e FILE[,FILE]...] [-p PORT] [--] COMMAND [ARGS...]'
 
   async run(): Promise<void> {
-    const {own, command} = splitRunArgv(this.argv, ['-f', '--procfile', '-d', '--root', '-e', '--env', '-p', '--port'])
+    const {own, command} = splitRunArgv(this.argv, RUN_VALUE_FLAGS)
     const {flags} = await this.parse(Run, own)
     const status = await runOneOff(command, {...appFileOptions(flags), port: flags.port}, {env: process.env, cwd: process.cwd(), signals: process})
     if (status !== 0) this.exit(status)

@@ -4,9 +4,10 @@ import {describe, expect, it} from 'vitest'
 
 import {colourEnabled} from '../../src/cli/colour.js'
 import {withOptionalValues} from '../../src/cli/optional-value.js'
-import {splitRunArgv} from '../../src/cli/split-run-argv.js'
+import {protectRunCommand, splitRunArgv} from '../../src/cli/split-run-argv.js'
 
 const VALUE_FLAGS = ['-f', '--procfile', '-d', '--root', '-e', '--env', '-p', '--port']
+
 
 describe('dev run argument splitting', () => {
   it('gives everything from the first non-flag argument to the command', () => {
@@ -17,6 +18,16 @@ describe('dev run argument splitting', () => {
   it('stops at -- and accepts attached values', () => {
     expect(splitRunArgv(['-e', '.env.test', '--', 'npm', 'test'], VALUE_FLAGS)).toEqual({own: ['-e', '.env.test'], command: ['npm', 'test']})
     expect(splitRunArgv(['--port=8000', '-dapp', '--', '--weird'], VALUE_FLAGS)).toEqual({own: ['--port=8000', '-dapp'], command: ['--weird']})
+  })
+})
+
+describe('dev run and --help', () => {
+  it("keeps a command's --help for the command, and dev run --help for dev", () => {
+    expect(protectRunCommand(['run', 'rake', '--help'])).toEqual(['run', '--', 'rake', '--help'])
+    expect(protectRunCommand(['run', '-e', 'x.env', 'rake', '-h'])).toEqual(['run', '-e', 'x.env', '--', 'rake', '-h'])
+    expect(protectRunCommand(['run', '--help'])).toEqual(['run', '--help'])
+    expect(protectRunCommand(['run', '--', 'npm', 'test'])).toEqual(['run', '--', 'npm', 'test'])
+    expect(protectRunCommand(['start', '--help'])).toEqual(['start', '--help'])
   })
 })
 

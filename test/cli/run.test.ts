@@ -29,6 +29,12 @@ describe('dev run', () => {
     expect(result.stdout).toBe('db:migrate|--trace|a b|-e|$HOME|')
   })
 
+  it('passes --help to the command, not to dev', async () => {
+    const app = await tempApp({})
+    expect(runBin(['run', '-d', app, 'echo', 'x', '--help']).stdout).toBe('x --help\n')
+    expect(runBin(['run', '--help']).stdout).toMatch(/^Run a one-off command/)
+  })
+
   it("takes dev's own flags before --", async () => {
     const app = await tempApp({'.env.test': 'MODE=test\n', '.env': 'MODE=dev\n'})
     expect(runBin(['run', '-d', app, '-e', `${app}/.env.test`, '--', 'printenv', 'MODE']).stdout).toBe('test\n')
