@@ -28,6 +28,6 @@ export function protectRunCommand(argv: readonly string[]): string[] {
   if (argv[0] !== 'run') return [...argv]
   const rest = argv.slice(1)
   const {own, command} = splitRunArgv(rest, RUN_VALUE_FLAGS)
-  if (command.length === 0 || rest.includes('--')) return [...argv]
+  if (command.length === 0 || rest[own.length] === '--') return [...argv]
   return ['run', ...own, '--', ...command]
 }

@@ -31,7 +31,7 @@ the command; everything after the command belongs to it (use -- to be explicit).
   async run(): Promise<void> {
     const {own, command} = splitRunArgv(this.argv, RUN_VALUE_FLAGS)
     const {flags} = await this.parse(Run, own)
-    const status = await runOneOff(command, {...appFileOptions(flags), port: flags.port}, {env: process.env, cwd: process.cwd(), signals: process})
+    const status = await runOneOff(command, {...appFileOptions(flags), port: flags.port}, {env: process.env, cwd: process.cwd(), signals: process, interactive: process.stdin.isTTY === true})
     if (status !== 0) this.exit(status)
   }
 }

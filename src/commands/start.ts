@@ -14,9 +14,10 @@ export default class Start extends Command {
 with the env files loaded and PORT, PS and DYNO set per process. Instance N of the type at position I in the Procfile
 gets PORT = base + 100 × I + (N - 1); the base is --port, else PORT from the env files, else $PORT, else 5000.
 
-Output lines read "HH:MM:SS web.1  | line", whole and unchanged. When any process exits, or on Ctrl-C, SIGTERM or
-SIGHUP, every process group gets SIGTERM, then SIGKILL after --timeout seconds; a second Ctrl-C kills at once.
-dev exits with the status of the process that stopped the app (128 + signal if it was killed), or 130/143/129.`
+Output lines read "HH:MM:SS web.1  | line", whole and unchanged. When any process exits (unless --restart or
+--watch), or on Ctrl-C, SIGTERM or SIGHUP, every process group gets SIGTERM, then SIGKILL after --timeout seconds; a
+second Ctrl-C kills at once. dev exits with the status of the process that stopped the app (128 + signal if it was
+killed), or 130/143/129. Under --watch a process that exits waits for the next file change.`
 
   static examples = [
     {description: 'Run the app in the current directory', command: '<%= config.bin %> <%= command.id %>'},

@@ -91,7 +91,8 @@ function processWarnings(processes: readonly ProcessType[], file: string): Probl
 
 async function lookalikeWarnings(files: AppFiles): Promise<Problem[]> {
   const names = new Set(await readdir(files.root).catch(() => [] as string[]))
-  return PROCFILE_LOOKALIKES.filter((name) => names.has(name)).map((name) => ({
+  const reading = (name: string) => join(files.root, name) === files.procfile
+  return PROCFILE_LOOKALIKES.filter((name) => names.has(name) && !reading(name)).map((name) => ({
     file: displayPath(join(files.root, name), files.cwd),
     line: null,
     severity: 'warning' as const,

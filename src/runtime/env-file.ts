@@ -87,13 +87,14 @@ class EnvFileScanner {
     const key = KEY_TOKEN.exec(this.src)![0]
     this.pos += key.length
     if (key === '') return this.fail(entryLine, 'expected KEY=VALUE')
+    // The text of a bad line is never repeated: it may be a secret pasted on a line of its own.
     if (!ENV_KEY.test(key)) {
-      return this.fail(entryLine, `invalid key ${JSON.stringify(key)}: a key starts with a letter or "_" and holds letters, digits, "_", "." and "-"`)
+      return this.fail(entryLine, 'invalid key: a key starts with a letter or "_" and holds letters, digits, "_", "." and "-"')
     }
     this.skipBlanks()
     if (this.src[this.pos] !== '=') {
-      const yaml = this.src[this.pos] === ':' ? `; "KEY: value" is not supported, write ${key}=value` : ''
-      return this.fail(entryLine, `expected "=" after ${key}${yaml}`)
+      const yaml = this.src[this.pos] === ':' ? '; "KEY: value" is not supported, write KEY=value' : ''
+      return this.fail(entryLine, `expected KEY=VALUE: no "=" after the key${yaml}`)
     }
     this.pos += 1
     const blanks = this.skipBlanks()
@@ -160,7 +161,7 @@ class EnvFileScanner {
         const match = SUBSTITUTION.exec(body)
         if (match) {
           const [whole, braced, fallback, bare] = match
-          out += this.resolve((braced ?? bare)!, fallback, entryLine + countNewlines(body, i))
+          out += this.resolve((braced ?? bare)!, fallback, entryLine + countNewlines(body.slice(0, i)))
           i += whole.length
           continue
         }
@@ -168,7 +169,7 @@ class EnvFileScanner {
           BAD_BRACE.lastIndex = i
           const bad = BAD_BRACE.exec(body)![0]
           this.error(
-            entryLine + countNewlines(body, i),
+            entryLine + countNewlines(body.slice(0, i)),
             `bad substitution ${JSON.stringify(bad)}: write \${NAME} or \${NAME:-default}, or \\$ for a literal "$"`,
           )
           return BAD_VALUE
@@ -189,11 +190,11 @@ class EnvFileScanner {
     return ''
   }
 
-  /** After a closing quote only blanks or a comment may follow on that line. */
+  /** After a closing quote only blanks, or blanks and a comment, may follow on that line. */
   private endOfValue(): boolean {
-    this.skipBlanks()
+    const blanks = this.skipBlanks()
     const ch = this.src[this.pos]
-    if (ch === undefined || ch === '\n' || ch === '#') return true
+    if (ch === undefined || ch === '\n' || (ch === '#' && blanks > 0)) return true
     this.error(this.line, 'unexpected text after the closing quote; only a " #comment" may follow a quoted value')
     return false
   }
@@ -241,14 +242,14 @@ class EnvFileScanner {
   }
 
   private advanceTo(pos: number): void {
-    this.line += countNewlines(this.src.slice(this.pos, pos), this.src.length)
+    this.line += countNewlines(this.src.slice(this.pos, pos))
     this.pos = pos
   }
 
 }
 
-function countNewlines(text: string, before: number): number {
+function countNewlines(text: string): number {
   let count = 0
-  for (let i = text.indexOf('\n'); i !== -1 && i < before; i = text.indexOf('\n', i + 1)) count += 1
+  for (let i = text.indexOf('\n'); i !== -1; i = text.indexOf('\n', i + 1)) count += 1
   return count
 }

@@ -32,6 +32,8 @@ export class LogPrinter {
   private clock = ''
   private readonly prefixes = new Map<string, string>()
   private blocked = false
+  /** Set by close(): the output went away, and nothing more is written. */
+  closed = false
 
   constructor(
     private readonly out: Writable,
@@ -87,7 +89,17 @@ export class LogPrinter {
     return prefix
   }
 
+  /** Stops writing: the reader of the output is gone. Lets paused processes go on. */
+  close(): void {
+    this.closed = true
+    if (this.blocked) {
+      this.blocked = false
+      this.onBackpressure.resume()
+    }
+  }
+
   private write(data: Buffer): void {
+    if (this.closed) return
     if (this.out.write(data) || this.blocked) return
     this.blocked = true
     this.onBackpressure.pause()

@@ -5,6 +5,7 @@ import {DevError} from './dev-error.js'
 export const DEFAULT_BASE_PORT = 5000
 /** Each type gets a block of this many ports, starting at base + STEP × its Procfile index. */
 export const PORT_STEP = 100
+export const MAX_PORT = 65_535
 
 /** The base port: --port, else PORT from the env files, else the shell's PORT, else 5000. */
 export function resolveBasePort(sources: {flag?: number; envFiles?: string; shell?: string}): number {
@@ -20,7 +21,7 @@ export function portFor(base: number, typeIndex: number, instance: number): numb
 }
 
 function checkPort(port: number, source: string): number {
-  if (!Number.isInteger(port) || port < 1 || port > 65_535) throw new DevError(`${source} is not a port number (1-65535); fix it or pass --port`)
+  if (!Number.isInteger(port) || port < 1 || port > MAX_PORT) throw new DevError(`${source} is not a port number (1-65535); fix it or pass --port`)
   return port
 }
 

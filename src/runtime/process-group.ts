@@ -77,34 +77,35 @@ export function spawnGroup({command, cwd, env}: GroupCommand): ChildProcess {
   })
 }
 
-/** Sends `signal` to every process of the group led by `pgid`; false when the group is empty. */
-export function signalGroup(pgid: number, signal: NodeJS.Signals): boolean {
+/**
+ * Sends `signal` to every process of the group led by `pgid`; false when the group is empty (or,
+ * should the id have been reused by someone else's group, not ours to signal).
+ */
+export function signalGroup(pgid: number, signal: NodeJS.Signals | 0): boolean {
   try {
     process.kill(-pgid, signal)
     return true
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ESRCH') return false
+    const code = (error as NodeJS.ErrnoException).code
+    if (code === 'ESRCH' || code === 'EPERM') return false
     throw error
   }
 }
 
 /**
- * True while any process of the group is alive, even after its leader has exited. A zombie (dead,
- * waiting for its new parent to reap it) does not count: on Linux the group's members are read
- * from /proc to tell them apart; elsewhere any member counts.
+ * The groups among `pgids` that still have a live process, even after their leader has exited. A
+ * zombie (dead, waiting for its new parent to reap it) does not count: on Linux one pass over /proc
+ * tells them apart; elsewhere any member counts.
  */
-export function groupAlive(pgid: number): boolean {
-  if (!signalGroup(pgid, 0 as unknown as NodeJS.Signals)) return false
-  if (process.platform !== 'linux') return true
-  return liveMembersOnLinux(pgid)
-}
-
-function liveMembersOnLinux(pgid: number): boolean {
+export function liveGroups(pgids: Iterable<number>): Set<number> {
+  const signalled = new Set([...pgids].filter((pgid) => signalGroup(pgid, 0)))
+  if (signalled.size === 0 || process.platform !== 'linux') return signalled
+  const live = new Set<number>()
   let entries: string[]
   try {
     entries = readdirSync('/proc')
   } catch {
-    return true
+    return signalled
   }
   for (const entry of entries) {
     if (entry.charCodeAt(0) < 48 || entry.charCodeAt(0) > 57) continue
@@ -116,7 +117,13 @@ function liveMembersOnLinux(pgid: number): boolean {
     }
     // "pid (comm) state ppid pgrp ...": comm may hold spaces and parentheses, so split after the last ")".
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-    if (Number(fields[2]) === pgid && fields[0] !== 'Z' && fields[0] !== 'X') return true
+    const pgid = Number(fields[2])
+    if (signalled.has(pgid) && fields[0] !== 'Z' && fields[0] !== 'X') live.add(pgid)
   }
-  return false
+  return live
+}
+
+/** True while any process of the group is alive (see liveGroups). */
+export function groupAlive(pgid: number): boolean {
+  return liveGroups([pgid]).size > 0
 }

@@ -18,11 +18,17 @@ export interface RunIo {
   env: NodeJS.ProcessEnv
   cwd: string
   signals: NodeJS.EventEmitter
+  /** True when dev runs in a terminal (its stdin is a TTY). */
+  interactive: boolean
 }
 
-/** Signals sent to dev itself (not through the terminal) that the command should get too. */
+/** Signals sent to dev itself that the command should get too. */
 const FORWARDED = ['SIGTERM', 'SIGHUP', 'SIGUSR1', 'SIGUSR2'] as const
-/** The terminal sends these to the whole foreground group, command included; dev just outlives them. */
+/**
+ * From a terminal, Ctrl-C and Ctrl-\ reach the whole foreground group, command included, so dev only
+ * outlives them (forwarding would deliver them twice: a REPL would take two Ctrl-Cs as "exit").
+ * Without a terminal they can only have been sent to dev, so they are forwarded too.
+ */
 const TERMINAL = ['SIGINT', 'SIGQUIT'] as const
 
 /** How `dev run` runs its arguments: the program and its argv. */
@@ -56,10 +62,11 @@ export async function runOneOff(args: readonly string[], options: RunOptions, io
     env: processEnv(io.env, env.vars, {PORT: String(port), PS: 'run.1', DYNO: 'run.1'}),
     stdio: 'inherit',
   })
-  const forwarders = FORWARDED.map((signal) => [signal, () => child.kill(signal)] as const)
+  const forwarded = io.interactive ? FORWARDED : [...FORWARDED, ...TERMINAL]
+  const forwarders = forwarded.map((signal) => [signal, () => child.kill(signal)] as const)
   const ignore = () => {}
   for (const [signal, forward] of forwarders) io.signals.on(signal, forward)
-  for (const signal of TERMINAL) io.signals.on(signal, ignore)
+  if (io.interactive) for (const signal of TERMINAL) io.signals.on(signal, ignore)
   try {
     return await new Promise<number>((resolve, reject) => {
       child.once('error', (error: NodeJS.ErrnoException) => {

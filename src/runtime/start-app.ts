@@ -4,12 +4,12 @@ import type {Writable} from 'node:stream'
 
 import {loadAppEnv} from './app-env.js'
 import {resolveAppFiles, type AppFileOptions, type AppFiles} from './app-files.js'
-import {isDevError} from './dev-error.js'
+import {isDevError, UsageError} from './dev-error.js'
 import {displayPath} from './display-path.js'
 import type {FileWatcher} from './file-watcher.js'
 import {resolveFormation, type FormationEntry} from './formation.js'
 import {LogPrinter, SYSTEM_NAME} from './log-printer.js'
-import {portFor, portInUse, resolveBasePort} from './ports.js'
+import {MAX_PORT, portFor, portInUse, resolveBasePort} from './ports.js'
 import {processEnv} from './process-env.js'
 import {readProcfile} from './procfile.js'
 import {LOCAL_BACKOFF} from './restart-backoff.js'
@@ -60,6 +60,7 @@ export async function planStart(options: StartOptions, io: Pick<StartIo, 'env' |
     for (let instance = 1; instance <= quantity; instance++) {
       const name = `${type.name}.${instance}`
       const port = portFor(base, index, instance)
+      if (port > MAX_PORT) throw new UsageError(`${name} would get port ${port}, above ${MAX_PORT}; pass a lower --port`)
       const own = {PORT: String(port), PS: name, DYNO: name}
       specs.push({name, type: type.name, command: type.command, cwd: files.root, env: processEnv(io.env, env.vars, own), port})
     }
@@ -111,7 +112,8 @@ export async function startApp(options: StartOptions, io: StartIo): Promise<numb
           if (watching) printer.message(event.dyno, 'waiting for a file change to restart')
           else stopAll(event.kind === 'exited' ? event.status : 127)
         }
-        if (event.kind === 'completed' && supervisor!.idle()) stopAll(0)
+        // Under --watch, dev waits for the next change even when every process has completed.
+        if (event.kind === 'completed' && !watching && supervisor!.idle()) stopAll(0)
       },
     },
   )
@@ -128,6 +130,13 @@ export async function startApp(options: StartOptions, io: StartIo): Promise<numb
   }
   const handlers = STOP_SIGNALS.map((signal) => [signal, () => onSignal(signal)] as const)
   for (const [signal, handler] of handlers) io.signals.on(signal, handler)
+  // The reader of our output went away (`dev start | head`): nobody sees the app any more, so stop
+  // it, as a program killed by SIGPIPE would end (status 141).
+  const onOutputError = () => {
+    printer.close()
+    stopAll(128 + constants.signals.SIGPIPE)
+  }
+  io.stdout.on('error', onOutputError)
 
   let watcher: FileWatcher | undefined
   try {
@@ -138,9 +147,10 @@ export async function startApp(options: StartOptions, io: StartIo): Promise<numb
     await supervisor.settled()
   } finally {
     for (const [signal, handler] of handlers) io.signals.off(signal, handler)
+    io.stdout.off('error', onOutputError)
     await watcher?.close()
   }
-  await new Promise<void>((resolve) => io.stdout.write('', () => resolve()))
+  if (!printer.closed) await new Promise<void>((resolve) => io.stdout.write('', () => resolve()))
   return status ?? 0
 }
 
@@ -170,6 +180,7 @@ async function watchForRestarts(context: {
   const say = (text: string) => printer.message(SYSTEM_NAME, text)
 
   const restart = async (changed: string[]) => {
+    if (context.stopped()) return
     const shown = changed.slice(0, 3).map((path) => displayPath(path, io.cwd)).join(', ') + (changed.length > 3 ? ', …' : '')
     if (!changed.some((path) => config.includes(path))) {
       say(`${shown} changed; restarting all processes`)
@@ -195,7 +206,7 @@ async function watchForRestarts(context: {
 
   // chokidar is loaded only for --watch: it costs start-up time and memory.
   const {watchFiles} = await import('./file-watcher.js')
-  return watchFiles({
+  const watcher = await watchFiles({
     paths,
     root: plan.files.root,
     always: config,
@@ -217,4 +228,11 @@ async function watchForRestarts(context: {
       queue = queue.then(() => restart(changed)).catch((error: Error) => say(`error: restart failed: ${error.message}`))
     },
   })
+  return {
+    // A restart already under way finishes before dev stops.
+    async close() {
+      await watcher.close()
+      await queue
+    },
+  }
 }

@@ -3,7 +3,7 @@ import {constants} from 'node:os'
 import {setTimeout as sleep} from 'node:timers/promises'
 
 import {LineSplitter} from './line-splitter.js'
-import {groupAlive, signalGroup, spawnGroup} from './process-group.js'
+import {groupAlive, liveGroups, signalGroup, spawnGroup} from './process-group.js'
 import {RestartBackoff, type BackoffPolicy} from './restart-backoff.js'
 
 /** One process to supervise: a "dyno" in Heroku's words, named TYPE.N. */
@@ -51,7 +51,10 @@ type DynoState = 'running' | 'stopping' | 'waiting' | 'down'
 interface Dyno {
   spec: DynoSpec
   state: DynoState
+  /** Set when replace() put a new formation in its place: it must never run again. */
+  retired: boolean
   child?: ChildProcess
+  /** The process group of the current or last run, until it is seen empty. */
   pgid?: number
   startedAt: number
   backoff: RestartBackoff
@@ -85,15 +88,10 @@ export class Supervisor {
   start(specs: readonly DynoSpec[]): void {
     for (const spec of specs) {
       if (this.dynos.has(spec.name)) throw new Error(`dyno ${spec.name} is already supervised`)
-      const dyno: Dyno = {spec, state: 'down', startedAt: 0, backoff: new RestartBackoff(this.options.backoff)}
+      const dyno: Dyno = {spec, state: 'down', retired: false, startedAt: 0, backoff: new RestartBackoff(this.options.backoff)}
       this.dynos.set(spec.name, dyno)
       this.run(dyno)
     }
-  }
-
-  /** Names of the processes that are running now. */
-  running(): string[] {
-    return [...this.dynos.values()].filter((dyno) => dyno.state === 'running').map((dyno) => dyno.spec.name)
   }
 
   /** True when no process runs, none is stopping and none waits for a restart. */
@@ -115,9 +113,10 @@ export class Supervisor {
   async stop(names?: readonly string[]): Promise<void> {
     const targets = this.select(names)
     for (const dyno of targets) this.cancelRestart(dyno)
-    const live = targets.filter((dyno) => dyno.pgid !== undefined && (dyno.state === 'running' || dyno.state === 'stopping' || groupAlive(dyno.pgid)))
+    const groups = liveGroups(targets.flatMap((dyno) => (dyno.pgid === undefined ? [] : [dyno.pgid])))
+    const live = targets.filter((dyno) => dyno.child !== undefined || (dyno.pgid !== undefined && groups.has(dyno.pgid)))
     if (live.length === 0) return
-    const signalled = live.filter((dyno) => signalGroup(dyno.pgid!, 'SIGTERM'))
+    const signalled = live.filter((dyno) => signalDyno(dyno, 'SIGTERM'))
     for (const dyno of live) if (dyno.state === 'running') dyno.state = 'stopping'
     if (signalled.length > 0) {
       this.handlers.onEvent({kind: 'signalling', signal: 'SIGTERM', dynos: nameList(signalled), all: names === undefined})
@@ -126,7 +125,7 @@ export class Supervisor {
     const stubborn = await this.waitForGroups(live, deadline)
     if (stubborn.length > 0) {
       this.handlers.onEvent({kind: 'signalling', signal: 'SIGKILL', dynos: nameList(stubborn), all: false, afterMs: this.options.stopTimeoutMs})
-      for (const dyno of stubborn) signalGroup(dyno.pgid!, 'SIGKILL')
+      for (const dyno of stubborn) signalDyno(dyno, 'SIGKILL')
       await this.waitForGroups(stubborn, Number.POSITIVE_INFINITY)
     }
   }
@@ -134,13 +133,14 @@ export class Supervisor {
   /** SIGKILL to every group at once (a second Ctrl-C). */
   kill(): void {
     this.closing = true
-    const live = [...this.dynos.values()].filter((dyno) => dyno.pgid !== undefined && groupAlive(dyno.pgid))
     for (const dyno of this.dynos.values()) this.cancelRestart(dyno)
+    const groups = liveGroups([...this.dynos.values()].flatMap((dyno) => (dyno.pgid === undefined ? [] : [dyno.pgid])))
+    const live = [...this.dynos.values()].filter((dyno) => dyno.child !== undefined || (dyno.pgid !== undefined && groups.has(dyno.pgid)))
     if (live.length === 0) return
     this.handlers.onEvent({kind: 'signalling', signal: 'SIGKILL', dynos: nameList(live), all: true})
     for (const dyno of live) {
       if (dyno.state === 'running') dyno.state = 'stopping'
-      signalGroup(dyno.pgid!, 'SIGKILL')
+      signalDyno(dyno, 'SIGKILL')
     }
   }
 
@@ -157,6 +157,7 @@ export class Supervisor {
 
   /** Gracefully stops every process, then runs `specs` instead (a new formation or configuration). */
   async replace(specs: readonly DynoSpec[]): Promise<void> {
+    for (const dyno of this.dynos.values()) dyno.retired = true
     await this.stop()
     if (this.closing) return
     this.dynos.clear()
@@ -188,8 +189,13 @@ export class Supervisor {
     })
   }
 
+  /** False once the dyno must not start again: dev is stopping, or a new formation replaced it. */
+  private mayRun(dyno: Dyno): boolean {
+    return !this.closing && !dyno.retired
+  }
+
   private run(dyno: Dyno): void {
-    if (this.closing) return
+    if (!this.mayRun(dyno)) return
     const {spec} = dyno
     const child = spawnGroup({command: spec.command, cwd: spec.cwd, env: spec.env})
     dyno.child = child
@@ -213,6 +219,10 @@ export class Supervisor {
     this.handlers.onEvent({kind: 'started', dyno: spec.name, pid: child.pid, port: spec.port})
 
     child.once('exit', (code, signal) => {
+      // Node resumes a child's output streams once it exits; a grandchild may still be writing.
+      setImmediate(() => {
+        if (this.paused) child.stdout?.pause()
+      })
       const stopping = dyno.state === 'stopping'
       const uptimeMs = Date.now() - dyno.startedAt
       const status = code ?? 128 + (signal ? (constants.signals[signal] ?? 0) : 0)
@@ -220,6 +230,7 @@ export class Supervisor {
       void Promise.race([outputDone, sleep(this.idleFlushMs, undefined, {ref: false})]).then(() => {
         dyno.flushPartial?.()
         dyno.child = undefined
+        if (dyno.pgid !== undefined && !groupAlive(dyno.pgid)) dyno.pgid = undefined
         dyno.state = stopping ? 'stopping' : 'down'
         this.handlers.onEvent({kind: 'exited', dyno: spec.name, code, signal, status, uptimeMs, stopping})
         if (stopping) {
@@ -246,6 +257,7 @@ export class Supervisor {
       flush()
     }
     stdout.on('data', (chunk: Buffer) => {
+      if (this.paused) stdout.pause()
       const block = splitter.push(chunk)
       if (block) this.handlers.onOutput(dyno.spec.name, block)
       if (idleTimer) clearTimeout(idleTimer)
@@ -270,8 +282,9 @@ export class Supervisor {
       dyno.state = 'down'
       return
     }
-    if (dyno.pgid !== undefined && groupAlive(dyno.pgid)) await this.stop([dyno.spec.name])
-    if (this.closing) {
+    // Whatever the process left in its group goes first, so it cannot hold on to the port.
+    if (dyno.pgid !== undefined) await this.stop([dyno.spec.name])
+    if (!this.mayRun(dyno)) {
       dyno.state = 'down'
       return
     }
@@ -280,7 +293,7 @@ export class Supervisor {
     dyno.state = 'waiting'
     dyno.restartTimer = setTimeout(() => {
       dyno.restartTimer = undefined
-      if (dyno.state === 'waiting' && !this.closing) this.run(dyno)
+      if (dyno.state === 'waiting') this.run(dyno)
     }, delayMs)
   }
 
@@ -295,13 +308,21 @@ export class Supervisor {
   private async waitForGroups(dynos: readonly Dyno[], deadline: number): Promise<Dyno[]> {
     let waiting = [...dynos]
     for (;;) {
-      waiting = waiting.filter((dyno) => dyno.child !== undefined || (dyno.pgid !== undefined && groupAlive(dyno.pgid)))
+      const groups = liveGroups(waiting.flatMap((dyno) => (dyno.pgid === undefined ? [] : [dyno.pgid])))
+      for (const dyno of waiting) if (dyno.pgid !== undefined && !groups.has(dyno.pgid)) dyno.pgid = undefined
+      waiting = waiting.filter((dyno) => dyno.child !== undefined || dyno.pgid !== undefined)
       if (waiting.length === 0 || Date.now() >= deadline) break
       await sleep(Math.min(20, Math.max(1, deadline - Date.now())))
     }
     for (const dyno of dynos) if (!waiting.includes(dyno) && dyno.state === 'stopping') dyno.state = 'down'
     return waiting
   }
+}
+
+/** Signals the dyno's process group; its leader alone if it left the group (a self-daemonising app). */
+function signalDyno(dyno: Dyno, signal: 'SIGTERM' | 'SIGKILL'): boolean {
+  if (dyno.pgid !== undefined && signalGroup(dyno.pgid, signal)) return true
+  return dyno.child?.kill(signal) ?? false
 }
 
 function nameList(dynos: readonly Dyno[]): string[] {

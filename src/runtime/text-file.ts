@@ -9,10 +9,10 @@ export function normalizeText(text: string): string {
   return withoutBom.replaceAll('\r\n', '\n')
 }
 
-/** Reads a UTF-8 text file; resolves to undefined when it does not exist. */
+/** Reads a UTF-8 text file as it is; resolves to undefined when it does not exist. */
 export async function readTextFileIfExists(path: string): Promise<string | undefined> {
   try {
-    return normalizeText(await readFile(path, 'utf8'))
+    return await readFile(path, 'utf8')
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code
     if (code === 'ENOENT' || code === 'ENOTDIR') return undefined

@@ -28,6 +28,7 @@ describe('dev run and --help', () => {
     expect(protectRunCommand(['run', '--help'])).toEqual(['run', '--help'])
     expect(protectRunCommand(['run', '--', 'npm', 'test'])).toEqual(['run', '--', 'npm', 'test'])
     expect(protectRunCommand(['start', '--help'])).toEqual(['start', '--help'])
+    expect(protectRunCommand(['run', 'echo', 'a', '--help', '--', 'b'])).toEqual(['run', '--', 'echo', 'a', '--help', '--', 'b'])
   })
 })
 

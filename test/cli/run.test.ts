@@ -61,6 +61,17 @@ describe('dev run', () => {
     expect(dev.stdout()).toBe('ready\ngot TERM\n')
   })
 
+  it('forwards SIGHUP, and SIGINT when not run from a terminal', async () => {
+    const app = await tempApp({})
+    for (const signal of ['SIGHUP', 'SIGINT'] as const) {
+      const dev = spawnBin(['run', '-d', app, `trap 'echo got ${signal}; exit 4' ${signal.slice(3)}; echo ready; while true; do sleep 0.05; done`])
+      await dev.waitFor(/ready/)
+      dev.child.kill(signal)
+      expect(await dev.status).toBe(4)
+      expect(dev.stdout()).toBe(`ready\ngot ${signal}\n`)
+    }
+  })
+
   it('says so when the command does not exist, exit 127', async () => {
     const app = await tempApp({})
     const result = runBin(['run', '-d', app, 'no-such-program-x', 'arg'])
@@ -78,6 +89,6 @@ describe('dev run', () => {
     const app = await tempApp({'.env': 'oops\n'})
     const result = runBin(['run', '-d', app, 'true'])
     expect(result.status).toBe(1)
-    expect(result.stderr).toBe(`${app}/.env:1: expected "=" after oops\n`)
+    expect(result.stderr).toBe(`${app}/.env:1: expected KEY=VALUE: no "=" after the key\n`)
   })
 })

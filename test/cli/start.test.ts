@@ -68,6 +68,18 @@ describe('dev start (the executable)', () => {
     expect(liveGroupMembers(pgid)).toEqual([])
   })
 
+  it('stops the app when the reader of its output goes away (dev start | head)', async () => {
+    const app = await tempApp({Procfile: 'a: yes\nb: sleep 60\n'})
+    const result = execFileSync('sh', ['-c', `${process.execPath} ${projectRoot}bin/run.js start -d ${app} | head -n 3 >/dev/null; echo "$?"`], {
+      encoding: 'utf8',
+      env: {PATH: process.env.PATH, NO_COLOR: '1'},
+      timeout: 20_000,
+    })
+    expect(result.trim()).toBe('0')
+    // dev itself exited (execFileSync returned); nothing of the app may be left.
+    expect(execFileSync('sh', ['-c', `pgrep -f "^sleep 60$" || true`], {encoding: 'utf8'}).trim()).toBe('')
+  })
+
   it('rejects an unknown process type in one line, listing the types, exit 2', async () => {
     const app = await tempApp({Procfile: 'web: x\nworker: y\n'})
     const result = runBin(['start', '-d', app, 'wbe'])
@@ -75,7 +87,7 @@ describe('dev start (the executable)', () => {
     expect(result.stderr).toBe('error: unknown process type "wbe"; the Procfile defines: web, worker\n')
     const bad = runBin(['start', '-d', app, '-m', 'web=-1'])
     expect(bad.status).toBe(2)
-    expect(bad.stderr).toBe('error: bad count "-1" for web: use a whole number from 0 to 100\n')
+    expect(bad.stderr).toBe('error: bad count "-1" for web: use a whole number from 0 to 100; the Procfile defines: web, worker\n')
   })
 
   it('reports a broken Procfile with its line and starts nothing', async () => {

@@ -39,7 +39,7 @@ describe('dev check', () => {
       valid: false,
       processes: [{name: 'web', command: 'x $PORT', line: 1}],
       env_files: [`${app}/.env`],
-      problems: [{file: `${app}/.env`, line: 2, severity: 'error', message: 'expected "=" after broken'}],
+      problems: [{file: `${app}/.env`, line: 2, severity: 'error', message: 'expected KEY=VALUE: no "=" after the key'}],
     })
   })
 

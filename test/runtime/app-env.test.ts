@@ -57,7 +57,7 @@ describe('loading env files', () => {
     const root = await tempApp({'good.env': 'A=1\n', 'bad.env': 'B=2\nnot valid\n'})
     const error = await loadAppEnv(resolveAppFiles({env: ['good.env', 'bad.env']}, root)).catch((e: unknown) => e)
     expect(error).toBeInstanceOf(EnvFileError)
-    expect((error as EnvFileError).problems).toEqual([{file: 'bad.env', line: 2, severity: 'error', message: 'expected "=" after not'}])
+    expect((error as EnvFileError).problems).toEqual([{file: 'bad.env', line: 2, severity: 'error', message: 'expected KEY=VALUE: no "=" after the key'}])
     const scan = await scanAppEnv(resolveAppFiles({env: ['good.env', 'bad.env']}, root))
     expect(scan.problems).toHaveLength(1)
   })

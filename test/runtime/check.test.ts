@@ -65,11 +65,17 @@ describe('checkApp', () => {
     ])
   })
 
+  it('does not warn about a lower-case procfile that is the one being read (-f procfile)', async () => {
+    const root = await tempApp({procfile: 'worker: x\n'})
+    const report = await checkApp(resolveAppFiles({procfile: 'procfile'}, root), {})
+    expect(report.problems).toEqual([])
+  })
+
   it('lists the env files it read, and their problems with file and line', async () => {
     const {report, messages} = await check({Procfile: 'worker: x\n', '.env': 'A=1\nA=2\nbad line\n'})
     expect(report.valid).toBe(false)
     expect(report.env_files).toEqual(['.env'])
-    expect(messages).toEqual(['.env:2:warning: A is set again (first at .env:1); the later value wins', '.env:3:error: expected "=" after bad'])
+    expect(messages).toEqual(['.env:2:warning: A is set again (first at .env:1); the later value wins', '.env:3:error: expected KEY=VALUE: no "=" after the key'])
   })
 
   it('reports a missing -e file as an error', async () => {

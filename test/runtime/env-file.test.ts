@@ -84,7 +84,7 @@ describe('.env comments', () => {
   })
 
   it('keeps "#" inside quotes and allows a comment after the closing quote (G6, N4)', () => {
-    expect(vars('FOO="bar#baz" # comment\nBAR=\'bar#baz\' # comment\nbaz="foo"#bar\nkey="quoted#hash" ')).toEqual({
+    expect(vars('FOO="bar#baz" # comment\nBAR=\'bar#baz\' # comment\nbaz="foo"\t#bar\nkey="quoted#hash" ')).toEqual({
       FOO: 'bar#baz',
       BAR: 'bar#baz',
       baz: 'foo',
@@ -214,20 +214,20 @@ describe('.env expansion', () => {
 
 describe('.env errors', () => {
   it('rejects a key that does not match [A-Za-z_][A-Za-z0-9_.-]* (honcho H3, H7)', () => {
-    expect(problems('-foo=command')[0]).toMatchObject({line: 1, severity: 'error', message: expect.stringMatching(/^invalid key "-foo"/)})
-    expect(problems('ṀẎṾẠṚ=value')[0]).toMatchObject({line: 1, message: expect.stringMatching(/^invalid key "ṀẎṾẠṚ"/)})
-    expect(problems('9LIVES=1')[0]).toMatchObject({message: expect.stringMatching(/^invalid key "9LIVES"/)})
+    for (const text of ['-foo=command', 'ṀẎṾẠṚ=value', '9LIVES=1']) {
+      expect(problems(text)).toEqual([{line: 1, severity: 'error', message: expect.stringMatching(/^invalid key: a key starts with a letter/)}])
+    }
   })
 
   it('rejects a line without "=" (godotenv G10)', () => {
-    expect(problems('lol$wut')).toEqual([{line: 1, severity: 'error', message: 'invalid key "lol$wut": a key starts with a letter or "_" and holds letters, digits, "_", "." and "-"'}])
-    expect(problems('FOO=1\nINVALID LINE\nfoo=bar')).toEqual([{line: 2, severity: 'error', message: 'expected "=" after INVALID'}])
-    expect(problems('JUSTAKEY')).toEqual([{line: 1, severity: 'error', message: 'expected "=" after JUSTAKEY'}])
+    expect(problems('lol$wut')).toEqual([{line: 1, severity: 'error', message: 'invalid key: a key starts with a letter or "_" and holds letters, digits, "_", "." and "-"'}])
+    expect(problems('FOO=1\nINVALID LINE\nfoo=bar')).toEqual([{line: 2, severity: 'error', message: 'expected KEY=VALUE: no "=" after the key'}])
+    expect(problems('JUSTAKEY')).toEqual([{line: 1, severity: 'error', message: 'expected KEY=VALUE: no "=" after the key'}])
     expect(errorLines('="no key"')).toEqual([1])
   })
 
   it('rejects YAML-style "KEY: value", saying what to write (godotenv G7)', () => {
-    expect(problems('OPTION_A: 1')).toEqual([{line: 1, severity: 'error', message: 'expected "=" after OPTION_A; "KEY: value" is not supported, write OPTION_A=value'}])
+    expect(problems('OPTION_A: 1')).toEqual([{line: 1, severity: 'error', message: 'expected KEY=VALUE: no "=" after the key; "KEY: value" is not supported, write KEY=value'}])
   })
 
   it('rejects an unterminated quote at the line where it opens (godotenv G10)', () => {
@@ -236,7 +236,7 @@ describe('.env errors', () => {
   })
 
   it('rejects text after a closing quote other than a comment', () => {
-    expect(errorLines('A="q" junk\nB=\'x\'y\nC="ok"  # fine')).toEqual([1, 2])
+    expect(errorLines('A="q" junk\nB=\'x\'y\nC="ok"  # fine\nD="no blank"#before the comment')).toEqual([1, 2, 4])
     expect(errorLines('A="multi\nline" junk')).toEqual([2])
   })
 
@@ -251,18 +251,15 @@ describe('.env errors', () => {
     }
     expect(thrown).toBeInstanceOf(EnvFileError)
     expect((thrown as EnvFileError).message.split('\n')).toEqual([
-      '.env:2: expected "=" after bad',
-      '.env:4: invalid key "-x": a key starts with a letter or "_" and holds letters, digits, "_", "." and "-"',
+      '.env:2: expected KEY=VALUE: no "=" after the key',
+      '.env:4: invalid key: a key starts with a letter or "_" and holds letters, digits, "_", "." and "-"',
     ])
   })
 
   it('never prints a value in an error message', () => {
     const secret = 'sk_live_51HsecretValue'
-    for (const text of [`A="${secret}" ${secret}`, `A='${secret}`, `${secret} oops`]) {
-      for (const problem of problems(text)) {
-        if (problem.message.includes('invalid key') || problem.message.includes('expected "=" after')) continue
-        expect(problem.message).not.toContain('secretValue')
-      }
+    for (const text of [`A="${secret}" ${secret}`, `A='${secret}`, `${secret} oops`, `${secret}`, `-${secret}=1`, `MII+Ew/${secret}`]) {
+      for (const problem of problems(text)) expect(problem.message).not.toContain('secretValue')
     }
   })
 })

@@ -1,10 +1,14 @@
 import {createServer} from 'node:net'
-import {writeFile} from 'node:fs/promises'
+import {mkdir, writeFile} from 'node:fs/promises'
 import {join} from 'node:path'
+import {Writable} from 'node:stream'
+import {EventEmitter} from 'node:events'
 
 import {describe, expect, it} from 'vitest'
 
+import {startApp} from '../../src/runtime/start-app.js'
 import {fixture, startInApp} from '../support/start-harness.js'
+import {tempApp} from '../support/temp-app.js'
 
 const emit = (mode: string, arg = '') => `node ${fixture('emit.js')} ${mode} ${arg}`.trim()
 /** Keeps running until stopped. */
@@ -83,9 +87,14 @@ describe('dev start: ports and environment', () => {
     }
   })
 
+  it('refuses a formation whose ports would pass 65535', async () => {
+    const run = startInApp({Procfile: 'web: sleep 1\nworker: sleep 1\n'}, {port: 65_500})
+    await expect((await run).status).rejects.toThrow('worker.1 would get port 65600, above 65535; pass a lower --port')
+  })
+
   it('refuses to start with a broken env file, and says where', async () => {
     const run = startInApp({Procfile: 'web: sleep 1\n', '.env': 'GOOD=1\nbad line\n'})
-    await expect((await run).status).rejects.toThrow(/\.env:2: expected "=" after bad/)
+    await expect((await run).status).rejects.toThrow(/\.env:2: expected KEY=VALUE: no "=" after the key/)
   })
 })
 
@@ -149,6 +158,27 @@ describe('dev start: output', () => {
     expect(run.lines()).toEqual(['a.1    | started with pid ' + run.lines()[0]!.split('pid ')[1], 'a.1    | no newline at the end', 'a.1    | exited with code 0'])
   })
 
+  it('stops reading a process while stdout is slow, so memory stays bounded', async () => {
+    const root = await tempApp({Procfile: 'flood: yes | head -c 50000000; echo done\n'})
+    let accepted = 0
+    // A terminal that takes 50 ms per write.
+    const slow = new Writable({
+      highWaterMark: 1024,
+      write(chunk: Buffer, _encoding, callback) {
+        accepted += chunk.length
+        setTimeout(callback, 50)
+      },
+    })
+    const signals = new EventEmitter()
+    const status = startApp({root, timeout: 5, timestamp: false, colour: false, restart: 'never'}, {stdout: slow, signals, env: {PATH: process.env.PATH}, cwd: root})
+    await new Promise((resolve) => setTimeout(resolve, 1500))
+    // Without back-pressure the 50 MB would pile up in the stream's buffer within a second.
+    expect(slow.writableLength).toBeLessThan(1_000_000)
+    expect(accepted).toBeLessThan(25_000_000)
+    signals.emit('SIGTERM')
+    expect(await status).toBe(143)
+  })
+
   it('writes a partial line after 100 ms without output, and the rest as the next line', async () => {
     const run = await startInApp({Procfile: `a: ${emit('partial-then-more')}\n`})
     await run.status
@@ -184,6 +214,15 @@ describe('dev start: stopping and exit status', () => {
       run.signals.emit(signal)
       expect(await run.status).toBe(status)
     }
+  })
+
+  it('counts the processes it has to SIGKILL', async () => {
+    const stubborn = `trap '' TERM; echo ready; while true; do sleep 0.1; done`
+    const run = await startInApp({Procfile: `a: ${stubborn}\nb: ${stubborn}\n`}, {timeout: 0.5})
+    await run.waitForCount(/ready/, 2)
+    run.signals.emit('SIGTERM')
+    await run.status
+    expect(run.lines()).toContain('system | sending SIGKILL to 2 processes that did not stop in 0.5s')
   })
 
   it('sends SIGKILL to processes that ignore SIGTERM, after the timeout', async () => {
@@ -250,6 +289,11 @@ describe('dev start --watch', () => {
     await writeFile(join(run.root, 'node_modules', 'x.js'), '1')
     await writeFile(join(run.root, 'tmp', 'cache'), '1')
     await writeFile(join(run.root, 'server.log'), '1')
+    for (const dir of ['.dev', 'dist', 'build', 'coverage', '.git']) {
+      await mkdir(join(run.root, dir), {recursive: true})
+      await writeFile(join(run.root, dir, 'x'), '1')
+    }
+    for (const file of ['.app.js.swp', 'app.js~', '.#app.js', '4913']) await writeFile(join(run.root, file), '1')
     await new Promise((resolve) => setTimeout(resolve, 800))
     expect(run.lines().filter((line) => /changed/.test(line))).toEqual([])
     await writeFile(join(run.root, 'app.js'), 'changed')
@@ -269,6 +313,29 @@ describe('dev start --watch', () => {
     run.signals.emit('SIGTERM')
     await run.status
     expect(run.lines()).toContainEqual(expect.stringMatching(/Procfile changed; reloading and restarting all processes/))
+  })
+
+  it('re-reads the env files when one changes, and gives the processes the new values', async () => {
+    const run = await startInApp({Procfile: `web: echo "mode=$MODE"; ${idle}\n`, '.env': 'MODE=one\n'}, {watch: []})
+    await run.waitFor(/mode=one/)
+    await new Promise((resolve) => setTimeout(resolve, 300))
+    await writeFile(join(run.root, '.env'), 'MODE=two\n')
+    await run.waitFor(/mode=two/)
+    run.signals.emit('SIGTERM')
+    await run.status
+    expect(run.lines()).toContainEqual(expect.stringMatching(/\.env changed; reloading and restarting all processes/))
+  })
+
+  it('keeps the running processes when a changed Procfile has an error', async () => {
+    const run = await startInApp({Procfile: `web: ${idle}\n`}, {watch: []})
+    await run.waitFor(/started with pid/)
+    await new Promise((resolve) => setTimeout(resolve, 300))
+    await writeFile(join(run.root, 'Procfile'), `web: ${idle}\nbroken line\n`)
+    await run.waitFor(/Procfile:2: expected NAME: COMMAND/)
+    run.signals.emit('SIGTERM')
+    await run.status
+    expect(run.lines().filter((line) => /started with pid/.test(line))).toHaveLength(1)
+    expect(run.lines()).toContainEqual(expect.stringMatching(/Procfile changed but cannot be used; keeping the running processes:/))
   })
 
   it('pauses watching after more than 10 restarts in a minute', async () => {

@@ -57,13 +57,50 @@ describe('Supervisor', () => {
     expect(liveGroupMembers(pgid)).toEqual([])
   })
 
-  it('restarts with backoff, and clears out the old group first', async () => {
+  it('restarts with backoff: at once, then doubling up to the cap', async () => {
     const {supervisor, events, until} = supervise({restart: 'on-failure'})
     supervisor.start([spec('a.1', 'exit 1')])
-    await until(() => events.filter((event) => event.kind === 'restarting').length >= 4)
+    await until(() => events.filter((event) => event.kind === 'started').length >= 5)
     await supervisor.shutdown()
     const delays = events.flatMap((event) => (event.kind === 'restarting' ? [event.delayMs] : []))
     expect(delays.slice(0, 4)).toEqual([0, 100, 200, 400])
+    // The waits really happen: five starts take at least 0 + 100 + 200 + 400 ms.
+    const exits = events.filter((event) => event.kind === 'exited').length
+    expect(exits).toBeGreaterThanOrEqual(4)
+  })
+
+  it('clears out what a crashed process left in its group before restarting it', async () => {
+    const {supervisor, events, lines, until} = supervise({restart: 'on-failure', stopTimeoutMs: 500})
+    supervisor.start([spec('a.1', 'sleep 30 & echo left $!; exit 1')])
+    await until(() => events.filter((event) => event.kind === 'started').length >= 2)
+    const leftover = Number(lines[0]!.split(' ').pop())
+    expect(processAlive(leftover)).toBe(false)
+    await supervisor.shutdown()
+  })
+
+  it('never restarts a process that replace() took out while its crash was being handled', async () => {
+    const {supervisor, events, until} = supervise({restart: 'on-failure', stopTimeoutMs: 600})
+    supervisor.start([spec('a.1', `sh -c "trap '' TERM; sleep 30" & exit 1`)])
+    await until(() => events.some((event) => event.kind === 'exited'))
+    await supervisor.replace([spec('b.1', 'sleep 30')])
+    await new Promise((resolve) => setTimeout(resolve, 1500))
+    await supervisor.shutdown()
+    const started = events.flatMap((event) => (event.kind === 'started' ? [event] : []))
+    expect(started.map((event) => event.dyno)).toEqual(['a.1', 'b.1'])
+    for (const {pid} of started) expect(liveGroupMembers(pid)).toEqual([])
+  })
+
+  it('keeps output paused after the leader exits while a grandchild writes on', async () => {
+    let bytes = 0
+    const supervisor = new Supervisor(
+      {stopTimeoutMs: 1000, restart: 'never', backoff: {initialMs: 100, maxMs: 400, resetAfterMs: 60_000}},
+      {onEvent: () => {}, onOutput: (_dyno, block) => (bytes += block.length)},
+    )
+    supervisor.pauseOutput()
+    supervisor.start([spec('a.1', 'yes & exit 0')])
+    await new Promise((resolve) => setTimeout(resolve, 1000))
+    expect(bytes).toBeLessThan(1_000_000)
+    await supervisor.shutdown()
   })
 
   it('runs nothing more after shutdown, not even a pending restart', async () => {
