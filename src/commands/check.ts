@@ -1,7 +1,7 @@
 import {Command, Flags} from '@oclif/core'
-import {chalkStderr} from 'chalk'
 
 import {appFileOptions, appFlags} from '../cli/app-flags.js'
+import {stderrChalk} from '../cli/colour.js'
 import {resolveAppFiles} from '../runtime/app-files.js'
 import {checkApp} from '../runtime/check.js'
 import {formatProblem} from '../runtime/problem.js'
@@ -28,9 +28,10 @@ Exits 1 when there is an error, 0 when there are only warnings.`
     if (flags.json) {
       process.stdout.write(`${JSON.stringify(report, null, 2)}\n`)
     } else {
+      const chalk = stderrChalk()
       for (const problem of report.problems) {
         const line = formatProblem(problem)
-        process.stderr.write(`${problem.severity === 'error' ? chalkStderr.red(line) : chalkStderr.yellow(line)}\n`)
+        process.stderr.write(`${problem.severity === 'error' ? chalk.red(line) : chalk.yellow(line)}\n`)
       }
       if (report.valid) process.stdout.write(`valid procfile detected (${report.processes.map((type) => type.name).join(', ')})\n`)
     }

@@ -1,6 +1,7 @@
 import {Command, Flags} from '@oclif/core'
 
 import {appFileOptions, appFlags} from '../cli/app-flags.js'
+import {endAfterHangUp} from '../cli/exit-status.js'
 import {RUN_VALUE_FLAGS, splitRunArgv} from '../cli/split-run-argv.js'
 import {runOneOff} from '../runtime/run-one-off.js'
 
@@ -31,7 +32,13 @@ the command; everything after the command belongs to it (use -- to be explicit).
   async run(): Promise<void> {
     const {own, command} = splitRunArgv(this.argv, RUN_VALUE_FLAGS)
     const {flags} = await this.parse(Run, own)
-    const status = await runOneOff(command, {...appFileOptions(flags), port: flags.port}, {env: process.env, cwd: process.cwd(), signals: process, interactive: process.stdin.isTTY === true})
-    if (status !== 0) this.exit(status)
+    const status = await runOneOff(command, {...appFileOptions(flags), port: flags.port}, {
+      env: process.env,
+      cwd: process.cwd(),
+      signals: process,
+      interactive: process.stdin.isTTY === true,
+      warn: (text) => process.stderr.write(`${text}\n`),
+    })
+    if (endAfterHangUp(status) !== 0) this.exit(status)
   }
 }

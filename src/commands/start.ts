@@ -2,6 +2,7 @@ import {Args, Command, Flags} from '@oclif/core'
 
 import {appFileOptions, appFlags} from '../cli/app-flags.js'
 import {colourEnabled} from '../cli/colour.js'
+import {endAfterHangUp} from '../cli/exit-status.js'
 import {withOptionalValues} from '../cli/optional-value.js'
 import {startApp} from '../runtime/start-app.js'
 
@@ -61,6 +62,6 @@ killed), or 130/143/129. Under --watch a process that exits waits for the next f
       },
       {stdout: process.stdout, signals: process, env: process.env, cwd: process.cwd()},
     )
-    if (status !== 0) this.exit(status)
+    if (endAfterHangUp(status) !== 0) this.exit(status)
   }
 }

@@ -57,5 +57,5 @@ export async function loadAppEnv(files: AppFiles, inherited: NodeJS.ProcessEnv =
 function missingEnvFileMessage(path: string, files: AppFiles): string {
   const underRoot = resolve(files.root, basename(path))
   const hint = underRoot !== path && existsSync(underRoot) ? `; did you mean ${displayPath(underRoot, files.cwd)}?` : '; check the -e/--env path'
-  return `env file does not exist: ${displayPath(path, files.cwd)}${hint}`
+  return `env file does not exist${hint}`
 }

@@ -1,5 +1,7 @@
 import {dirname, resolve} from 'node:path'
 
+import {UsageError} from './dev-error.js'
+
 /** Where `dev` finds an app's files, from the -f/--procfile, -d/--root and -e/--env flags. */
 export interface AppFileOptions {
   procfile?: string
@@ -28,6 +30,7 @@ export function resolveAppFiles(options: AppFileOptions, cwd = process.cwd()): A
   const procfileFlag = options.procfile === undefined ? undefined : resolve(cwd, options.procfile)
   const root = options.root === undefined ? (procfileFlag ? dirname(procfileFlag) : cwd) : resolve(cwd, options.root)
   const named = (options.env ?? []).flatMap((entry) => entry.split(',')).map((path) => path.trim()).filter(Boolean)
+  if (options.env !== undefined && options.env.length > 0 && named.length === 0) throw new UsageError('-e/--env needs a file path')
   return {
     root,
     procfile: procfileFlag ?? resolve(root, 'Procfile'),

@@ -7,7 +7,7 @@ import {displayPath} from './display-path.js'
 import {dotenvDisagreements} from './dotenv-compat.js'
 import {gitTrackedPaths} from './git-tracked.js'
 import {errorsOf, type Problem} from './problem.js'
-import {missingProcfile, RELEASE_TYPE, scanProcfile, type ProcessType} from './procfile.js'
+import {RELEASE_TYPE, scanProcfile, type ProcessType} from './procfile.js'
 import {readTextFileIfExists} from './text-file.js'
 
 /** What `dev check` reports; this is also the shape of `dev check --json`. */
@@ -30,7 +30,7 @@ export async function checkApp(files: AppFiles, inherited: NodeJS.ProcessEnv = p
   const text = await readTextFileIfExists(files.procfile)
   let processes: ProcessType[] = []
   if (text === undefined) {
-    problems.push({file: procfileDisplay, line: null, severity: 'error', message: missingProcfile(procfileDisplay).message})
+    problems.push({file: procfileDisplay, line: null, severity: 'error', message: 'does not exist; create it, or point to the Procfile with -f PATH'})
   } else {
     const scan = scanProcfile(text, procfileDisplay)
     processes = scan.types

@@ -20,7 +20,7 @@ export function dotenvDisagreements(file: LoadedEnvFile): Problem[] {
       file: file.display,
       line: entry.line,
       severity: 'warning',
-      message: `the dotenv package reads ${entry.key} differently than dev does; quote the value (single quotes keep it literal) so both agree`,
+      message: `the dotenv package reads ${entry.key} differently than dev does, so an app that loads .env itself would see another value (see docs/procfile-and-env.md)`,
     })
   }
   return problems

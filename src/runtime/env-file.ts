@@ -28,7 +28,6 @@ export class EnvFileError extends DevError {}
 export const ENV_KEY = /^[A-Za-z_][A-Za-z0-9_.-]*$/
 const KEY_TOKEN = /[^\s=#:'"]*/y
 const SUBSTITUTION = /\$(?:\{([A-Za-z_][A-Za-z0-9_.-]*)(?::-([^}]*))?\}|([A-Za-z_][A-Za-z0-9_]*))/y
-const BAD_BRACE = /\$\{[^}]*\}?/y
 const UNTERMINATED = Symbol('unterminated')
 const BAD_VALUE = Symbol('bad value')
 const DOUBLE_QUOTE_ESCAPES: Record<string, string> = {n: '\n', r: '\r', t: '\t', '"': '"', '\\': '\\', $: '$'}
@@ -166,11 +165,9 @@ class EnvFileScanner {
           continue
         }
         if (body[i + 1] === '{') {
-          BAD_BRACE.lastIndex = i
-          const bad = BAD_BRACE.exec(body)![0]
           this.error(
             entryLine + countNewlines(body.slice(0, i)),
-            `bad substitution ${JSON.stringify(bad)}: write \${NAME} or \${NAME:-default}, or \\$ for a literal "$"`,
+            'bad substitution: write ${NAME} or ${NAME:-default}, or \\$ for a literal "$"',
           )
           return BAD_VALUE
         }
@@ -186,7 +183,9 @@ class EnvFileScanner {
     const value = this.defined.get(name)?.value ?? this.lookup(name)
     if (value !== undefined && (value !== '' || fallback === undefined)) return value
     if (fallback !== undefined) return fallback
-    this.warn(line, `$${name} is not defined above or in the environment; it expands to ""`)
+    // Keys may hold "-", so ${X-y} names the key "X-y"; a shell user probably meant a default.
+    const hint = name.includes('-') ? ` (for a default value write \${${name.replace('-', ':-')}})` : ''
+    this.warn(line, `$${name} is not defined above or in the environment; it expands to ""${hint}`)
     return ''
   }
 

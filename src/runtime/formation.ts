@@ -37,6 +37,12 @@ export function resolveFormation(types: readonly ProcessType[], options: {spec?:
   for (const name of only) if (!types.some((type) => type.name === name)) throw unknownType(name, types)
   const counts = options.spec === undefined ? new Map<string, number>() : parseFormationSpec(options.spec, types)
   const all = counts.get('all')
+  if (only.length > 0) {
+    const unstarted = [...counts.keys()].find((name) => name !== 'all' && !only.includes(name))
+    if (unstarted !== undefined) {
+      throw new UsageError(`-m counts ${unstarted}, which is not among the types to start; name it too: dev start ${[...only, unstarted].join(' ')}`)
+    }
+  }
 
   const formation: FormationEntry[] = []
   for (const [index, type] of types.entries()) {
@@ -45,7 +51,12 @@ export function resolveFormation(types: readonly ProcessType[], options: {spec?:
     const quantity = only.length > 0 && !selected ? 0 : (counts.get(type.name) ?? fallback)
     if (quantity > 0) formation.push({type, index, quantity})
   }
-  if (formation.length === 0) throw new UsageError('the formation runs no processes; give a type a count above 0, as in -m web=1')
+  if (formation.length === 0) {
+    if (types.every((type) => type.name === RELEASE_TYPE)) {
+      throw new UsageError('the Procfile defines only release, which runs on deploy; to run it here: dev start release')
+    }
+    throw new UsageError(`the formation runs no processes; give a type a count above 0, as in -m ${types[0]!.name}=1`)
+  }
   return formation
 }
 

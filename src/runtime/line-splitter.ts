@@ -32,16 +32,33 @@ export class LineSplitter {
     return this.pending.length > 0
   }
 
-  /** Returns the held partial line, if any, ended with "\n". */
-  flush(): Buffer | undefined {
+  /**
+   * Returns the held partial line, if any, ended with "\n". With `keepSplitCharacter` (a flush
+   * because the stream went quiet, not because it ended), the first bytes of a UTF-8 character
+   * whose other bytes have not arrived yet stay held, so the character is not cut in two.
+   */
+  flush(options: {keepSplitCharacter?: boolean} = {}): Buffer | undefined {
     if (this.pending.length === 0) return undefined
-    const block = Buffer.concat([...this.pending, NEWLINE_BUFFER])
-    this.pending = []
-    return block
+    const held = Buffer.concat(this.pending)
+    const keep = options.keepSplitCharacter ? incompleteUtf8Tail(held) : 0
+    this.pending = keep > 0 ? [held.subarray(held.length - keep)] : []
+    if (keep === held.length) return undefined
+    return Buffer.concat([held.subarray(0, held.length - keep), NEWLINE_BUFFER])
   }
 }
 
 const NEWLINE_BUFFER = Buffer.from('\n')
+
+/** How many bytes at the end of `bytes` start a UTF-8 character that is not complete yet. */
+function incompleteUtf8Tail(bytes: Buffer): number {
+  for (let back = 1; back <= Math.min(4, bytes.length); back++) {
+    const byte = bytes[bytes.length - back]!
+    if ((byte & 0xc0) === 0x80) continue
+    const size = byte >= 0xf0 ? 4 : byte >= 0xe0 ? 3 : byte >= 0xc0 ? 2 : 1
+    return size > back ? back : 0
+  }
+  return 0
+}
 
 /** The lines of a block of whole lines, without their newlines. */
 export function linesOf(block: Buffer): Buffer[] {

@@ -44,9 +44,9 @@ export class LogPrinter {
     this.setFormation(options.names, options.types)
   }
 
-  /** Sizes the name column and assigns colours for a (new) formation. */
+  /** Sizes the name column and assigns colours for a (new) formation; the column never narrows. */
   setFormation(names: readonly string[], types: readonly string[]): void {
-    this.width = Math.max(SYSTEM_NAME.length, ...names.map((name) => name.length))
+    this.width = Math.max(this.width, SYSTEM_NAME.length, ...names.map((name) => name.length))
     for (const [index, type] of types.entries()) this.colourOf.set(type, this.chalk[TYPE_COLOURS[index % TYPE_COLOURS.length]!])
     this.prefixes.clear()
   }

@@ -8,11 +8,9 @@ export interface Problem {
   message: string
 }
 
-/** `FILE:LINE: message`, with `warning: ` before the message of a warning. */
+/** `FILE:LINE: message` (`FILE: message` for the whole file), with `warning: ` before a warning's message. */
 export function formatProblem(problem: Problem): string {
   const tag = problem.severity === 'warning' ? 'warning: ' : ''
-  // A whole-file message that already names its file ("Procfile does not exist: x/Procfile") stands alone.
-  if (problem.line === null && problem.message.includes(problem.file)) return `${tag}${problem.message}`
   const where = problem.line === null ? problem.file : `${problem.file}:${problem.line}`
   return `${where}: ${tag}${problem.message}`
 }

@@ -1,13 +1,16 @@
 import {spawn} from 'node:child_process'
 import {constants} from 'node:os'
 
+import {quote} from 'shell-quote'
+
 import {loadAppEnv} from './app-env.js'
 import {resolveAppFiles, type AppFileOptions} from './app-files.js'
 import {DevError, UsageError} from './dev-error.js'
 import {displayPath} from './display-path.js'
 import {resolveBasePort} from './ports.js'
 import {processEnv} from './process-env.js'
-import {parseProcfile, type ProcessType} from './procfile.js'
+import {formatProblem} from './problem.js'
+import {scanProcfile, type ProcessType} from './procfile.js'
 import {readTextFileIfExists} from './text-file.js'
 
 export interface RunOptions extends AppFileOptions {
@@ -20,6 +23,8 @@ export interface RunIo {
   signals: NodeJS.EventEmitter
   /** True when dev runs in a terminal (its stdin is a TTY). */
   interactive: boolean
+  /** Prints a warning for the user (to stderr). */
+  warn(text: string): void
 }
 
 /** Signals sent to dev itself that the command should get too. */
@@ -36,10 +41,11 @@ export function oneOffArgv(args: readonly string[], types: readonly ProcessType[
   const [first, ...rest] = args
   if (first === undefined) throw new UsageError('dev run needs a command, as in "dev run rake db:migrate"')
   const type = types.find((candidate) => candidate.name === first)
-  // A Procfile type runs its command with the extra arguments appended, each kept exactly as given.
-  if (type) return ['/bin/sh', '-c', `${type.command} "$@"`, 'sh', ...rest]
+  // A Procfile type runs its command with the extra arguments appended, each quoted as one literal
+  // word, so the shell passes them on exactly as given.
+  if (type) return ['/bin/sh', '-c', rest.length === 0 ? type.command : `${type.command} ${quote(rest)}`]
   // One argument is shell code ("echo $PORT && x"); several are the argv itself, never re-parsed.
-  if (rest.length === 0) return ['/bin/sh', '-c', first]
+  if (rest.length === 0) return ['/bin/sh', '-c', '--', first]
   return [first, ...rest]
 }
 
@@ -50,9 +56,12 @@ export function oneOffArgv(args: readonly string[], types: readonly ProcessType[
  */
 export async function runOneOff(args: readonly string[], options: RunOptions, io: RunIo): Promise<number> {
   const files = resolveAppFiles(options, io.cwd)
-  // A Procfile is optional here: it only supplies the commands of process types.
+  // A Procfile is optional here, as it only supplies the commands of process types: its errors are
+  // warnings, and its valid entries can still be run.
   const procfileText = await readTextFileIfExists(files.procfile)
-  const types = procfileText === undefined ? [] : parseProcfile(procfileText, displayPath(files.procfile, files.cwd))
+  const procfile = procfileText === undefined ? undefined : scanProcfile(procfileText, displayPath(files.procfile, files.cwd))
+  for (const problem of procfile?.problems ?? []) io.warn(`warning: ${formatProblem(problem)}`)
+  const types = procfile?.types ?? []
   const env = await loadAppEnv(files, io.env)
   const port = resolveBasePort({flag: options.port, envFiles: env.vars.get('PORT'), shell: io.env.PORT})
   const [program, ...argv] = oneOffArgv(args, types)

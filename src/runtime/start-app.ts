@@ -1,3 +1,4 @@
+import {existsSync} from 'node:fs'
 import {constants} from 'node:os'
 import {resolve} from 'node:path'
 import type {Writable} from 'node:stream'
@@ -39,7 +40,8 @@ export interface StartIo {
   cwd: string
 }
 
-const STOP_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const
+/** Ctrl-\ (SIGQUIT) stops the app like Ctrl-C: dev's processes are not in the terminal's group. */
+const STOP_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT'] as const
 
 /** Everything `dev start` needs to run, read and checked before any process starts. */
 export interface StartPlan {
@@ -121,6 +123,8 @@ export async function startApp(options: StartOptions, io: StartIo): Promise<numb
   let interrupts = 0
   const onSignal = (signal: (typeof STOP_SIGNALS)[number]) => {
     interrupts += 1
+    // SIGHUP on a terminal means it has gone away: writing to it now only fails (and has crashed Node).
+    if (signal === 'SIGHUP' && (io.stdout as Writable & {isTTY?: boolean}).isTTY) printer.close()
     if (interrupts === 1) {
       if (signal === 'SIGINT') printer.message(SYSTEM_NAME, 'stopping (press Ctrl-C again to kill at once)')
       stopAll(128 + constants.signals[signal])
@@ -178,6 +182,7 @@ async function watchForRestarts(context: {
   let quiet: NodeJS.Timeout | undefined
   let queue = Promise.resolve()
   const say = (text: string) => printer.message(SYSTEM_NAME, text)
+  for (const path of paths) if (!existsSync(path)) say(`warning: ${displayPath(path, io.cwd)} does not exist; nothing there is watched until it does`)
 
   const restart = async (changed: string[]) => {
     if (context.stopped()) return

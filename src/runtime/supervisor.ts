@@ -1,4 +1,5 @@
 import type {ChildProcess} from 'node:child_process'
+import type {Readable} from 'node:stream'
 import {constants} from 'node:os'
 import {setTimeout as sleep} from 'node:timers/promises'
 
@@ -73,6 +74,8 @@ interface Dyno {
 export class Supervisor {
   private readonly dynos = new Map<string, Dyno>()
   private paused = false
+  /** Output pipes still open: a process that left its group may hold one after its dyno exited. */
+  private readonly outputs = new Set<Readable>()
   /** Set by shutdown() and kill(): nothing is started or restarted any more. */
   private closing = false
   private readonly idleFlushMs: number
@@ -103,6 +106,8 @@ export class Supervisor {
   async shutdown(): Promise<void> {
     this.closing = true
     await this.stop()
+    // What still holds a pipe escaped its group (setsid); its output would keep dev alive.
+    for (const output of this.outputs) output.destroy()
   }
 
   /**
@@ -167,12 +172,12 @@ export class Supervisor {
   /** Stops reading output (when the consumer is slow); the processes block once their pipe is full. */
   pauseOutput(): void {
     this.paused = true
-    for (const dyno of this.dynos.values()) dyno.child?.stdout?.pause()
+    for (const output of this.outputs) output.pause()
   }
 
   resumeOutput(): void {
     this.paused = false
-    for (const dyno of this.dynos.values()) dyno.child?.stdout?.resume()
+    for (const output of this.outputs) output.resume()
   }
 
   /** Settles once every process has finished and its group is empty. */
@@ -247,11 +252,13 @@ export class Supervisor {
     const splitter = new LineSplitter()
     let idleTimer: NodeJS.Timeout | undefined
     const stdout = child.stdout!
-    const flush = () => {
+    this.outputs.add(stdout)
+    const flush = (keepSplitCharacter = false) => {
       idleTimer = undefined
-      const block = splitter.flush()
+      const block = splitter.flush({keepSplitCharacter})
       if (block) this.handlers.onOutput(dyno.spec.name, block)
     }
+    const flushIdle = () => flush(true)
     dyno.flushPartial = () => {
       if (idleTimer) clearTimeout(idleTimer)
       flush()
@@ -261,11 +268,12 @@ export class Supervisor {
       const block = splitter.push(chunk)
       if (block) this.handlers.onOutput(dyno.spec.name, block)
       if (idleTimer) clearTimeout(idleTimer)
-      if (splitter.hasPartial) idleTimer = setTimeout(flush, this.idleFlushMs)
+      if (splitter.hasPartial) idleTimer = setTimeout(flushIdle, this.idleFlushMs)
     })
     if (this.paused) stdout.pause()
     return new Promise((resolve) => {
       stdout.once('close', () => {
+        this.outputs.delete(stdout)
         if (idleTimer) clearTimeout(idleTimer)
         flush()
         resolve()

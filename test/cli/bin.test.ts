@@ -35,7 +35,7 @@ describe('the dev executable', () => {
     const result = runBin(['check'], {cwd: app})
     expect(result.status).toBe(1)
     expect(result.stdout).toBe('')
-    expect(result.stderr).toBe('Procfile does not exist: Procfile; create one, or point to it with -f PATH\n')
+    expect(result.stderr).toBe('Procfile: does not exist; create it, or point to the Procfile with -f PATH\n')
   })
 
   it('reports an unreadable path in one line, and shows the stack only with DEBUG=dev*', async () => {

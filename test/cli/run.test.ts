@@ -35,6 +35,25 @@ describe('dev run', () => {
     expect(runBin(['run', '--help']).stdout).toMatch(/^Run a one-off command/)
   })
 
+  it('appends the arguments of a Procfile type once, even when its command uses "$@"', async () => {
+    const app = await tempApp({Procfile: 'migrate: echo migrating with "$@"\n'})
+    expect(runBin(['run', '-d', app, 'migrate', '--trace', 'it\'s']).stdout).toBe("migrating with --trace it's\n")
+  })
+
+  it('runs a command despite an unrelated Procfile error, with a warning', async () => {
+    const app = await tempApp({Procfile: 'web.1: x\nworker: echo from worker\n'})
+    const result = runBin(['run', '-d', app, 'echo', 'ok'])
+    expect(result).toEqual({status: 0, stdout: 'ok\n', stderr: `warning: ${app}/Procfile:1: invalid process name "web.1": use letters, digits, "_" and "-"\n`})
+    expect(runBin(['run', '-d', app, 'worker']).stdout).toBe('from worker\n')
+  })
+
+  it('runs a single argument that looks like an option as a command', async () => {
+    const app = await tempApp({})
+    const result = runBin(['run', '-d', app, '--', '-p'])
+    expect(result.status).toBe(127)
+    expect(result.stderr).toContain('-p: not found')
+  })
+
   it("takes dev's own flags before --", async () => {
     const app = await tempApp({'.env.test': 'MODE=test\n', '.env': 'MODE=dev\n'})
     expect(runBin(['run', '-d', app, '-e', `${app}/.env.test`, '--', 'printenv', 'MODE']).stdout).toBe('test\n')

@@ -1,4 +1,4 @@
-import {execFileSync} from 'node:child_process'
+import {execFileSync, spawn} from 'node:child_process'
 import {createServer} from 'node:net'
 
 import {describe, expect, it} from 'vitest'
@@ -78,6 +78,42 @@ describe('dev start (the executable)', () => {
     expect(result.trim()).toBe('0')
     // dev itself exited (execFileSync returned); nothing of the app may be left.
     expect(execFileSync('sh', ['-c', `pgrep -f "^sleep 60$" || true`], {encoding: 'utf8'}).trim()).toBe('')
+  })
+
+  it('stops every process when its terminal goes away (SIGHUP), even those ignoring SIGTERM', async () => {
+    const app = await tempApp({Procfile: `web: sleep 60\nstubborn: trap '' TERM; echo ready; while true; do sleep 0.1; done\n`})
+    // `script` holds the terminal; killing it closes the terminal under dev.
+    const terminal = spawn('script', ['-qfec', `${process.execPath} ${projectRoot}bin/run.js start -d ${app} -t 1 --no-timestamp`, '/dev/null'], {
+      env: {PATH: process.env.PATH, TERM: 'xterm'},
+      stdio: ['pipe', 'pipe', 'ignore'],
+    })
+    let seen = ''
+    terminal.stdout.on('data', (chunk: Buffer) => (seen += chunk.toString()))
+    for (let tries = 0; tries < 200 && !/ready/.test(seen); tries++) await new Promise((resolve) => setTimeout(resolve, 50))
+    const groups = startedPids(seen)
+    expect(groups).toHaveLength(2)
+    terminal.kill('SIGKILL')
+    for (let tries = 0; tries < 100 && groups.some((pgid) => liveGroupMembers(pgid).length > 0); tries++) {
+      await new Promise((resolve) => setTimeout(resolve, 50))
+    }
+    for (const pgid of groups) expect(liveGroupMembers(pgid)).toEqual([])
+  })
+
+  it('exits even when a process left a detached child holding its output', async () => {
+    const app = await tempApp({Procfile: 'web: sleep 30\nonce: setsid sleep 1015 & echo launched\n'})
+    try {
+      const result = runBin(['start', '-d', app, '--no-timestamp'])
+      expect(result.status).toBe(0)
+      expect(result.stdout).toContain('once.1 | exited with code 0')
+    } finally {
+      execFileSync('sh', ['-c', 'pkill -f "^sleep 1015$" || true'])
+    }
+  })
+
+  it('rejects an empty -e', async () => {
+    const result = runBin(['start', '-e', ''])
+    expect(result.status).toBe(2)
+    expect(result.stderr).toBe('error: -e/--env needs a file path\n')
   })
 
   it('rejects an unknown process type in one line, listing the types, exit 2', async () => {

@@ -50,7 +50,7 @@ describe('loading env files', () => {
     const root = await tempApp({'.env.test': 'A=1\n'})
     const error = await loadAppEnv(resolveAppFiles({env: ['.env.test'], root}, '/')).catch((e: unknown) => e)
     expect(error).toBeInstanceOf(EnvFileError)
-    expect((error as Error).message).toBe(`env file does not exist: .env.test; did you mean ${join(root, '.env.test').slice(1)}?`)
+    expect((error as Error).message).toBe(`.env.test: env file does not exist; did you mean ${join(root, '.env.test').slice(1)}?`)
   })
 
   it('rejects the whole set when any file has an error (nothing half-loaded)', async () => {

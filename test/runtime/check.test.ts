@@ -33,7 +33,7 @@ describe('checkApp', () => {
   it('reports a missing Procfile as an error (Foreman F4)', async () => {
     const {report, messages} = await check({})
     expect(report.valid).toBe(false)
-    expect(messages).toEqual([`Procfile:-:error: Procfile does not exist: Procfile; create one, or point to it with -f PATH`])
+    expect(messages).toEqual(['Procfile:-:error: does not exist; create it, or point to the Procfile with -f PATH'])
   })
 
   it('reports an empty Procfile as "no processes defined" (Foreman F2)', async () => {
@@ -81,15 +81,20 @@ describe('checkApp', () => {
   it('reports a missing -e file as an error', async () => {
     const {report, messages} = await check({Procfile: 'worker: x\n'}, {env: ['.env.missing']})
     expect(report.valid).toBe(false)
-    expect(messages).toEqual([expect.stringMatching(/^\.env\.missing:-:error: env file does not exist: \.env\.missing/)])
+    expect(messages).toEqual(['.env.missing:-:error: env file does not exist; check the -e/--env path'])
   })
 
   it('warns where the dotenv package would read a value differently', async () => {
     const {messages} = await check({Procfile: 'worker: x\n', '.env': 'A=plain\nB=foo#bar\nC="tab\\there"\nD=\'quoted#ok\'\n'})
     expect(messages).toEqual([
-      '.env:2:warning: the dotenv package reads B differently than dev does; quote the value (single quotes keep it literal) so both agree',
-      '.env:3:warning: the dotenv package reads C differently than dev does; quote the value (single quotes keep it literal) so both agree',
+      '.env:2:warning: the dotenv package reads B differently than dev does, so an app that loads .env itself would see another value (see docs/procfile-and-env.md)',
+      '.env:3:warning: the dotenv package reads C differently than dev does, so an app that loads .env itself would see another value (see docs/procfile-and-env.md)',
     ])
+  })
+
+  it('names the file in every whole-file problem', async () => {
+    const {messages} = await check({Procfile: 'worker: x\n', 'Procfile.txt': ''})
+    expect(messages.map((message) => message.split(':')[0])).toEqual(['Procfile.txt'])
   })
 
   it('warns when an env file is tracked by git, and not when it is ignored', async () => {

@@ -191,6 +191,12 @@ describe('.env expansion', () => {
     expect(vars('E=\nA=${NOPE:-fallback}\nB=${E:-empty}\nC=${A:-unused}')).toEqual({E: '', A: 'fallback', B: 'empty', C: 'fallback'})
   })
 
+  it('reads ${X-y} as the key "X-y", and hints at ${X:-y}', () => {
+    expect(problems('C=${X-y}')).toEqual([
+      {line: 1, severity: 'warning', message: '$X-y is not defined above or in the environment; it expands to "" (for a default value write ${X:-y})'},
+    ])
+  })
+
   it('warns, and expands to "", for a variable defined nowhere', () => {
     expect(problems('A=x${TYPO}y')).toEqual([{line: 1, severity: 'warning', message: '$TYPO is not defined above or in the environment; it expands to ""'}])
     expect(vars('A=x${TYPO}y')).toEqual({A: 'xy'})
@@ -206,7 +212,7 @@ describe('.env expansion', () => {
 
   it('rejects a malformed ${...} at its line', () => {
     expect(problems('A=1\nB="x\n${bad name}"')).toEqual([
-      {line: 3, severity: 'error', message: 'bad substitution "${bad name}": write ${NAME} or ${NAME:-default}, or \\$ for a literal "$"'},
+      {line: 3, severity: 'error', message: 'bad substitution: write ${NAME} or ${NAME:-default}, or \\$ for a literal "$"'},
     ])
     expect(errorLines('A=${unterminated')).toEqual([1])
   })

@@ -24,7 +24,11 @@ describe('resolveFormation', () => {
 
   it('starts only named types, keeping their Procfile index (so their ports)', () => {
     expect(formation({only: ['worker']})).toEqual(['worker@1=1'])
-    expect(formation({only: ['clock', 'web'], spec: 'web=2,worker=5'})).toEqual(['web@0=2', 'clock@2=1'])
+    expect(formation({only: ['clock', 'web'], spec: 'web=2'})).toEqual(['web@0=2', 'clock@2=1'])
+  })
+
+  it('rejects a count for a type that is not started', () => {
+    expect(() => formation({only: ['web'], spec: 'worker=1'})).toThrow('-m counts worker, which is not among the types to start; name it too: dev start web worker')
   })
 
   it('runs release only when named', () => {
@@ -46,6 +50,9 @@ describe('resolveFormation', () => {
 
   it('rejects a malformed spec and an empty formation', () => {
     expect(() => formation({spec: 'web:2'})).toThrow('bad formation "web:2": write NAME=COUNT, as in web=2,worker=1')
-    expect(() => formation({spec: 'all=0'})).toThrow(/runs no processes/)
+    expect(() => formation({spec: 'all=0'})).toThrow('the formation runs no processes; give a type a count above 0, as in -m web=1')
+    expect(() => resolveFormation(parseProcfile('release: x\n', 'Procfile'))).toThrow(
+      'the Procfile defines only release, which runs on deploy; to run it here: dev start release',
+    )
   })
 })

@@ -23,6 +23,17 @@ describe('LineSplitter', () => {
     expect(splitter.push(Buffer.from([0x28, 0x0a]))).toEqual(Buffer.from([0xc3, 0x28, 0x0a]))
   })
 
+  it('does not cut a UTF-8 character in two when the stream goes quiet mid-character', () => {
+    const splitter = new LineSplitter()
+    expect(splitter.push(Buffer.from([0x77, 0xc3]))).toBeUndefined()
+    expect(splitter.flush({keepSplitCharacter: true})).toEqual(Buffer.from('w\n'))
+    expect(splitter.push(Buffer.from([0xb6, 0x72, 0x0a]))).toEqual(Buffer.from('ör\n'))
+    expect(splitter.push(Buffer.from([0xe2, 0x82]))).toBeUndefined()
+    expect(splitter.flush({keepSplitCharacter: true})).toBeUndefined()
+    // When the stream ends, whatever is held comes out as it is.
+    expect(splitter.flush()).toEqual(Buffer.from([0xe2, 0x82, 0x0a]))
+  })
+
   it('joins a line spread over many chunks into one', () => {
     const splitter = new LineSplitter()
     for (let i = 0; i < 100; i++) expect(splitter.push(Buffer.alloc(20_000, 'x'))).toBeUndefined()

@@ -203,11 +203,12 @@ describe('dev start: stopping and exit status', () => {
     expect(run.lines()).toContain('a.1    | terminated by SIGUSR1')
   })
 
-  it('exits 130, 143 and 129 after SIGINT, SIGTERM and SIGHUP', async () => {
+  it('exits 130, 143, 129 and 131 after SIGINT, SIGTERM, SIGHUP and SIGQUIT', async () => {
     for (const [signal, status] of [
       ['SIGINT', 130],
       ['SIGTERM', 143],
       ['SIGHUP', 129],
+      ['SIGQUIT', 131],
     ] as const) {
       const run = await startInApp({Procfile: `web: ${idle}\n`})
       await run.waitFor(/started with pid/)
@@ -336,6 +337,14 @@ describe('dev start --watch', () => {
     await run.status
     expect(run.lines().filter((line) => /started with pid/.test(line))).toHaveLength(1)
     expect(run.lines()).toContainEqual(expect.stringMatching(/Procfile changed but cannot be used; keeping the running processes:/))
+  })
+
+  it('warns about a watched path that does not exist', async () => {
+    const run = await startInApp({Procfile: `web: ${idle}\n`}, {watch: ['nowhere']})
+    await run.waitFor(/started with pid/)
+    run.signals.emit('SIGTERM')
+    await run.status
+    expect(run.lines()).toContain('system | warning: nowhere does not exist; nothing there is watched until it does')
   })
 
   it('pauses watching after more than 10 restarts in a minute', async () => {
