@@ -72,9 +72,10 @@ export async function planStart(options: StartOptions, io: Pick<StartIo, 'env' |
 
 /**
  * `dev start`: runs the formation until a process exits (or, with a restart policy, until every
- * process has completed) or dev gets SIGINT, SIGTERM or SIGHUP; then stops every process group.
- * Resolves to dev's exit status: the exit status of the process whose exit stopped the app
- * (128 + signal when a signal killed it), or 128 + the signal that stopped dev.
+ * process has completed; under --watch, until stopped) or dev gets SIGINT, SIGTERM, SIGHUP or
+ * SIGQUIT, or its output goes away; then stops every process group. Resolves to dev's exit status:
+ * the exit status of the process whose exit stopped the app (128 + signal when a signal killed it),
+ * or 128 + the signal that stopped dev (141 for closed output).
  */
 export async function startApp(options: StartOptions, io: StartIo): Promise<number> {
   const plan = await planStart(options, io)
