@@ -1,0 +1,60 @@
+import {lstat, readdir, readFile} from 'node:fs/promises'
+import {join, relative, sep} from 'node:path'
+
+import {execa} from 'execa'
+import ignore from 'ignore'
+
+/** Never part of a slug, whatever git or .slugignore say. */
+const ALWAYS_LEFT_OUT = ['.git/', '.dev/']
+
+export interface SourceSetOptions {
+  root: string
+  /** Files left out because they hold secrets: the env files `dev start` would load. */
+  secrets: readonly string[]
+}
+
+/**
+ * The files of the app that go into a build, as sorted paths relative to the root. In a git work
+ * tree: the tracked files plus the untracked ones git does not ignore; elsewhere: every file under
+ * the root. Always left out: `.git`, `.dev/`, the env files, and what `.slugignore` lists
+ * (gitignore syntax). Symbolic links are kept as links; other special files are skipped.
+ */
+export async function sourceSet({root, secrets}: SourceSetOptions): Promise<string[]> {
+  const rules = ignore().add(ALWAYS_LEFT_OUT)
+  rules.add(await readFile(join(root, '.slugignore'), 'utf8').catch(() => ''))
+  const secretPaths = new Set(secrets.map((path) => relative(root, path).split(sep).join('/')))
+  const candidates = (await gitFiles(root)) ?? (await walk(root))
+  const kept: string[] = []
+  for (const path of candidates) {
+    if (secretPaths.has(path) || rules.ignores(path)) continue
+    const stats = await lstat(join(root, path)).catch(() => undefined)
+    // git lists deleted files that are still in the index; sockets and fifos cannot be packed.
+    if (stats && (stats.isFile() || stats.isSymbolicLink())) kept.push(path)
+  }
+  return kept.sort()
+}
+
+/** Tracked and untracked-but-not-ignored files below `root`, or undefined outside a work tree. */
+async function gitFiles(root: string): Promise<string[] | undefined> {
+  const result = await execa('git', ['ls-files', '-z', '--cached', '--others', '--exclude-standard'], {
+    cwd: root,
+    reject: false,
+    stdin: 'ignore',
+    env: {GIT_OPTIONAL_LOCKS: '0'},
+  })
+  if (result.exitCode !== 0) return undefined
+  return [...new Set(result.stdout.split('\0').filter(Boolean))]
+}
+
+async function walk(root: string, dir = ''): Promise<string[]> {
+  const files: string[] = []
+  for (const entry of await readdir(join(root, dir), {withFileTypes: true})) {
+    const path = dir === '' ? entry.name : `${dir}/${entry.name}`
+    if (entry.isDirectory()) {
+      if (entry.name !== '.git') files.push(...(await walk(root, path)))
+    } else {
+      files.push(path)
+    }
+  }
+  return files
+}
