@@ -41,6 +41,7 @@ killed), or 130/143/129. Under --watch a process that exits waits for the next f
     timestamp: Flags.boolean({description: 'print the time on each line', default: true, allowNo: true}),
     color: Flags.string({description: 'colour the prefixes', options: ['auto', 'always', 'never'], default: 'auto'}),
     restart: Flags.string({description: 'restart a process that exits instead of stopping the app (bare --restart: on-failure)', options: ['on-failure', 'always']}),
+    slug: Flags.string({description: 'run this slug (an id from dev build, or a .tgz path) instead of the working tree', helpValue: 'ID|PATH'}),
     watch: Flags.string({description: 'restart all processes when files change under the app root, or under these paths (--watch=src,lib)', helpValue: 'PATH,...'}),
   }
 
@@ -59,6 +60,7 @@ killed), or 130/143/129. Under --watch a process that exits waits for the next f
         colour: colourEnabled(flags.color as 'auto' | 'always' | 'never', process.stdout),
         restart: (flags.restart ?? 'never') as 'never' | 'on-failure' | 'always',
         watch: flags.watch === undefined ? undefined : flags.watch === WATCH_ROOT ? [] : flags.watch.split(',').filter(Boolean),
+        slug: flags.slug,
       },
       {stdout: process.stdout, signals: process, env: process.env, cwd: process.cwd()},
     )

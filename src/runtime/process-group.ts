@@ -6,6 +6,8 @@ export interface GroupCommand {
   command: string
   cwd: string
   env: Record<string, string>
+  /** Source `.profile.d/*.sh` (in name order) first, as a process started from a slug does. */
+  profile?: boolean
 }
 
 /**
@@ -14,9 +16,12 @@ export interface GroupCommand {
  * shell's own syntax errors) arrive in order on one pipe. `set --` clears $1 before the command
  * runs, as `sh -c COMMAND` would have it.
  */
-const RUN_IN_SHELL = 'exec 2>&1; eval "set --; $1"'
+const MERGE_STDERR = 'exec 2>&1; '
+const RUN = 'eval "set --; $1"'
 /** For a simple command the program replaces the shell, as bash does for `bash -c 'cmd args'`. */
-const EXEC_IN_SHELL = 'exec 2>&1; eval "set --; exec $1"'
+const EXEC = 'eval "set --; exec $1"'
+/** Buildpacks leave scripts here that set up the environment (PATH to a virtualenv, say). */
+const SOURCE_PROFILE = 'for f in .profile.d/*.sh; do if [ -r "$f" ]; then . "./$f"; fi; done; '
 
 /** Shell builtins with no program of the same name: `exec` cannot replace the shell with them. */
 const BUILTINS = new Set(['.', ':', 'alias', 'bg', 'break', 'cd', 'command', 'continue', 'eval', 'exec', 'exit', 'export', 'fg', 'getopts', 'hash', 'jobs', 'local', 'read', 'readonly', 'return', 'set', 'shift', 'source', 'times', 'trap', 'type', 'ulimit', 'umask', 'unalias', 'unset', 'wait'])
@@ -68,8 +73,9 @@ function withoutQuotedText(command: string): string | undefined {
  * Starts the command through /bin/sh as the leader of a new process group (and session), stdin on
  * /dev/null, stdout and stderr on one pipe.
  */
-export function spawnGroup({command, cwd, env}: GroupCommand): ChildProcess {
-  return spawn('/bin/sh', ['-c', isSimpleCommand(command) ? EXEC_IN_SHELL : RUN_IN_SHELL, 'sh', command], {
+export function spawnGroup({command, cwd, env, profile = false}: GroupCommand): ChildProcess {
+  const script = MERGE_STDERR + (profile ? SOURCE_PROFILE : '') + (isSimpleCommand(command) ? EXEC : RUN)
+  return spawn('/bin/sh', ['-c', script, 'sh', command], {
     cwd,
     env,
     detached: true,

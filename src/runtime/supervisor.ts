@@ -16,6 +16,8 @@ export interface DynoSpec {
   cwd: string
   env: Record<string, string>
   port?: number
+  /** Source the app's `.profile.d/*.sh` before the command (processes started from a slug). */
+  profile?: boolean
 }
 
 /** What happens when a process exits by itself. */
@@ -202,7 +204,7 @@ export class Supervisor {
   private run(dyno: Dyno): void {
     if (!this.mayRun(dyno)) return
     const {spec} = dyno
-    const child = spawnGroup({command: spec.command, cwd: spec.cwd, env: spec.env})
+    const child = spawnGroup({command: spec.command, cwd: spec.cwd, env: spec.env, profile: spec.profile})
     dyno.child = child
     dyno.startedAt = Date.now()
     dyno.state = 'running'

@@ -25,7 +25,7 @@ export interface StartRun {
 
 /** Runs startApp (the core of `dev start`) on a temporary app, in this process. */
 export async function startInApp(files: Record<string, string>, options: Partial<StartOptions> = {}, env: NodeJS.ProcessEnv = {}): Promise<StartRun> {
-  const root = await tempApp(files)
+  const root = options.root ?? (await tempApp(files))
   const signals = new EventEmitter()
   const stdout = new PassThrough()
   const chunks: Buffer[] = []

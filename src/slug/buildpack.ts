@@ -1,0 +1,139 @@
+import {access, constants, readFile} from 'node:fs/promises'
+import {basename, join, resolve} from 'node:path'
+import {fileURLToPath} from 'node:url'
+
+import {execa} from 'execa'
+import {parse as parseYaml} from 'yaml'
+
+import {DevError} from '../runtime/dev-error.js'
+
+/** A directory with bin/detect, bin/compile and (optionally) bin/release: Heroku's buildpack API. */
+export interface Buildpack {
+  name: string
+  dir: string
+}
+
+/** What bin/release may declare. */
+export interface BuildpackRelease {
+  default_process_types: Record<string, string>
+}
+
+/** The buildpacks that ship with dev, tried in this order when app.json names none. */
+export const BUILTIN_BUILDPACKS = ['node', 'python', 'none'] as const
+
+const BUILTIN_DIR = fileURLToPath(new URL('../../buildpacks/', import.meta.url))
+/** How much of a failing step's output an error repeats. */
+const TAIL_LINES = 15
+
+/** Thrown when a buildpack step fails; the message names the buildpack and step and ends with its last output lines. */
+export class BuildpackError extends DevError {}
+
+export function builtinBuildpack(name: (typeof BUILTIN_BUILDPACKS)[number]): Buildpack {
+  return {name, dir: join(BUILTIN_DIR, name)}
+}
+
+/**
+ * The buildpacks named in app.json (`"buildpacks": ["./bp", {"url": "../other"}]`, local
+ * directories relative to the app root), or undefined when app.json names none.
+ */
+export async function appJsonBuildpacks(appRoot: string): Promise<Buildpack[] | undefined> {
+  const path = join(appRoot, 'app.json')
+  const text = await readFile(path, 'utf8').catch(() => undefined)
+  if (text === undefined) return undefined
+  let manifest: unknown
+  try {
+    manifest = JSON.parse(text)
+  } catch (error) {
+    throw new DevError(`app.json is not valid JSON (${(error as Error).message}); fix it or remove it`)
+  }
+  const listed = (manifest as {buildpacks?: unknown}).buildpacks
+  if (listed === undefined) return undefined
+  if (!Array.isArray(listed)) throw new DevError('app.json: "buildpacks" must be a list of buildpack directories')
+  const buildpacks: Buildpack[] = []
+  for (const item of listed) {
+    const ref = typeof item === 'string' ? item : (item as {url?: unknown})?.url
+    if (typeof ref !== 'string' || ref === '') throw new DevError('app.json: each buildpack is a directory path, or {"url": PATH}')
+    if (/^[a-z][a-z0-9+.-]*:\/\//i.test(ref) || ref.startsWith('heroku/')) {
+      throw new DevError(`app.json: buildpack "${ref}" is not a local directory; dev builds only with buildpacks on this machine (clone it and give its path)`)
+    }
+    const dir = resolve(appRoot, ref)
+    if (!(await isExecutable(join(dir, 'bin', 'compile')))) {
+      throw new DevError(`app.json: buildpack ${ref} has no executable bin/compile (looked in ${dir})`)
+    }
+    buildpacks.push({name: basename(dir), dir})
+  }
+  return buildpacks.length > 0 ? buildpacks : undefined
+}
+
+export interface StepOptions {
+  /** Each line the step prints (stdout and stderr). */
+  onLine?(line: string): void
+  env: NodeJS.ProcessEnv
+}
+
+/** bin/detect BUILD_DIR: the name it prints when it applies, undefined when it does not. */
+export async function detect(buildpack: Buildpack, buildDir: string, options: StepOptions): Promise<string | undefined> {
+  const result = await execa(join(buildpack.dir, 'bin', 'detect'), [buildDir], {reject: false, all: true, env: options.env, extendEnv: false, stdin: 'ignore'})
+  if (result.failed && result.exitCode === undefined) throw stepError(buildpack, 'detect', result.message ?? 'could not run', result.all)
+  return result.exitCode === 0 ? result.stdout.trim().split('\n')[0] || buildpack.name : undefined
+}
+
+/** bin/compile BUILD_DIR CACHE_DIR ENV_DIR, its output streamed line by line. */
+export async function compile(buildpack: Buildpack, dirs: {build: string; cache: string; env: string}, options: StepOptions): Promise<void> {
+  const tail: string[] = []
+  const child = execa(join(buildpack.dir, 'bin', 'compile'), [dirs.build, dirs.cache, dirs.env], {
+    reject: false,
+    all: true,
+    lines: false,
+    buffer: false,
+    env: options.env,
+    extendEnv: false,
+    stdin: 'ignore',
+    cwd: dirs.build,
+  })
+  let partial = ''
+  child.all?.on('data', (chunk: Buffer) => {
+    const lines = (partial + chunk.toString('utf8')).split('\n')
+    partial = lines.pop()!
+    for (const line of lines) emit(line)
+  })
+  const emit = (line: string) => {
+    tail.push(line)
+    if (tail.length > TAIL_LINES) tail.shift()
+    options.onLine?.(line)
+  }
+  const result = await child
+  if (partial !== '') emit(partial)
+  if (result.exitCode !== 0) throw stepError(buildpack, 'compile', result.exitCode === undefined ? (result.message ?? 'could not run') : `exit ${result.exitCode}`, tail.join('\n'))
+}
+
+/** bin/release BUILD_DIR, if the buildpack has one: its YAML, of which dev uses default_process_types. */
+export async function release(buildpack: Buildpack, buildDir: string, options: StepOptions): Promise<BuildpackRelease> {
+  const bin = join(buildpack.dir, 'bin', 'release')
+  if (!(await isExecutable(bin))) return {default_process_types: {}}
+  const result = await execa(bin, [buildDir], {reject: false, env: options.env, extendEnv: false, stdin: 'ignore'})
+  if (result.exitCode !== 0) throw stepError(buildpack, 'release', `exit ${result.exitCode ?? result.message}`, result.stderr || result.stdout)
+  let parsed: unknown
+  try {
+    parsed = parseYaml(result.stdout) ?? {}
+  } catch (error) {
+    throw stepError(buildpack, 'release', `its output is not YAML (${(error as Error).message.split('\n')[0]})`, result.stdout)
+  }
+  const types = (parsed as {default_process_types?: unknown}).default_process_types ?? {}
+  if (typeof types !== 'object' || types === null || Object.values(types).some((command) => typeof command !== 'string')) {
+    throw stepError(buildpack, 'release', 'default_process_types must map names to commands', result.stdout)
+  }
+  return {default_process_types: types as Record<string, string>}
+}
+
+function stepError(buildpack: Buildpack, step: string, why: string, output = ''): BuildpackError {
+  const tail = output.trim().split('\n').slice(-TAIL_LINES).join('\n')
+  return new BuildpackError(`buildpack ${buildpack.name} failed in bin/${step} (${why})${tail ? `; its last output:\n${tail}` : ''}`)
+}
+
+async function isExecutable(path: string): Promise<boolean> {
+  return access(path, constants.X_OK).then(
+    () => true,
+    () => false,
+  )
+}

@@ -1,0 +1,233 @@
+import {execFileSync} from 'node:child_process'
+import {copyFile, lstat, mkdir, mkdtemp, readlink, rename, rm, symlink, writeFile} from 'node:fs/promises'
+import {arch, platform, tmpdir} from 'node:os'
+import {dirname, join} from 'node:path'
+
+import {execa} from 'execa'
+
+import {writeFileAtomic} from '../runtime/atomic-write.js'
+import {DevError} from '../runtime/dev-error.js'
+import {parseEnvFile} from '../runtime/env-file.js'
+import {scanProcfile} from '../runtime/procfile.js'
+import {readTextFileIfExists} from '../runtime/text-file.js'
+import {appJsonBuildpacks, BUILTIN_BUILDPACKS, builtinBuildpack, compile, detect, release, type Buildpack} from './buildpack.js'
+import {packSlug, slugPath} from './pack-slug.js'
+import {sourceSet} from './source-set.js'
+
+/** What `.dev/slugs/<sha256>.json` records about a slug. */
+export interface SlugManifest {
+  id: string
+  sha256: string
+  size: number
+  process_types: Record<string, string>
+  buildpacks: string[]
+  created_at: string
+  source_version: {commit: string | null; dirty: boolean}
+  stack: {os: string; arch: string; libc: string; node: string}
+}
+
+export interface SlugBuildOptions {
+  /** The app root. */
+  root: string
+  /** The env files `dev start` would load: never packed. */
+  secrets: readonly string[]
+  /** A file of build-time variables (env-file grammar), given to buildpacks as ENV_DIR. */
+  buildEnvFile?: string
+  /** Defaults: ROOT/.dev/slugs and ROOT/.dev/cache. */
+  slugsDir?: string
+  cacheDir?: string
+  /** Warn above this size, refuse above that (bytes). */
+  warnBytes?: number
+  maxBytes?: number
+}
+
+export const DEFAULT_WARN_BYTES = 300 * 1024 ** 2
+export const DEFAULT_MAX_BYTES = 1024 ** 3
+
+/**
+ * One build, step by step, so a progress display can show each: collect (copy the source set into
+ * a fresh build directory: the working tree is never written), detect, compile, pack. Nothing is
+ * written under .dev/slugs until pack succeeds; dispose() removes the temporary directories.
+ */
+export class SlugBuild {
+  readonly buildDir: string
+  private readonly envDir: string
+  private buildpacks: Buildpack[] = []
+  private defaults: Record<string, string> = {}
+  readonly warnings: string[] = []
+
+  private constructor(
+    private readonly options: SlugBuildOptions,
+    private readonly workDir: string,
+  ) {
+    this.buildDir = join(workDir, 'build')
+    this.envDir = join(workDir, 'env')
+  }
+
+  static async create(options: SlugBuildOptions): Promise<SlugBuild> {
+    const work = await mkdtemp(join(tmpdir(), 'dev-build-'))
+    return new SlugBuild(options, work)
+  }
+
+  /** Copies the source set into the build directory and writes ENV_DIR; returns the file count. */
+  async collect(): Promise<number> {
+    const {root} = this.options
+    const files = await sourceSet({root, secrets: this.options.secrets})
+    await mkdir(this.buildDir, {recursive: true})
+    for (const file of files) {
+      const from = join(root, file)
+      const to = join(this.buildDir, file)
+      await mkdir(dirname(to), {recursive: true})
+      const stats = await lstat(from)
+      if (stats.isSymbolicLink()) await symlink(await readlink(from), to)
+      else await copyFile(from, to)
+    }
+    await this.writeEnvDir()
+    return files.length
+  }
+
+  /** Chooses the buildpacks: app.json's, else the first built-in whose detect applies. */
+  async detect(): Promise<string[]> {
+    const env = this.stepEnv()
+    const listed = await appJsonBuildpacks(this.options.root)
+    if (listed) {
+      for (const buildpack of listed) {
+        if ((await detect(buildpack, this.buildDir, {env})) === undefined) {
+          throw new DevError(`buildpack ${buildpack.name} (from app.json) does not apply to this app: its bin/detect failed`)
+        }
+      }
+      this.buildpacks = listed
+    } else {
+      for (const name of BUILTIN_BUILDPACKS) {
+        const buildpack = builtinBuildpack(name)
+        if ((await detect(buildpack, this.buildDir, {env})) !== undefined) {
+          this.buildpacks = [buildpack]
+          break
+        }
+      }
+    }
+    return this.buildpacks.map((buildpack) => buildpack.name)
+  }
+
+  /** Runs each buildpack's compile (output line by line to `onLine`), then its release. */
+  async compile(onLine?: (line: string) => void): Promise<void> {
+    const env = this.stepEnv()
+    const cache = this.options.cacheDir ?? join(this.options.root, '.dev', 'cache')
+    await mkdir(cache, {recursive: true})
+    for (const buildpack of this.buildpacks) {
+      await compile(buildpack, {build: this.buildDir, cache, env: this.envDir}, {env, onLine})
+      Object.assign(this.defaults, (await release(buildpack, this.buildDir, {env})).default_process_types)
+    }
+  }
+
+  /** Packs the build directory into .dev/slugs/<sha256>.tgz and writes its manifest. */
+  async pack(): Promise<SlugManifest> {
+    const processTypes = await this.processTypes()
+    const slugsDir = this.options.slugsDir ?? join(this.options.root, '.dev', 'slugs')
+    // What the buildpacks added (node_modules, .venv, .profile.d) is part of the slug too.
+    const files = await sourceSet({root: this.buildDir, secrets: []})
+    const packed = await packSlug(this.buildDir, files, join(slugsDir, `.building-${process.pid}.tgz`))
+    const maxBytes = this.options.maxBytes ?? DEFAULT_MAX_BYTES
+    if (packed.size > maxBytes) {
+      await rm(packed.path, {force: true})
+      throw new DevError(`the slug is ${megabytes(packed.size)}, over the limit of ${megabytes(maxBytes)}; leave files out with .slugignore, or raise --max-size`)
+    }
+    if (packed.size > (this.options.warnBytes ?? DEFAULT_WARN_BYTES)) {
+      this.warnings.push(`the slug is ${megabytes(packed.size)}: large slugs are slow to ship and start; leave files out with .slugignore`)
+    }
+    await rename(packed.path, slugPath(slugsDir, packed.sha256))
+    const manifest: SlugManifest = {
+      id: packed.sha256.slice(0, 12),
+      sha256: packed.sha256,
+      size: packed.size,
+      process_types: processTypes,
+      buildpacks: this.buildpacks.map((buildpack) => buildpack.name),
+      created_at: new Date().toISOString(),
+      source_version: await sourceVersion(this.options.root),
+      stack: stack(),
+    }
+    await writeFileAtomic(join(slugsDir, `${packed.sha256}.json`), `${JSON.stringify(manifest, null, 2)}\n`)
+    return manifest
+  }
+
+  async dispose(): Promise<void> {
+    await rm(this.workDir, {recursive: true, force: true})
+  }
+
+  /** The Procfile's types over the buildpacks' defaults; a merged Procfile is written into the build. */
+  private async processTypes(): Promise<Record<string, string>> {
+    const procfile = join(this.buildDir, 'Procfile')
+    const text = await readTextFileIfExists(procfile)
+    const scan = text === undefined ? {types: [], problems: []} : scanProcfile(text, 'Procfile')
+    const errors = scan.problems.filter((problem) => problem.severity === 'error' && problem.line !== null)
+    if (errors.length > 0) throw new DevError(`the Procfile has errors; run dev check (${errors[0]!.message})`)
+    const types: Record<string, string> = {...this.defaults}
+    for (const type of scan.types) types[type.name] = type.command
+    if (Object.keys(types).length === 0) throw new DevError('no process types: add a Procfile (for example "web: node server.js --port $PORT")')
+    const added = Object.keys(this.defaults).filter((name) => !scan.types.some((type) => type.name === name))
+    if (added.length > 0) {
+      const lines = Object.entries(types).map(([name, command]) => `${name}: ${command}`)
+      await writeFile(procfile, `${lines.join('\n')}\n`)
+    }
+    return types
+  }
+
+  /** One file per build-time variable, readable by the owner only, outside the build directory. */
+  private async writeEnvDir(): Promise<void> {
+    await mkdir(this.envDir, {recursive: true, mode: 0o700})
+    if (this.options.buildEnvFile === undefined) return
+    const text = await readTextFileIfExists(this.options.buildEnvFile)
+    if (text === undefined) throw new DevError(`--build-env file does not exist: ${this.options.buildEnvFile}`)
+    for (const entry of parseEnvFile(text, this.options.buildEnvFile)) {
+      await writeFile(join(this.envDir, entry.key), entry.value, {mode: 0o600})
+    }
+  }
+
+  /** The environment of buildpack steps: dev's own, with STACK; never the app's env files. */
+  private stepEnv(): NodeJS.ProcessEnv {
+    return {...process.env, STACK: `${platform()}-${arch()}`}
+  }
+}
+
+/** Runs a whole build; the steps are SlugBuild's, for callers without a progress display. */
+export async function buildSlug(options: SlugBuildOptions, onLine?: (line: string) => void): Promise<SlugManifest & {warnings: string[]}> {
+  const build = await SlugBuild.create(options)
+  try {
+    await build.collect()
+    await build.detect()
+    await build.compile(onLine)
+    const manifest = await build.pack()
+    return {...manifest, warnings: build.warnings}
+  } finally {
+    await build.dispose()
+  }
+}
+
+async function sourceVersion(root: string): Promise<{commit: string | null; dirty: boolean}> {
+  const head = await execa('git', ['rev-parse', 'HEAD'], {cwd: root, reject: false, stdin: 'ignore'})
+  if (head.exitCode !== 0) return {commit: null, dirty: false}
+  const status = await execa('git', ['status', '--porcelain'], {cwd: root, reject: false, stdin: 'ignore'})
+  return {commit: head.stdout.trim(), dirty: status.stdout.trim() !== ''}
+}
+
+function stack(): SlugManifest['stack'] {
+  return {os: platform(), arch: arch(), libc: libc(), node: nodeOnPath()}
+}
+
+function libc(): string {
+  const report = process.report?.getReport() as {header?: {glibcVersionRuntime?: string}} | undefined
+  return report?.header?.glibcVersionRuntime ? `glibc ${report.header.glibcVersionRuntime}` : 'unknown'
+}
+
+/** The version of the `node` a buildpack would run, which may differ from dev's own. */
+function nodeOnPath(): string {
+  try {
+    return execFileSync('node', ['--version'], {encoding: 'utf8'}).trim()
+  } catch {
+    return 'none'
+  }
+}
+
+function megabytes(bytes: number): string {
+  return `${(bytes / 1024 ** 2).toFixed(1)} MB`
+}

@@ -1,0 +1,118 @@
+import {cp, readdir, writeFile} from 'node:fs/promises'
+import {join} from 'node:path'
+import {fileURLToPath} from 'node:url'
+
+import {list} from 'tar'
+import {describe, expect, it} from 'vitest'
+
+import {buildSlug} from '../../src/slug/slug-build.js'
+import {startInApp} from '../support/start-harness.js'
+import {tempApp} from '../support/temp-app.js'
+import {runBin} from '../support/run-bin.js'
+import {spawnBin} from '../support/spawn-bin.js'
+
+const fixtureApp = (name: string) => fileURLToPath(new URL(`../../fixtures/${name}`, import.meta.url))
+
+/** A copy of a fixture app in a temporary directory, with a secret .env. */
+async function appCopy(name: string): Promise<string> {
+  const root = await tempApp({})
+  await cp(fixtureApp(name), root, {recursive: true})
+  await writeFile(join(root, '.env'), 'SECRET=do-not-pack\n')
+  return root
+}
+
+async function entries(slug: string): Promise<string[]> {
+  const paths: string[] = []
+  await list({file: slug, onReadEntry: (entry) => paths.push(entry.path)})
+  return paths
+}
+
+describe('buildSlug with a custom buildpack (app.json)', () => {
+  it('runs detect, compile (with ENV_DIR and a kept cache) and release, and packs the result', async () => {
+    const root = await appCopy('buildpack-app')
+    await writeFile(join(root, 'build.env'), 'GREETING=hello from the build\n')
+    const lines: string[] = []
+    const first = await buildSlug({root, secrets: [join(root, '.env')], buildEnvFile: join(root, 'build.env')}, (line) => lines.push(line))
+    expect(first.buildpacks).toEqual(['buildpack'])
+    expect(lines).toContain('-----> build number 1')
+    // The Procfile wins over default_process_types; types it lacks come from the buildpack.
+    expect(first.process_types).toEqual({web: 'sh web.sh', worker: 'echo "worker from the buildpack"'})
+    const slug = join(root, '.dev', 'slugs', `${first.sha256}.tgz`)
+    const paths = await entries(slug)
+    expect(paths).toEqual(expect.arrayContaining(['Procfile', 'web.sh', 'built.txt', '.profile.d/hello.sh']))
+    expect(paths.filter((path) => path === '.env' || path.startsWith('notes') || path.startsWith('.dev') || path.includes('GREETING'))).toEqual([])
+
+    const second = await buildSlug({root, secrets: [join(root, '.env')], buildEnvFile: join(root, 'build.env')}, (line) => lines.push(line))
+    expect(lines).toContain('-----> build number 2')
+    expect(second.sha256).toBe(first.sha256)
+  })
+
+  it('names the buildpack and step, shows the last output, and writes no slug when compile fails', async () => {
+    const root = await appCopy('buildpack-app')
+    await writeFile(join(root, 'buildpack', 'bin', 'compile'), '#!/bin/sh\necho "step one"\necho "no compiler here" >&2\nexit 7\n', {mode: 0o755})
+    await expect(buildSlug({root, secrets: []})).rejects.toThrow('buildpack buildpack failed in bin/compile (exit 7); its last output:\nstep one\nno compiler here')
+    expect(await readdir(join(root, '.dev', 'slugs')).catch(() => [])).toEqual([])
+  })
+
+  it('says so when no buildpack in app.json applies', async () => {
+    const root = await appCopy('buildpack-app')
+    await writeFile(join(root, 'buildpack', 'bin', 'detect'), '#!/bin/sh\nexit 1\n', {mode: 0o755})
+    await expect(buildSlug({root, secrets: []})).rejects.toThrow('buildpack buildpack (from app.json) does not apply to this app: its bin/detect failed')
+  })
+
+  it('refuses a slug over the size limit', async () => {
+    const root = await appCopy('buildpack-app')
+    await expect(buildSlug({root, secrets: [], maxBytes: 10})).rejects.toThrow(/^the slug is .* over the limit of/)
+    expect((await readdir(join(root, '.dev', 'slugs'))).filter((name) => name.endsWith('.tgz') || name.endsWith('.json'))).toEqual([])
+  })
+})
+
+describe('built-in buildpacks', () => {
+  it('detects node for the sample app and packs it without the env file', async () => {
+    const root = await appCopy('node-web')
+    const manifest = await buildSlug({root, secrets: [join(root, '.env')]})
+    expect(manifest.buildpacks).toEqual(['node'])
+    expect(manifest.process_types).toEqual({web: 'node server.js --port $PORT', worker: 'node worker.js'})
+    expect(manifest.stack).toMatchObject({os: 'linux', node: expect.stringMatching(/^v\d+/)})
+    expect(await entries(join(root, '.dev', 'slugs', `${manifest.sha256}.tgz`))).not.toContain('.env')
+  })
+
+  it('packs an app with only a Procfile as it is (none)', async () => {
+    const root = await tempApp({Procfile: 'clock: sh clock.sh\n', 'clock.sh': 'date\n'})
+    const manifest = await buildSlug({root, secrets: []})
+    expect(manifest.buildpacks).toEqual(['none'])
+  })
+})
+
+describe('dev build and dev start --slug', () => {
+  it('builds, then runs the slug with .profile.d sourced first', async () => {
+    const root = await appCopy('buildpack-app')
+    await writeFile(join(root, 'build.env'), 'GREETING=from-env-dir\n')
+    const built = runBin(['build', '-d', root, '--build-env', join(root, 'build.env'), '--json'])
+    expect(built.status).toBe(0)
+    const manifest = JSON.parse(built.stdout)
+    const run = await startInApp({}, {slug: manifest.id, root, only: ['web']})
+    expect(await run.status).toBe(0)
+    expect(run.lines()).toContain('web.1  | built=from-env-dir profile=yes')
+  })
+
+  it('serves the sample web app from its slug', async () => {
+    const root = await appCopy('node-web')
+    const built = runBin(['build', '-d', root])
+    expect(built.status).toBe(0)
+    const id = /^slug ([0-9a-f]{12}) /.exec(built.stdout)![1]!
+    const dev = spawnBin(['start', '-d', root, '--slug', id, '-p', '47311', 'web'])
+    await dev.waitFor(/listening on/)
+    expect(await (await fetch('http://127.0.0.1:47311/')).json()).toMatchObject({ok: true, dyno: 'web.1'})
+    dev.child.kill('SIGTERM')
+    expect(await dev.status).toBe(143)
+    expect(dev.stdout()).toMatch(/web\.1 +\| exited with code 0/)
+  })
+
+  it('refuses an unknown slug id in one line', async () => {
+    const root = await tempApp({Procfile: 'web: x\n'})
+    const result = runBin(['start', '-d', root, '--slug', 'abcdef1'])
+    expect(result.status).toBe(1)
+    expect(result.stderr).toBe(`error: no slug abcdef1 in ${root}/.dev/slugs; build one with dev build\n`)
+  })
+})
