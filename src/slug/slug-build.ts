@@ -1,9 +1,11 @@
 import {execFileSync} from 'node:child_process'
+import {existsSync, realpathSync} from 'node:fs'
 import {copyFile, lstat, mkdir, mkdtemp, readlink, rename, rm, symlink, writeFile} from 'node:fs/promises'
 import {arch, platform, tmpdir} from 'node:os'
 import {dirname, join} from 'node:path'
 
 import {execa} from 'execa'
+import pMap from 'p-map'
 
 import {writeFileAtomic} from '../runtime/atomic-write.js'
 import {DevError} from '../runtime/dev-error.js'
@@ -12,7 +14,7 @@ import {scanProcfile} from '../runtime/procfile.js'
 import {readTextFileIfExists} from '../runtime/text-file.js'
 import {appJsonBuildpacks, BUILTIN_BUILDPACKS, builtinBuildpack, compile, detect, release, type Buildpack} from './buildpack.js'
 import {packSlug, slugPath} from './pack-slug.js'
-import {sourceSet} from './source-set.js'
+import {FILE_CONCURRENCY, sourceSet} from './source-set.js'
 
 /** What `.dev/slugs/<sha256>.json` records about a slug. */
 export interface SlugManifest {
@@ -54,6 +56,9 @@ export class SlugBuild {
   private readonly envDir: string
   private buildpacks: Buildpack[] = []
   private defaults: Record<string, string> = {}
+  private files: string[] = []
+  /** False while nothing needs a build directory: an app the built-in "none" packs as it is. */
+  private copied = false
   readonly warnings: string[] = []
 
   private constructor(
@@ -69,21 +74,35 @@ export class SlugBuild {
     return new SlugBuild(options, work)
   }
 
-  /** Copies the source set into the build directory and writes ENV_DIR; returns the file count. */
+  /** Finds the source set and writes ENV_DIR; returns the file count. */
   async collect(): Promise<number> {
-    const {root} = this.options
-    const files = await sourceSet({root, secrets: this.options.secrets})
-    await mkdir(this.buildDir, {recursive: true})
-    for (const file of files) {
-      const from = join(root, file)
-      const to = join(this.buildDir, file)
-      await mkdir(dirname(to), {recursive: true})
-      const stats = await lstat(from)
-      if (stats.isSymbolicLink()) await symlink(await readlink(from), to)
-      else await copyFile(from, to)
-    }
+    this.files = await sourceSet({root: this.options.root, secrets: this.options.secrets})
     await this.writeEnvDir()
-    return files.length
+    return this.files.length
+  }
+
+  /**
+   * Copies the source set into the build directory, where buildpacks may write. Skipped when the
+   * only buildpack is the built-in "none", which writes nothing: the source set is then packed
+   * from where it is, and the working tree is still never written.
+   */
+  private async copySource(): Promise<void> {
+    const {root} = this.options
+    const files = this.files
+    await mkdir(this.buildDir, {recursive: true})
+    // Directories first (each once), then the files, many at a time.
+    for (const dir of [...new Set(files.map((file) => dirname(file)))].sort()) await mkdir(join(this.buildDir, dir), {recursive: true})
+    await pMap(
+      files,
+      async (file) => {
+        const from = join(root, file)
+        const to = join(this.buildDir, file)
+        if ((await lstat(from)).isSymbolicLink()) await symlink(await readlink(from), to)
+        else await copyFile(from, to)
+      },
+      {concurrency: FILE_CONCURRENCY},
+    )
+    this.copied = true
   }
 
   /** Chooses the buildpacks: app.json's, else the first built-in whose detect applies. */
@@ -91,6 +110,7 @@ export class SlugBuild {
     const env = this.stepEnv()
     const listed = await appJsonBuildpacks(this.options.root)
     if (listed) {
+      await this.copySource()
       for (const buildpack of listed) {
         if ((await detect(buildpack, this.buildDir, {env})) === undefined) {
           throw new DevError(`buildpack ${buildpack.name} (from app.json) does not apply to this app: its bin/detect failed`)
@@ -98,19 +118,25 @@ export class SlugBuild {
       }
       this.buildpacks = listed
     } else {
+      // The built-in detect scripts only look for files, so they can look at the working tree.
       for (const name of BUILTIN_BUILDPACKS) {
         const buildpack = builtinBuildpack(name)
-        if ((await detect(buildpack, this.buildDir, {env})) !== undefined) {
+        if ((await detect(buildpack, this.options.root, {env})) !== undefined) {
           this.buildpacks = [buildpack]
           break
         }
       }
+      if (this.buildpacks[0]?.name !== 'none') await this.copySource()
     }
     return this.buildpacks.map((buildpack) => buildpack.name)
   }
 
   /** Runs each buildpack's compile (output line by line to `onLine`), then its release. */
   async compile(onLine?: (line: string) => void): Promise<void> {
+    if (!this.copied) {
+      onLine?.('-----> No build step: packing the app as it is')
+      return
+    }
     const env = this.stepEnv()
     const cache = this.options.cacheDir ?? join(this.options.root, '.dev', 'cache')
     await mkdir(cache, {recursive: true})
@@ -125,8 +151,9 @@ export class SlugBuild {
     const processTypes = await this.processTypes()
     const slugsDir = this.options.slugsDir ?? join(this.options.root, '.dev', 'slugs')
     // What the buildpacks added (node_modules, .venv, .profile.d) is part of the slug too.
-    const files = await sourceSet({root: this.buildDir, secrets: []})
-    const packed = await packSlug(this.buildDir, files, join(slugsDir, `.building-${process.pid}.tgz`))
+    const dir = this.copied ? this.buildDir : this.options.root
+    const files = this.copied ? await sourceSet({root: this.buildDir, secrets: []}) : this.files
+    const packed = await packSlug(dir, files, join(slugsDir, `.building-${process.pid}.tgz`))
     const maxBytes = this.options.maxBytes ?? DEFAULT_MAX_BYTES
     if (packed.size > maxBytes) {
       await rm(packed.path, {force: true})
@@ -156,7 +183,7 @@ export class SlugBuild {
 
   /** The Procfile's types over the buildpacks' defaults; a merged Procfile is written into the build. */
   private async processTypes(): Promise<Record<string, string>> {
-    const procfile = join(this.buildDir, 'Procfile')
+    const procfile = join(this.copied ? this.buildDir : this.options.root, 'Procfile')
     const text = await readTextFileIfExists(procfile)
     const scan = text === undefined ? {types: [], problems: []} : scanProcfile(text, 'Procfile')
     const errors = scan.problems.filter((problem) => problem.severity === 'error' && problem.line !== null)
@@ -165,7 +192,7 @@ export class SlugBuild {
     for (const type of scan.types) types[type.name] = type.command
     if (Object.keys(types).length === 0) throw new DevError('no process types: add a Procfile (for example "web: node server.js --port $PORT")')
     const added = Object.keys(this.defaults).filter((name) => !scan.types.some((type) => type.name === name))
-    if (added.length > 0) {
+    if (added.length > 0 && this.copied) {
       const lines = Object.entries(types).map(([name, command]) => `${name}: ${command}`)
       await writeFile(procfile, `${lines.join('\n')}\n`)
     }
@@ -221,10 +248,14 @@ function libc(): string {
 
 /** The version of the `node` a buildpack would run, which may differ from dev's own. */
 function nodeOnPath(): string {
+  const found = (process.env.PATH ?? '').split(':').map((dir) => join(dir, 'node')).find((path) => existsSync(path))
+  if (found === undefined) return 'none'
+  // The same binary as dev's own needs no extra process to ask.
+  if (realpathSync(found) === realpathSync(process.execPath)) return process.version
   try {
-    return execFileSync('node', ['--version'], {encoding: 'utf8'}).trim()
+    return execFileSync(found, ['--version'], {encoding: 'utf8'}).trim()
   } catch {
-    return 'none'
+    return 'unknown'
   }
 }
 

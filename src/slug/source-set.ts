@@ -3,6 +3,10 @@ import {join, relative, sep} from 'node:path'
 
 import {execa} from 'execa'
 import ignore from 'ignore'
+import pMap from 'p-map'
+
+/** How many files are looked at or copied at once: enough to keep the disk and thread pool busy. */
+export const FILE_CONCURRENCY = 64
 
 /** Never part of a slug, whatever git or .slugignore say. */
 const ALWAYS_LEFT_OUT = ['.git/', '.dev/']
@@ -23,15 +27,21 @@ export async function sourceSet({root, secrets}: SourceSetOptions): Promise<stri
   const rules = ignore().add(ALWAYS_LEFT_OUT)
   rules.add(await readFile(join(root, '.slugignore'), 'utf8').catch(() => ''))
   const secretPaths = new Set(secrets.map((path) => relative(root, path).split(sep).join('/')))
-  const candidates = (await gitFiles(root)) ?? (await walk(root))
-  const kept: string[] = []
-  for (const path of candidates) {
-    if (secretPaths.has(path) || rules.ignores(path)) continue
-    const stats = await lstat(join(root, path)).catch(() => undefined)
-    // git lists deleted files that are still in the index; sockets and fifos cannot be packed.
-    if (stats && (stats.isFile() || stats.isSymbolicLink())) kept.push(path)
-  }
-  return kept.sort()
+  const keep = (path: string) => !secretPaths.has(path) && !rules.ignores(path)
+  const listed = await gitFiles(root)
+  // A walk already knows each entry's type; it keeps only files and links.
+  if (listed === undefined) return (await walk(root)).filter(keep).sort()
+  const candidates = listed.filter(keep)
+  // git lists deleted files that are still in the index; sockets and fifos cannot be packed.
+  const packable = await pMap(
+    candidates,
+    async (path) => {
+      const stats = await lstat(join(root, path)).catch(() => undefined)
+      return stats !== undefined && (stats.isFile() || stats.isSymbolicLink())
+    },
+    {concurrency: FILE_CONCURRENCY},
+  )
+  return candidates.filter((_, index) => packable[index]).sort()
 }
 
 /** Tracked and untracked-but-not-ignored files below `root`, or undefined outside a work tree. */
@@ -46,13 +56,14 @@ async function gitFiles(root: string): Promise<string[] | undefined> {
   return [...new Set(result.stdout.split('\0').filter(Boolean))]
 }
 
+/** Every file and symbolic link below `root`, without descending into .git or .dev. */
 async function walk(root: string, dir = ''): Promise<string[]> {
   const files: string[] = []
   for (const entry of await readdir(join(root, dir), {withFileTypes: true})) {
     const path = dir === '' ? entry.name : `${dir}/${entry.name}`
     if (entry.isDirectory()) {
-      if (entry.name !== '.git') files.push(...(await walk(root, path)))
-    } else {
+      if (dir !== '' || (entry.name !== '.git' && entry.name !== '.dev')) files.push(...(await walk(root, path)))
+    } else if (entry.isFile() || entry.isSymbolicLink()) {
       files.push(path)
     }
   }
