@@ -1,10 +1,12 @@
 import {createHash} from 'node:crypto'
 import {createReadStream} from 'node:fs'
-import {mkdir, rename, rm, stat} from 'node:fs/promises'
-import {dirname, join} from 'node:path'
+import {lstat, mkdir, readlink, rename, rm, stat} from 'node:fs/promises'
+import {dirname, join, posix} from 'node:path'
 import {pipeline} from 'node:stream/promises'
 
 import {create as createTar} from 'tar'
+
+import {DevError} from '../runtime/dev-error.js'
 
 /** The fixed modification time of every entry, so the same files always give the same bytes. */
 const EPOCH = new Date('2000-01-01T00:00:00Z')
@@ -22,6 +24,7 @@ export interface PackedSlug {
  * a timestamp. The same files therefore always give the same bytes, hence the same sha256.
  */
 export async function packSlug(dir: string, paths: readonly string[], out: string): Promise<PackedSlug> {
+  await refuseOutsideLinks(dir, paths)
   const entries = withParentDirectories(paths)
   await mkdir(dirname(out), {recursive: true})
   const partial = `${out}.partial-${process.pid}`
@@ -54,6 +57,19 @@ export async function packSlug(dir: string, paths: readonly string[], out: strin
     return {sha256, size, path: out}
   } finally {
     await rm(partial, {force: true})
+  }
+}
+
+/** A slug may hold symbolic links only to its own files: extraction refuses any other. */
+async function refuseOutsideLinks(dir: string, paths: readonly string[]): Promise<void> {
+  for (const path of paths) {
+    const stats = await lstat(join(dir, path))
+    if (!stats.isSymbolicLink()) continue
+    const target = await readlink(join(dir, path))
+    const resolved = posix.normalize(posix.join(posix.dirname(path), target))
+    if (posix.isAbsolute(target) || resolved === '..' || resolved.startsWith('../')) {
+      throw new DevError(`${path} is a link to ${target}, outside the app; a slug may only hold links to its own files (copy the file instead)`)
+    }
   }
 }
 

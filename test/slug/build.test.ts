@@ -77,6 +77,20 @@ describe('built-in buildpacks', () => {
     expect(await entries(join(root, '.dev', 'slugs', `${manifest.sha256}.tgz`))).not.toContain('.env')
   })
 
+  it('puts a Python app in a virtualenv that .profile.d puts on PATH', async () => {
+    const root = await tempApp({
+      Procfile: 'web: python -c "import sys; print(sys.prefix)"\n',
+      'requirements.txt': '# no third-party packages: nothing to download\n',
+    })
+    const manifest = await buildSlug({root, secrets: []})
+    expect(manifest.buildpacks).toEqual(['python'])
+    const paths = await entries(join(root, '.dev', 'slugs', `${manifest.sha256}.tgz`))
+    expect(paths).toEqual(expect.arrayContaining(['.profile.d/python.sh', '.venv/pyvenv.cfg']))
+    const run = await startInApp({}, {slug: manifest.id, root})
+    expect(await run.status).toBe(0)
+    expect(run.lines()).toContainEqual(expect.stringMatching(/^web\.1  \| \/.*\/dev-slug-[^/]+\/\.venv$/))
+  })
+
   it('packs an app with only a Procfile as it is (none)', async () => {
     const root = await tempApp({Procfile: 'clock: sh clock.sh\n', 'clock.sh': 'date\n'})
     const manifest = await buildSlug({root, secrets: []})
@@ -100,6 +114,9 @@ describe('dev build and dev start --slug', () => {
     const root = await appCopy('node-web')
     const built = runBin(['build', '-d', root])
     expect(built.status).toBe(0)
+    // Not a terminal: progress goes to stderr line by line, the result alone to stdout.
+    expect(built.stderr).toMatch(/✔ Collected 4 files[\s\S]*✔ Buildpacks: node[\s\S]*Installing dependencies[\s\S]*✔ Compile[\s\S]*✔ Pack the slug/)
+    expect(built.stdout).toMatch(/^slug [0-9a-f]{12} \(1\.\d KB\) built in \d+\.\ds\nprocess types: web, worker\n$/)
     const id = /^slug ([0-9a-f]{12}) /.exec(built.stdout)![1]!
     const dev = spawnBin(['start', '-d', root, '--slug', id, '-p', '47311', 'web'])
     await dev.waitFor(/listening on/)
