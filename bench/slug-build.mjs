@@ -22,9 +22,13 @@ for (let i = 0; i < FILES; i++) {
   writeFileSync(join(dir, `file-${i}.txt`), `file ${i}\n${'x'.repeat(200 + (i % 300))}\n`)
 }
 
-const time = (command, argv) => {
+// The fixed cost of a build: the same command on an app with only a Procfile.
+const small = mkdtempSync(join(tmpdir(), 'dev-bench-slug-small-'))
+writeFileSync(join(small, 'Procfile'), 'web: sh serve.sh\n')
+
+const time = (command, argv, cwd = app) => {
   const started = process.hrtime.bigint()
-  const result = spawnSync(command, argv, {cwd: app, stdio: ['ignore', 'ignore', 'pipe']})
+  const result = spawnSync(command, argv, {cwd, stdio: ['ignore', 'ignore', 'pipe']})
   if (result.status !== 0) throw new Error(`${command} failed: ${result.stderr}`)
   return Number(process.hrtime.bigint() - started) / 1e6
 }
@@ -32,9 +36,11 @@ const median = (values) => [...values].sort((a, b) => a - b)[Math.floor(values.l
 
 const tarTimes = []
 const devTimes = []
+const fixedTimes = []
 for (let run = 0; run < RUNS; run++) {
   tarTimes.push(time('tar', ['czf', join(tmpdir(), 'dev-bench-slug.tgz'), '-C', app, '--exclude=./.dev', '.']))
   devTimes.push(time(process.execPath, [join(root, 'bin/run.js'), 'build', '-d', app]))
+  fixedTimes.push(time(process.execPath, [join(root, 'bin/run.js'), 'build', '-d', small], small))
 }
 const slugs = join(app, '.dev', 'slugs')
 const slugSize = statSync(join(slugs, execFileSync('ls', [slugs], {encoding: 'utf8'}).split('\n').find((name) => name.endsWith('.tgz')))).size
@@ -47,5 +53,8 @@ console.log('| | wall time | archive size |')
 console.log('|---|---|---|')
 console.log(`| tar czf | ${Math.round(median(tarTimes))} ms | ${(tarSize / 1024).toFixed(0)} KiB |`)
 console.log(`| dev build | ${Math.round(median(devTimes))} ms | ${(slugSize / 1024).toFixed(0)} KiB |`)
-console.log(`\ndev build / tar czf: ${(median(devTimes) / median(tarTimes)).toFixed(2)}× (target ≤ 2×)`)
+console.log(`| dev build of a Procfile-only app (its fixed cost) | ${Math.round(median(fixedTimes))} ms | |`)
+const packing = median(devTimes) - median(fixedTimes)
+console.log(`\ndev build / tar czf: ${(median(devTimes) / median(tarTimes)).toFixed(2)}× wall (target ≤ 2×); without the fixed cost: ${(packing / median(tarTimes)).toFixed(2)}×`)
 rmSync(app, {recursive: true, force: true})
+rmSync(small, {recursive: true, force: true})

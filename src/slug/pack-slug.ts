@@ -1,6 +1,6 @@
 import {createHash} from 'node:crypto'
 import {createReadStream} from 'node:fs'
-import {lstat, mkdir, readlink, rename, rm, stat} from 'node:fs/promises'
+import {mkdir, rename, rm, stat} from 'node:fs/promises'
 import {dirname, join, posix} from 'node:path'
 import {pipeline} from 'node:stream/promises'
 
@@ -24,8 +24,8 @@ export interface PackedSlug {
  * a timestamp. The same files therefore always give the same bytes, hence the same sha256.
  */
 export async function packSlug(dir: string, paths: readonly string[], out: string): Promise<PackedSlug> {
-  await refuseOutsideLinks(dir, paths)
   const entries = withParentDirectories(paths)
+  const outsideLinks: string[] = []
   await mkdir(dirname(out), {recursive: true})
   const partial = `${out}.partial-${process.pid}`
   try {
@@ -42,6 +42,7 @@ export async function packSlug(dir: string, paths: readonly string[], out: strin
         // the asynchronous calls cost more than the reads themselves.
         sync: true,
         onWriteEntry(entry) {
+          if (entry.type === 'SymbolicLink' && linksOutside(entry.path, entry.linkpath ?? '')) outsideLinks.push(`${entry.path} is a link to ${entry.linkpath}`)
           // Normalise before the header is written: executables 0755, other files 0644.
           const mode = entry.stat!.mode
           const type = mode & 0o170000
@@ -51,6 +52,9 @@ export async function packSlug(dir: string, paths: readonly string[], out: strin
       },
       entries,
     )
+    if (outsideLinks.length > 0) {
+      throw new DevError(`${outsideLinks[0]}, outside the app; a slug may only hold links to its own files (copy the file instead)`)
+    }
     const sha256 = await hashFile(partial)
     const size = (await stat(partial)).size
     await rename(partial, out)
@@ -61,16 +65,9 @@ export async function packSlug(dir: string, paths: readonly string[], out: strin
 }
 
 /** A slug may hold symbolic links only to its own files: extraction refuses any other. */
-async function refuseOutsideLinks(dir: string, paths: readonly string[]): Promise<void> {
-  for (const path of paths) {
-    const stats = await lstat(join(dir, path))
-    if (!stats.isSymbolicLink()) continue
-    const target = await readlink(join(dir, path))
-    const resolved = posix.normalize(posix.join(posix.dirname(path), target))
-    if (posix.isAbsolute(target) || resolved === '..' || resolved.startsWith('../')) {
-      throw new DevError(`${path} is a link to ${target}, outside the app; a slug may only hold links to its own files (copy the file instead)`)
-    }
-  }
+function linksOutside(path: string, target: string): boolean {
+  const resolved = posix.normalize(posix.join(posix.dirname(path), target))
+  return posix.isAbsolute(target) || resolved === '..' || resolved.startsWith('../')
 }
 
 /** Sorted paths with every parent directory listed before what it holds (as `dir/`). */
