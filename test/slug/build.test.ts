@@ -60,6 +60,20 @@ describe('buildSlug with a custom buildpack (app.json)', () => {
     await expect(buildSlug({root, secrets: []})).rejects.toThrow('buildpack buildpack (from app.json) does not apply to this app: its bin/detect failed')
   })
 
+  it('fails with the buildpack, the step and its output when release prints something that is not YAML', async () => {
+    const root = await appCopy('buildpack-app')
+    await writeFile(join(root, 'buildpack', 'bin', 'release'), '#!/bin/sh\necho "default_process_types: [unclosed"\n', {mode: 0o755})
+    await expect(buildSlug({root, secrets: []})).rejects.toThrow(/^buildpack buildpack failed in bin\/release \(its output is not YAML/)
+    expect(await readdir(join(root, '.dev', 'slugs')).catch(() => [])).toEqual([])
+  })
+
+  it('warns about a slug over the warning size, and still writes it', async () => {
+    const root = await appCopy('buildpack-app')
+    const manifest = await buildSlug({root, secrets: [], warnBytes: 10})
+    expect(manifest.warnings).toEqual([expect.stringMatching(/^the slug is .* large slugs are slow to ship and start/)])
+    expect(await readdir(join(root, '.dev', 'slugs'))).toContain(`${manifest.sha256}.tgz`)
+  })
+
   it('refuses a slug over the size limit', async () => {
     const root = await appCopy('buildpack-app')
     await expect(buildSlug({root, secrets: [], maxBytes: 10})).rejects.toThrow(/^the slug is .* over the limit of/)
@@ -124,6 +138,16 @@ describe('dev build and dev start --slug', () => {
     dev.child.kill('SIGTERM')
     expect(await dev.status).toBe(143)
     expect(dev.stdout()).toMatch(/web\.1 +\| exited with code 0/)
+  })
+
+  it('runs a slug given by its path', async () => {
+    const root = await appCopy('buildpack-app')
+    const manifest = await buildSlug({root, secrets: []})
+    const path = join(root, '.dev', 'slugs', `${manifest.sha256}.tgz`)
+    const elsewhere = await tempApp({})
+    const run = await startInApp({}, {slug: path, root: elsewhere, only: ['worker']})
+    expect(await run.status).toBe(0)
+    expect(run.lines()).toContain('worker.1 | worker from the buildpack')
   })
 
   it('refuses an unknown slug id in one line', async () => {
