@@ -1,8 +1,11 @@
+import {existsSync} from 'node:fs'
+
 import {Command, Flags} from '@oclif/core'
 import {Listr, ListrLogger, ProcessOutput} from 'listr2'
 
 import {appFileOptions, appFlags} from '../cli/app-flags.js'
 import {resolveAppFiles} from '../runtime/app-files.js'
+import {DevError} from '../runtime/dev-error.js'
 import {DEFAULT_MAX_BYTES, DEFAULT_WARN_BYTES, SlugBuild, type SlugManifest} from '../slug/slug-build.js'
 
 export default class Build extends Command {
@@ -29,6 +32,7 @@ The same source and build give the same bytes. Progress goes to stderr; the resu
   async run(): Promise<void> {
     const {flags} = await this.parse(Build)
     const files = resolveAppFiles(appFileOptions(flags))
+    if (!existsSync(files.root)) throw new DevError(`app root does not exist: ${files.root}; pass the app's directory with -d`)
     const started = Date.now()
     const build = await SlugBuild.create({
       root: files.root,
@@ -38,6 +42,12 @@ The same source and build give the same bytes. Progress goes to stderr; the resu
       maxBytes: flags['max-size'] * 1024 ** 2,
     })
     let manifest: SlugManifest | undefined
+    // Interrupted, a build still removes its ENV_DIR (build-time secrets) and any half-written slug.
+    const interrupted = (status: number) => () => void build.dispose().finally(() => process.exit(status))
+    const onInt = interrupted(130)
+    const onTerm = interrupted(143)
+    process.once('SIGINT', onInt)
+    process.once('SIGTERM', onTerm)
     try {
       const tty = process.stderr.isTTY === true
       const logger = new ListrLogger({processOutput: new ProcessOutput(process.stderr, process.stderr)})
@@ -54,11 +64,15 @@ The same source and build give the same bytes. Progress goes to stderr; the resu
           fallbackRenderer: 'simple',
           fallbackRendererCondition: !tty,
           exitOnError: true,
+          // dev's own handlers clean up on Ctrl-C; listr2's would exit at once.
+          registerSignalListeners: false,
           rendererOptions: {collapseErrors: false, logger},
           fallbackRendererOptions: {logger},
         },
       ).run()
     } finally {
+      process.off('SIGINT', onInt)
+      process.off('SIGTERM', onTerm)
       await build.dispose()
     }
     for (const warning of build.warnings) process.stderr.write(`warning: ${warning}\n`)

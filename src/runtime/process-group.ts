@@ -20,8 +20,12 @@ const MERGE_STDERR = 'exec 2>&1; '
 const RUN = 'eval "set --; $1"'
 /** For a simple command the program replaces the shell, as bash does for `bash -c 'cmd args'`. */
 const EXEC = 'eval "set --; exec $1"'
-/** Buildpacks leave scripts here that set up the environment (PATH to a virtualenv, say). */
-const SOURCE_PROFILE = 'for f in .profile.d/*.sh; do if [ -r "$f" ]; then . "./$f"; fi; done; '
+/**
+ * Buildpacks leave scripts here that set up the environment (PATH to a virtualenv, say). They run
+ * in this shell, so the command is kept aside while they do (a script may `set --`).
+ */
+const SOURCE_PROFILE =
+  'dev_command=$1; for f in .profile.d/*.sh; do if [ -r "$f" ]; then . "./$f"; fi; done; set -- "$dev_command"; unset dev_command f; '
 
 /** Shell builtins with no program of the same name: `exec` cannot replace the shell with them. */
 const BUILTINS = new Set(['.', ':', 'alias', 'bg', 'break', 'cd', 'command', 'continue', 'eval', 'exec', 'exit', 'export', 'fg', 'getopts', 'hash', 'jobs', 'local', 'read', 'readonly', 'return', 'set', 'shift', 'source', 'times', 'trap', 'type', 'ulimit', 'umask', 'unalias', 'unset', 'wait'])

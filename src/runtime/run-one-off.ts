@@ -1,4 +1,4 @@
-import {spawn} from 'node:child_process'
+import {spawn, type ChildProcess} from 'node:child_process'
 import {constants} from 'node:os'
 
 import {quote} from 'shell-quote'
@@ -66,23 +66,29 @@ export async function runOneOff(args: readonly string[], options: RunOptions, io
   const port = resolveBasePort({flag: options.port, envFiles: env.vars.get('PORT'), shell: io.env.PORT})
   const [program, ...argv] = oneOffArgv(args, types)
 
-  const child = spawn(program!, argv, {
+  // Handlers go in before the command starts: a signal that came between the two would otherwise
+  // kill dev by default and leave the command running.
+  let child: ChildProcess | undefined
+  const early: NodeJS.Signals[] = []
+  const forwarded = io.interactive ? FORWARDED : [...FORWARDED, ...TERMINAL]
+  const forwarders = forwarded.map((signal) => [signal, () => (child ? child.kill(signal) : early.push(signal))] as const)
+  const ignore = () => {}
+  for (const [signal, forward] of forwarders) io.signals.on(signal, forward)
+  if (io.interactive) for (const signal of TERMINAL) io.signals.on(signal, ignore)
+  child = spawn(program!, argv, {
     cwd: files.root,
     env: processEnv(io.env, env.vars, {PORT: String(port), PS: 'run.1', DYNO: 'run.1'}),
     stdio: 'inherit',
   })
-  const forwarded = io.interactive ? FORWARDED : [...FORWARDED, ...TERMINAL]
-  const forwarders = forwarded.map((signal) => [signal, () => child.kill(signal)] as const)
-  const ignore = () => {}
-  for (const [signal, forward] of forwarders) io.signals.on(signal, forward)
-  if (io.interactive) for (const signal of TERMINAL) io.signals.on(signal, ignore)
+  const started = child
+  for (const signal of early) started.kill(signal)
   try {
     return await new Promise<number>((resolve, reject) => {
-      child.once('error', (error: NodeJS.ErrnoException) => {
+      started.once('error', (error: NodeJS.ErrnoException) => {
         if (error.code === 'ENOENT') reject(new DevError(`command not found: ${program}; is it installed and on PATH?`, {exitCode: 127}))
         else reject(error)
       })
-      child.once('exit', (code, signal) => resolve(code ?? 128 + (signal ? constants.signals[signal] : 0)))
+      started.once('exit', (code, signal) => resolve(code ?? 128 + (signal ? constants.signals[signal] : 0)))
     })
   } finally {
     for (const [signal, forward] of forwarders) io.signals.off(signal, forward)

@@ -6,6 +6,7 @@ import {execa} from 'execa'
 import {parse as parseYaml} from 'yaml'
 
 import {DevError} from '../runtime/dev-error.js'
+import {signalGroup} from '../runtime/process-group.js'
 
 /** A directory with bin/detect, bin/compile and (optionally) bin/release: Heroku's buildpack API. */
 export interface Buildpack {
@@ -57,8 +58,8 @@ export async function appJsonBuildpacks(appRoot: string): Promise<Buildpack[] | 
       throw new DevError(`app.json: buildpack "${ref}" is not a local directory; dev builds only with buildpacks on this machine (clone it and give its path)`)
     }
     const dir = resolve(appRoot, ref)
-    if (!(await isExecutable(join(dir, 'bin', 'compile')))) {
-      throw new DevError(`app.json: buildpack ${ref} has no executable bin/compile (looked in ${dir})`)
+    for (const step of ['detect', 'compile']) {
+      if (!(await isExecutable(join(dir, 'bin', step)))) throw new DevError(`app.json: buildpack ${ref} has no executable bin/${step} (looked in ${dir})`)
     }
     buildpacks.push({name: basename(dir), dir})
   }
@@ -69,13 +70,16 @@ export interface StepOptions {
   /** Each line the step prints (stdout and stderr). */
   onLine?(line: string): void
   env: NodeJS.ProcessEnv
+  /** Aborting stops the step and everything it started. */
+  signal?: AbortSignal
 }
 
-/** bin/detect BUILD_DIR: the name it prints when it applies, undefined when it does not. */
-export async function detect(buildpack: Buildpack, buildDir: string, options: StepOptions): Promise<string | undefined> {
+/** What bin/detect said: the name it prints when it applies, or its output when it does not. */
+export async function detect(buildpack: Buildpack, buildDir: string, options: StepOptions): Promise<{applies: true; name: string} | {applies: false; output: string}> {
   const result = await execa(join(buildpack.dir, 'bin', 'detect'), [buildDir], {reject: false, all: true, env: options.env, extendEnv: false, stdin: 'ignore'})
-  if (result.failed && result.exitCode === undefined) throw stepError(buildpack, 'detect', result.message ?? 'could not run', result.all)
-  return result.exitCode === 0 ? result.stdout.trim().split('\n')[0] || buildpack.name : undefined
+  if (result.exitCode === undefined) throw stepError(buildpack, 'detect', `cannot run it: ${(result as {code?: string}).code ?? 'unknown error'}`)
+  if (result.exitCode !== 0) return {applies: false, output: result.all ?? ''}
+  return {applies: true, name: result.stdout.trim().split('\n')[0] || buildpack.name}
 }
 
 /** bin/compile BUILD_DIR CACHE_DIR ENV_DIR, its output streamed line by line. */
@@ -90,7 +94,13 @@ export async function compile(buildpack: Buildpack, dirs: {build: string; cache:
     extendEnv: false,
     stdin: 'ignore',
     cwd: dirs.build,
+    // Its own process group, so stopping it stops whatever it started (npm, pip, compilers).
+    detached: true,
   })
+  const stop = () => {
+    if (child.pid !== undefined) signalGroup(child.pid, 'SIGTERM')
+  }
+  options.signal?.addEventListener('abort', stop, {once: true})
   let partial = ''
   child.all?.on('data', (chunk: Buffer) => {
     const lines = (partial + chunk.toString('utf8')).split('\n')
@@ -103,8 +113,10 @@ export async function compile(buildpack: Buildpack, dirs: {build: string; cache:
     options.onLine?.(line)
   }
   const result = await child
+  options.signal?.removeEventListener('abort', stop)
   if (partial !== '') emit(partial)
-  if (result.exitCode !== 0) throw stepError(buildpack, 'compile', result.exitCode === undefined ? (result.message ?? 'could not run') : `exit ${result.exitCode}`, tail.join('\n'))
+  const why = result.exitCode === undefined ? `cannot run it: ${(result as {code?: string}).code ?? 'unknown error'}` : `exit ${result.exitCode}`
+  if (result.exitCode !== 0) throw stepError(buildpack, 'compile', why, tail.join('\n'))
 }
 
 /** bin/release BUILD_DIR, if the buildpack has one: its YAML, of which dev uses default_process_types. */
@@ -126,7 +138,7 @@ export async function release(buildpack: Buildpack, buildDir: string, options: S
   return {default_process_types: types as Record<string, string>}
 }
 
-function stepError(buildpack: Buildpack, step: string, why: string, output = ''): BuildpackError {
+export function stepError(buildpack: Buildpack, step: string, why: string, output = ''): BuildpackError {
   const tail = output.trim().split('\n').slice(-TAIL_LINES).join('\n')
   return new BuildpackError(`buildpack ${buildpack.name} failed in bin/${step} (${why})${tail ? `; its last output:\n${tail}` : ''}`)
 }

@@ -2,7 +2,7 @@ import {execFileSync} from 'node:child_process'
 import {existsSync, realpathSync} from 'node:fs'
 import {copyFile, lstat, mkdir, mkdtemp, readlink, rename, rm, symlink, writeFile} from 'node:fs/promises'
 import {arch, platform, tmpdir} from 'node:os'
-import {dirname, join} from 'node:path'
+import {dirname, join, relative, resolve} from 'node:path'
 
 import {execa} from 'execa'
 import pMap from 'p-map'
@@ -12,7 +12,7 @@ import {DevError} from '../runtime/dev-error.js'
 import {parseEnvFile} from '../runtime/env-file.js'
 import {scanProcfile} from '../runtime/procfile.js'
 import {readTextFileIfExists} from '../runtime/text-file.js'
-import {appJsonBuildpacks, BUILTIN_BUILDPACKS, builtinBuildpack, compile, detect, release, type Buildpack} from './buildpack.js'
+import {appJsonBuildpacks, BUILTIN_BUILDPACKS, builtinBuildpack, compile, detect, release, stepError, type Buildpack} from './buildpack.js'
 import {packSlug, slugPath} from './pack-slug.js'
 import {FILE_CONCURRENCY, sourceSet} from './source-set.js'
 
@@ -31,7 +31,7 @@ export interface SlugManifest {
 export interface SlugBuildOptions {
   /** The app root. */
   root: string
-  /** The env files `dev start` would load: never packed. */
+  /** Env files named with -e: never packed (nor ROOT/.env, nor the --build-env file, in any case). */
   secrets: readonly string[]
   /** A file of build-time variables (env-file grammar), given to buildpacks as ENV_DIR. */
   buildEnvFile?: string
@@ -59,6 +59,8 @@ export class SlugBuild {
   private files: string[] = []
   /** False while nothing needs a build directory: an app the built-in "none" packs as it is. */
   private copied = false
+  /** Aborted by dispose(): a running buildpack step is stopped. */
+  private readonly abort = new AbortController()
   readonly warnings: string[] = []
 
   private constructor(
@@ -76,7 +78,7 @@ export class SlugBuild {
 
   /** Finds the source set and writes ENV_DIR; returns the file count. */
   async collect(): Promise<number> {
-    this.files = await sourceSet({root: this.options.root, secrets: this.options.secrets})
+    this.files = await sourceSet({root: this.options.root, secrets: this.secretFiles()})
     await this.writeEnvDir()
     return this.files.length
   }
@@ -86,9 +88,9 @@ export class SlugBuild {
    * only buildpack is the built-in "none", which writes nothing: the source set is then packed
    * from where it is, and the working tree is still never written.
    */
-  private async copySource(): Promise<void> {
+  private async copySource(which: (file: string) => boolean): Promise<void> {
     const {root} = this.options
-    const files = this.files
+    const files = this.files.filter(which)
     await mkdir(this.buildDir, {recursive: true})
     // Directories first (each once), then the files, many at a time.
     for (const dir of [...new Set(files.map((file) => dirname(file)))].sort()) await mkdir(join(this.buildDir, dir), {recursive: true})
@@ -102,7 +104,6 @@ export class SlugBuild {
       },
       {concurrency: FILE_CONCURRENCY},
     )
-    this.copied = true
   }
 
   /** Chooses the buildpacks: app.json's, else the first built-in whose detect applies. */
@@ -110,23 +111,28 @@ export class SlugBuild {
     const env = this.stepEnv()
     const listed = await appJsonBuildpacks(this.options.root)
     if (listed) {
-      await this.copySource()
+      await this.copySource(() => true)
+      this.copied = true
       for (const buildpack of listed) {
-        if ((await detect(buildpack, this.buildDir, {env})) === undefined) {
-          throw new DevError(`buildpack ${buildpack.name} (from app.json) does not apply to this app: its bin/detect failed`)
-        }
+        const verdict = await detect(buildpack, this.buildDir, {env})
+        if (!verdict.applies) throw stepError(buildpack, 'detect', 'it does not apply to this app, though app.json names it', verdict.output)
       }
       this.buildpacks = listed
     } else {
-      // The built-in detect scripts only look for files, so they can look at the working tree.
+      // The built-in detect scripts look only at the app's top-level files: copy those first, and
+      // the rest only if a buildpack that writes is chosen.
+      await this.copySource((file) => !file.includes('/'))
       for (const name of BUILTIN_BUILDPACKS) {
         const buildpack = builtinBuildpack(name)
-        if ((await detect(buildpack, this.options.root, {env})) !== undefined) {
+        if ((await detect(buildpack, this.buildDir, {env})).applies) {
           this.buildpacks = [buildpack]
           break
         }
       }
-      if (this.buildpacks[0]?.name !== 'none') await this.copySource()
+      if (this.buildpacks[0]?.name !== 'none') {
+        await this.copySource((file) => file.includes('/'))
+        this.copied = true
+      }
     }
     return this.buildpacks.map((buildpack) => buildpack.name)
   }
@@ -141,7 +147,7 @@ export class SlugBuild {
     const cache = this.options.cacheDir ?? join(this.options.root, '.dev', 'cache')
     await mkdir(cache, {recursive: true})
     for (const buildpack of this.buildpacks) {
-      await compile(buildpack, {build: this.buildDir, cache, env: this.envDir}, {env, onLine})
+      await compile(buildpack, {build: this.buildDir, cache, env: this.envDir}, {env, onLine, signal: this.abort.signal})
       Object.assign(this.defaults, (await release(buildpack, this.buildDir, {env})).default_process_types)
     }
   }
@@ -149,11 +155,11 @@ export class SlugBuild {
   /** Packs the build directory into .dev/slugs/<sha256>.tgz and writes its manifest. */
   async pack(): Promise<SlugManifest> {
     const processTypes = await this.processTypes()
-    const slugsDir = this.options.slugsDir ?? join(this.options.root, '.dev', 'slugs')
+    const slugsDir = this.slugsDir()
     // What the buildpacks added (node_modules, .venv, .profile.d) is part of the slug too.
     const dir = this.copied ? this.buildDir : this.options.root
-    const files = this.copied ? await sourceSet({root: this.buildDir, secrets: []}) : this.files
-    const packed = await packSlug(dir, files, join(slugsDir, `.building-${process.pid}.tgz`))
+    const files = this.copied ? await sourceSet({root: this.buildDir, secrets: [], slugignore: false}) : this.files
+    const packed = await packSlug(dir, files, this.packingPath())
     const maxBytes = this.options.maxBytes ?? DEFAULT_MAX_BYTES
     if (packed.size > maxBytes) {
       await rm(packed.path, {force: true})
@@ -170,15 +176,27 @@ export class SlugBuild {
       process_types: processTypes,
       buildpacks: this.buildpacks.map((buildpack) => buildpack.name),
       created_at: new Date().toISOString(),
-      source_version: await sourceVersion(this.options.root),
+      source_version: await sourceVersion(this.options.root, this.secretFiles()),
       stack: stack(),
     }
     await writeFileAtomic(join(slugsDir, `${packed.sha256}.json`), `${JSON.stringify(manifest, null, 2)}\n`)
     return manifest
   }
 
+  /** Removes the build directory, ENV_DIR and any half-written slug: safe to call at any time. */
   async dispose(): Promise<void> {
+    this.abort.abort()
     await rm(this.workDir, {recursive: true, force: true})
+    await rm(this.packingPath(), {force: true})
+    await rm(`${this.packingPath()}.partial-${process.pid}`, {force: true})
+  }
+
+  private slugsDir(): string {
+    return this.options.slugsDir ?? join(this.options.root, '.dev', 'slugs')
+  }
+
+  private packingPath(): string {
+    return join(this.slugsDir(), `.building-${process.pid}.tgz`)
   }
 
   /** The Procfile's types over the buildpacks' defaults; a merged Procfile is written into the build. */
@@ -197,6 +215,12 @@ export class SlugBuild {
       await writeFile(procfile, `${lines.join('\n')}\n`)
     }
     return types
+  }
+
+  /** Files that hold secrets: the default .env, any -e file, and the build-time variables. */
+  private secretFiles(): string[] {
+    const {root, secrets, buildEnvFile} = this.options
+    return [join(root, '.env'), ...secrets, ...(buildEnvFile === undefined ? [] : [resolve(buildEnvFile)])]
   }
 
   /** One file per build-time variable, readable by the owner only, outside the build directory. */
@@ -230,10 +254,14 @@ export async function buildSlug(options: SlugBuildOptions, onLine?: (line: strin
   }
 }
 
-async function sourceVersion(root: string): Promise<{commit: string | null; dirty: boolean}> {
-  const head = await execa('git', ['rev-parse', 'HEAD'], {cwd: root, reject: false, stdin: 'ignore'})
+/** The git commit of the source, and whether the files that go into the slug differ from it. */
+async function sourceVersion(root: string, secrets: readonly string[]): Promise<{commit: string | null; dirty: boolean}> {
+  const options = {cwd: root, reject: false, stdin: 'ignore', env: {GIT_OPTIONAL_LOCKS: '0'}} as const
+  const head = await execa('git', ['rev-parse', 'HEAD'], options)
   if (head.exitCode !== 0) return {commit: null, dirty: false}
-  const status = await execa('git', ['status', '--porcelain'], {cwd: root, reject: false, stdin: 'ignore'})
+  // dev's own .dev/ and the env files never go into a slug, so they do not make it dirty.
+  const leftOut = ['.dev', ...secrets.map((path) => relative(root, path))].map((path) => `:(exclude)${path}`)
+  const status = await execa('git', ['status', '--porcelain', '--', '.', ...leftOut], options)
   return {commit: head.stdout.trim(), dirty: status.stdout.trim() !== ''}
 }
 

@@ -15,6 +15,8 @@ export interface SourceSetOptions {
   root: string
   /** Files left out because they hold secrets: the env files `dev start` would load. */
   secrets: readonly string[]
+  /** Apply ROOT/.slugignore (true for the app's source; not for a build's output). */
+  slugignore?: boolean
 }
 
 /**
@@ -23,9 +25,9 @@ export interface SourceSetOptions {
  * the root. Always left out: `.git`, `.dev/`, the env files, and what `.slugignore` lists
  * (gitignore syntax). Symbolic links are kept as links; other special files are skipped.
  */
-export async function sourceSet({root, secrets}: SourceSetOptions): Promise<string[]> {
+export async function sourceSet({root, secrets, slugignore = true}: SourceSetOptions): Promise<string[]> {
   const rules = ignore().add(ALWAYS_LEFT_OUT)
-  rules.add(await readFile(join(root, '.slugignore'), 'utf8').catch(() => ''))
+  if (slugignore) rules.add(await readFile(join(root, '.slugignore'), 'utf8').catch(() => ''))
   const secretPaths = new Set(secrets.map((path) => relative(root, path).split(sep).join('/')))
   const keep = (path: string) => !secretPaths.has(path) && !rules.ignores(path)
   const listed = await gitFiles(root)
@@ -56,10 +58,12 @@ async function gitFiles(root: string): Promise<string[] | undefined> {
   return [...new Set(result.stdout.split('\0').filter(Boolean))]
 }
 
-/** Every file and symbolic link below `root`, without descending into .git or .dev. */
+/** Every file and symbolic link below `root` (and `dir/` for an empty directory), without .git or .dev. */
 async function walk(root: string, dir = ''): Promise<string[]> {
   const files: string[] = []
-  for (const entry of await readdir(join(root, dir), {withFileTypes: true})) {
+  const entries = await readdir(join(root, dir), {withFileTypes: true})
+  if (entries.length === 0 && dir !== '') return [`${dir}/`]
+  for (const entry of entries) {
     const path = dir === '' ? entry.name : `${dir}/${entry.name}`
     if (entry.isDirectory()) {
       if (dir !== '' || (entry.name !== '.git' && entry.name !== '.dev')) files.push(...(await walk(root, path)))

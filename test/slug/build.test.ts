@@ -1,4 +1,5 @@
-import {cp, readdir, writeFile} from 'node:fs/promises'
+import {execFileSync} from 'node:child_process'
+import {chmod, cp, mkdir, readdir, stat, writeFile} from 'node:fs/promises'
 import {join} from 'node:path'
 import {fileURLToPath} from 'node:url'
 
@@ -19,6 +20,19 @@ async function appCopy(name: string): Promise<string> {
   await cp(fixtureApp(name), root, {recursive: true})
   await writeFile(join(root, '.env'), 'SECRET=do-not-pack\n')
   return root
+}
+
+/** Every path under `root` but .dev/, with its size and mtime. */
+async function snapshot(root: string, dir = ''): Promise<string[]> {
+  const out: string[] = []
+  for (const entry of await readdir(join(root, dir), {withFileTypes: true})) {
+    const path = join(dir, entry.name)
+    if (path === '.dev') continue
+    const stats = await stat(join(root, path))
+    out.push(`${path} ${stats.size} ${stats.mtimeMs}`)
+    if (entry.isDirectory()) out.push(...(await snapshot(root, path)))
+  }
+  return out
 }
 
 async function entries(slug: string): Promise<string[]> {
@@ -56,8 +70,67 @@ describe('buildSlug with a custom buildpack (app.json)', () => {
 
   it('says so when no buildpack in app.json applies', async () => {
     const root = await appCopy('buildpack-app')
-    await writeFile(join(root, 'buildpack', 'bin', 'detect'), '#!/bin/sh\nexit 1\n', {mode: 0o755})
-    await expect(buildSlug({root, secrets: []})).rejects.toThrow('buildpack buildpack (from app.json) does not apply to this app: its bin/detect failed')
+    await writeFile(join(root, 'buildpack', 'bin', 'detect'), '#!/bin/sh\necho "no web.sh here"\nexit 1\n', {mode: 0o755})
+    await expect(buildSlug({root, secrets: []})).rejects.toThrow(
+      'buildpack buildpack failed in bin/detect (it does not apply to this app, though app.json names it); its last output:\nno web.sh here',
+    )
+  })
+
+  it('refuses an app.json buildpack without an executable bin/detect, in one line', async () => {
+    const root = await appCopy('buildpack-app')
+    await chmod(join(root, 'buildpack', 'bin', 'detect'), 0o644)
+    await expect(buildSlug({root, secrets: []})).rejects.toThrow(/^app\.json: buildpack \.\/buildpack has no executable bin\/detect \(looked in .*\)$/)
+  })
+
+  it('runs several app.json buildpacks in order, on the same build directory', async () => {
+    const root = await appCopy('buildpack-app')
+    await mkdir(join(root, 'second', 'bin'), {recursive: true})
+    await writeFile(join(root, 'second', 'bin', 'detect'), '#!/bin/sh\necho second\n', {mode: 0o755})
+    await writeFile(join(root, 'second', 'bin', 'compile'), '#!/bin/sh\necho "second sees: $(cat "$1/built.txt")"\n', {mode: 0o755})
+    await writeFile(join(root, 'app.json'), JSON.stringify({buildpacks: ['./buildpack', {url: './second'}]}))
+    const lines: string[] = []
+    const manifest = await buildSlug({root, secrets: []}, (line) => lines.push(line))
+    expect(manifest.buildpacks).toEqual(['buildpack', 'second'])
+    expect(lines).toEqual(['-----> build number 1', 'second sees: none'])
+  })
+
+  it('gives buildpacks ENV_DIR files readable by their owner only, and never packs the --build-env file', async () => {
+    const root = await appCopy('buildpack-app')
+    await writeFile(join(root, 'build.env'), 'API_TOKEN=s3cret\n')
+    await writeFile(join(root, 'buildpack', 'bin', 'compile'), '#!/bin/sh\nstat -c "%a %n" "$3"/* | sed "s|.*/||;s|^|mode |"\nstat -c "mode %a" "$3"/API_TOKEN\n', {mode: 0o755})
+    const lines: string[] = []
+    const manifest = await buildSlug({root, secrets: [], buildEnvFile: join(root, 'build.env')}, (line) => lines.push(line))
+    expect(lines).toContain('mode 600')
+    const paths = await entries(join(root, '.dev', 'slugs', `${manifest.sha256}.tgz`))
+    expect(paths).not.toContain('build.env')
+  })
+
+  it('leaves out .env and every -e file together', async () => {
+    const root = await appCopy('buildpack-app')
+    await writeFile(join(root, '.env.production'), 'SECRET=2\n')
+    const manifest = await buildSlug({root, secrets: [join(root, '.env.production')]})
+    const paths = await entries(join(root, '.dev', 'slugs', `${manifest.sha256}.tgz`))
+    expect(paths.filter((path) => path.startsWith('.env'))).toEqual([])
+  })
+
+  it('never writes into the working tree (only .dev/)', async () => {
+    const root = await appCopy('node-web')
+    const before = await snapshot(root)
+    await buildSlug({root, secrets: []})
+    expect(await snapshot(root)).toEqual(before)
+  })
+
+  it('records the commit, and a clean tree as not dirty', async () => {
+    const root = await appCopy('buildpack-app')
+    const git = (...args: string[]) => execFileSync('git', args, {cwd: root, stdio: 'ignore'})
+    git('init', '-q')
+    await writeFile(join(root, '.gitignore'), '.dev/\n.env\n')
+    git('add', '-A')
+    git('-c', 'user.name=t', '-c', 'user.email=t@t', 'commit', '-qm', 'app')
+    const clean = await buildSlug({root, secrets: []})
+    expect(clean.source_version).toEqual({commit: expect.stringMatching(/^[0-9a-f]{40}$/), dirty: false})
+    await writeFile(join(root, 'web.sh'), 'echo changed\n')
+    expect((await buildSlug({root, secrets: []})).source_version.dirty).toBe(true)
   })
 
   it('fails with the buildpack, the step and its output when release prints something that is not YAML', async () => {
@@ -91,7 +164,12 @@ describe('built-in buildpacks', () => {
     expect(await entries(join(root, '.dev', 'slugs', `${manifest.sha256}.tgz`))).not.toContain('.env')
   })
 
-  it('puts a Python app in a virtualenv that .profile.d puts on PATH', async () => {
+  it('chooses from the source set: a .slugignored package.json does not make a node app', async () => {
+    const root = await tempApp({Procfile: 'web: sh web.sh\n', 'web.sh': 'echo hi\n', 'package.json': '{}\n', '.slugignore': 'package.json\n'})
+    expect((await buildSlug({root, secrets: []})).buildpacks).toEqual(['none'])
+  })
+
+  it('puts a Python app in a virtualenv that .profile.d puts on PATH, the same bytes every build', async () => {
     const root = await tempApp({
       Procfile: 'web: python -c "import sys; print(sys.prefix)"\n',
       'requirements.txt': '# no third-party packages: nothing to download\n',
@@ -103,6 +181,7 @@ describe('built-in buildpacks', () => {
     const run = await startInApp({}, {slug: manifest.id, root})
     expect(await run.status).toBe(0)
     expect(run.lines()).toContainEqual(expect.stringMatching(/^web\.1  \| \/.*\/dev-slug-[^/]+\/\.venv$/))
+    expect((await buildSlug({root, secrets: []})).sha256).toBe(manifest.sha256)
   })
 
   it('packs an app with only a Procfile as it is (none)', async () => {
@@ -113,6 +192,30 @@ describe('built-in buildpacks', () => {
 })
 
 describe('dev build and dev start --slug', () => {
+  it('prints the manifest with --json', async () => {
+    const root = await appCopy('buildpack-app')
+    const built = runBin(['build', '-d', root, '--json'])
+    expect(Object.keys(JSON.parse(built.stdout)).sort()).toEqual(['buildpacks', 'created_at', 'id', 'process_types', 'sha256', 'size', 'source_version', 'stack'])
+  })
+
+  it('removes its build-time secrets when interrupted', async () => {
+    const root = await appCopy('buildpack-app')
+    await writeFile(join(root, 'build.env'), 'API_TOKEN=s3cret\n')
+    await writeFile(join(root, 'buildpack', 'bin', 'compile'), '#!/bin/sh\necho "env dir: $3"\nsleep 30\n', {mode: 0o755})
+    const dev = spawnBin(['build', '-d', root, '--build-env', join(root, 'build.env')])
+    await dev.waitFor(/./, 1).catch(() => {})
+    for (let tries = 0; tries < 200 && !/env dir: /.test(dev.stderr()); tries++) await new Promise((resolve) => setTimeout(resolve, 50))
+    const envDir = /env dir: (\S+)/.exec(dev.stderr())![1]!
+    await stat(envDir)
+    dev.child.kill('SIGINT')
+    expect(await dev.status).toBe(130)
+    await expect(stat(envDir)).rejects.toThrow()
+    // The step it was running is stopped too.
+    const sleeping = () => execFileSync('sh', ['-c', 'pgrep -f "^sleep 30$" || true'], {encoding: 'utf8'}).trim()
+    for (let tries = 0; tries < 40 && sleeping() !== ''; tries++) await new Promise((resolve) => setTimeout(resolve, 50))
+    expect(sleeping()).toBe('')
+  })
+
   it('builds, then runs the slug with .profile.d sourced first', async () => {
     const root = await appCopy('buildpack-app')
     await writeFile(join(root, 'build.env'), 'GREETING=from-env-dir\n')
