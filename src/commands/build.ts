@@ -66,7 +66,8 @@ The same source and build give the same bytes. Progress goes to stderr; the resu
           exitOnError: true,
           // dev's own handlers clean up on Ctrl-C; listr2's would exit at once.
           registerSignalListeners: false,
-          rendererOptions: {collapseErrors: false, logger},
+          // The error itself is printed once, by dev, after the task list.
+          rendererOptions: {showErrorMessage: false, logger},
           fallbackRendererOptions: {logger},
         },
       ).run()
