@@ -1,105 +1,18 @@
-import {existsSync} from 'node:fs'
-import {mkdtemp, rm} from 'node:fs/promises'
-import {constants, tmpdir} from 'node:os'
-import {join, resolve} from 'node:path'
+import {constants} from 'node:os'
 import type {Writable} from 'node:stream'
 
-import {loadAppEnv} from './app-env.js'
-import {resolveAppFiles, type AppFileOptions, type AppFiles} from './app-files.js'
-import {isDevError, UsageError} from './dev-error.js'
-import {displayPath} from './display-path.js'
 import type {FileWatcher} from './file-watcher.js'
-import {resolveFormation, type FormationEntry} from './formation.js'
 import {LogPrinter, SYSTEM_NAME} from './log-printer.js'
-import {MAX_PORT, portFor, portInUse, resolveBasePort} from './ports.js'
-import {processEnv} from './process-env.js'
-import {readProcfile} from './procfile.js'
-import {extractSlug} from '../slug/extract-slug.js'
-import {findSlug} from '../slug/find-slug.js'
+import {portInUse} from './ports.js'
 import {LOCAL_BACKOFF} from './restart-backoff.js'
-import {RestartLimiter} from './restart-limiter.js'
-import {Supervisor, type DynoSpec, type RestartPolicy} from './supervisor.js'
+import {planStart, type StartIo, type StartOptions} from './start-plan.js'
+import {Supervisor} from './supervisor.js'
+import {watchForRestarts} from './watch-restarts.js'
 
-export interface StartOptions extends AppFileOptions {
-  /** `web=2,worker=0,all=1` */
-  formation?: string
-  /** Start only these types. */
-  only?: readonly string[]
-  port?: number
-  /** Seconds between SIGTERM and SIGKILL when stopping. */
-  timeout: number
-  timestamp: boolean
-  colour: boolean
-  restart: RestartPolicy
-  /** Restart when files change under these paths (relative to the working directory); [] = the app root. */
-  watch?: readonly string[]
-  /** Run this slug (an id from dev build, or a .tgz path) instead of the working tree. */
-  slug?: string
-}
-
-/** Where `dev start` reads signals from and writes to; tests pass their own. */
-export interface StartIo {
-  stdout: Writable
-  signals: NodeJS.EventEmitter
-  env: NodeJS.ProcessEnv
-  cwd: string
-}
+export type {StartIo, StartOptions} from './start-plan.js'
 
 /** Ctrl-\ (SIGQUIT) stops the app like Ctrl-C: dev's processes are not in the terminal's group. */
 const STOP_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT'] as const
-
-/** Everything `dev start` needs to run, read and checked before any process starts. */
-export interface StartPlan {
-  files: AppFiles
-  formation: FormationEntry[]
-  specs: DynoSpec[]
-  /** Removes what the plan made (an extracted slug). */
-  dispose(): Promise<void>
-}
-
-/** Reads the app and works out every process to run, with its port and environment. */
-export async function planStart(options: StartOptions, io: Pick<StartIo, 'env' | 'cwd'>): Promise<StartPlan> {
-  const files = resolveAppFiles(options, io.cwd)
-  if (options.slug !== undefined && options.watch !== undefined) throw new UsageError('--watch and --slug do not go together: a slug never changes')
-  const env = await loadAppEnv(files, io.env)
-  // From a slug, processes run in the extracted slug with its Procfile; env files stay the working tree's.
-  const slug = options.slug === undefined ? undefined : await extractForStart(options.slug, files)
-  try {
-    const procfile = slug ? join(slug.dir, 'Procfile') : files.procfile
-    const types = await readProcfile(procfile, slug ? `${options.slug}:Procfile` : displayPath(procfile, files.cwd))
-    const base = resolveBasePort({flag: options.port, envFiles: env.vars.get('PORT'), shell: io.env.PORT})
-    const formation = resolveFormation(types, {spec: options.formation, only: options.only})
-    const specs: DynoSpec[] = []
-    for (const {type, index, quantity} of formation) {
-      for (let instance = 1; instance <= quantity; instance++) {
-        const name = `${type.name}.${instance}`
-        const port = portFor(base, index, instance)
-        if (port > MAX_PORT) throw new UsageError(`${name} would get port ${port}, above ${MAX_PORT}; pass a lower --port`)
-        const own = {PORT: String(port), PS: name, DYNO: name}
-        const cwd = slug?.dir ?? files.root
-        specs.push({name, type: type.name, command: type.command, cwd, env: processEnv(io.env, env.vars, own), port, profile: slug !== undefined})
-      }
-    }
-    return {files, formation, specs, dispose: async () => slug?.dispose()}
-  } catch (error) {
-    await slug?.dispose()
-    throw error
-  }
-}
-
-/** Extracts a slug into a fresh temporary directory for `dev start --slug`. */
-async function extractForStart(ref: string, files: AppFiles): Promise<{dir: string; dispose(): Promise<void>}> {
-  const path = await findSlug(ref, join(files.root, '.dev', 'slugs'), files.cwd)
-  const dir = await mkdtemp(join(tmpdir(), 'dev-slug-'))
-  const dispose = () => rm(dir, {recursive: true, force: true})
-  try {
-    await extractSlug(path, dir)
-  } catch (error) {
-    await dispose()
-    throw error
-  }
-  return {dir, dispose}
-}
 
 /**
  * `dev start`: runs the formation until a process exits (or, with a restart policy, until every
@@ -191,86 +104,3 @@ export async function startApp(options: StartOptions, io: StartIo): Promise<numb
   return status ?? 0
 }
 
-/** How long watching stays paused after the loop breaker trips: until this long without changes. */
-const QUIET_MS = 60_000
-
-/**
- * `--watch`: restarts every process (gracefully) when a file changes; a change to the Procfile or
- * an env file re-reads them and starts the new formation. More than 10 restarts in a minute
- * pauses watching until a minute passes without changes, so a process that writes into a watched
- * directory cannot cause a restart loop.
- */
-async function watchForRestarts(context: {
-  options: StartOptions
-  io: StartIo
-  plan: StartPlan
-  printer: LogPrinter
-  supervisor: Supervisor
-  stopped: () => boolean
-}): Promise<FileWatcher> {
-  const {options, io, plan, printer, supervisor} = context
-  const config = [plan.files.procfile, ...plan.files.envFiles]
-  const paths = options.watch!.length > 0 ? options.watch!.map((path) => resolve(io.cwd, path)) : [plan.files.root]
-  const limiter = new RestartLimiter()
-  let quiet: NodeJS.Timeout | undefined
-  let queue = Promise.resolve()
-  const say = (text: string) => printer.message(SYSTEM_NAME, text)
-  for (const path of paths) if (!existsSync(path)) say(`warning: ${displayPath(path, io.cwd)} does not exist; nothing there is watched until it does`)
-
-  const restart = async (changed: string[]) => {
-    if (context.stopped()) return
-    const shown = changed.slice(0, 3).map((path) => displayPath(path, io.cwd)).join(', ') + (changed.length > 3 ? ', …' : '')
-    if (!changed.some((path) => config.includes(path))) {
-      say(`${shown} changed; restarting all processes`)
-      await supervisor.restart()
-      return
-    }
-    let next: StartPlan
-    try {
-      next = await planStart(options, io)
-    } catch (error) {
-      if (!isDevError(error)) throw error
-      say(`${shown} changed but cannot be used; keeping the running processes:`)
-      for (const line of error.message.split('\n')) say(line)
-      return
-    }
-    say(`${shown} changed; reloading and restarting all processes`)
-    printer.setFormation(
-      next.specs.map((spec) => spec.name),
-      next.formation.map((entry) => entry.type.name),
-    )
-    await supervisor.replace(next.specs)
-  }
-
-  // chokidar is loaded only for --watch: it costs start-up time and memory.
-  const {watchFiles} = await import('./file-watcher.js')
-  const watcher = await watchFiles({
-    paths,
-    root: plan.files.root,
-    always: config,
-    onError: (error) => say(`warning: watching files failed: ${error.message}`),
-    onChange: (changed) => {
-      if (context.stopped()) return
-      if (quiet) {
-        quiet.refresh()
-        return
-      }
-      if (!limiter.tryRecord()) {
-        say('warning: more than 10 restarts in a minute; watching paused until files stay unchanged for a minute (is a process writing into a watched directory?)')
-        quiet = setTimeout(() => {
-          quiet = undefined
-          say('watching files again')
-        }, QUIET_MS).unref()
-        return
-      }
-      queue = queue.then(() => restart(changed)).catch((error: Error) => say(`error: restart failed: ${error.message}`))
-    },
-  })
-  return {
-    // A restart already under way finishes before dev stops.
-    async close() {
-      await watcher.close()
-      await queue
-    },
-  }
-}
