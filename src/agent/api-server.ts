@@ -1,0 +1,102 @@
+import {chmod, mkdir, rm} from 'node:fs/promises'
+import {createServer, type IncomingMessage, type Server, type ServerResponse} from 'node:http'
+
+import {z} from 'zod'
+
+import {agentPaths} from './agent-home.js'
+import {AppError, AppStore} from './app-store.js'
+
+/** The largest JSON body the API reads. */
+const MAX_BODY_BYTES = 1024 * 1024
+
+const CreateApp = z.object({name: z.string()}).strict()
+const PatchConfig = z.record(z.string(), z.string().nullable())
+
+type Handler = (request: {body: () => Promise<unknown>; user: string; params: string[]}) => Promise<{status?: number; json: unknown}>
+
+/**
+ * The agent's HTTP API on its Unix socket (mode 0660): resources named like Heroku's Platform API.
+ * Every answer is JSON; a bad request gets a 4xx with a message saying what was wrong.
+ */
+export async function startApiServer(home: string): Promise<Server> {
+  const paths = agentPaths(home)
+  const apps = new AppStore(home)
+  const routes: [string, RegExp, Handler][] = [
+    ['GET', /^\/apps$/, async () => ({json: (await apps.list()).map((name) => ({name}))})],
+    [
+      'POST',
+      /^\/apps$/,
+      async ({body}) => {
+        const {name} = parse(CreateApp, await body())
+        await apps.create(name)
+        return {status: 201, json: {name}}
+      },
+    ],
+    ['GET', /^\/apps\/([^/]+)\/config-vars$/, async ({params}) => ({json: await apps.config(params[0]!)})],
+    [
+      'PATCH',
+      /^\/apps\/([^/]+)\/config-vars$/,
+      async ({body, params, user}) => ({json: (await apps.patchConfig(params[0]!, parse(PatchConfig, await body()), user)).config}),
+    ],
+    ['GET', /^\/apps\/([^/]+)\/releases$/, async ({params}) => ({json: await apps.releases(params[0]!)})],
+  ]
+
+  const server = createServer((req, res) => {
+    void handle(req, res).catch((error: unknown) => {
+      const known = error instanceof AppError
+      send(res, known ? error.status : 500, {id: known ? 'bad_request' : 'internal', message: known ? error.message : 'internal error; see the agent log'})
+      if (!known) console.error(error)
+    })
+  })
+
+  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const path = new URL(req.url ?? '/', 'http://agent').pathname
+    const matching = routes.filter(([, pattern]) => pattern.test(path))
+    if (matching.length === 0) throw new AppError(404, `no such resource: ${path}`)
+    const route = matching.find(([method]) => method === req.method)
+    if (!route) throw new AppError(405, `${req.method} is not allowed on ${path}; use ${matching.map(([method]) => method).join(' or ')}`)
+    const params = route[1].exec(path)!.slice(1).map(decodeURIComponent)
+    const user = String(req.headers['dev-user'] ?? 'unknown')
+    const result = await route[2]({body: () => readJson(req), user, params})
+    send(res, result.status ?? 200, result.json)
+  }
+
+  await mkdir(home, {recursive: true, mode: 0o700})
+  await rm(paths.socket, {force: true})
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject)
+    server.listen(paths.socket, resolve)
+  })
+  await chmod(paths.socket, 0o660)
+  return server
+}
+
+function parse<T>(schema: z.ZodType<T>, value: unknown): T {
+  const result = schema.safeParse(value)
+  if (result.success) return result.data
+  const issue = result.error.issues[0]!
+  const where = issue.path.length > 0 ? ` at ${issue.path.join('.')}` : ''
+  throw new AppError(422, `invalid request body${where}: ${issue.message}`)
+}
+
+async function readJson(req: IncomingMessage): Promise<unknown> {
+  const chunks: Buffer[] = []
+  let size = 0
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    size += chunk.length
+    if (size > MAX_BODY_BYTES) throw new AppError(413, `request body over ${MAX_BODY_BYTES} bytes`)
+    chunks.push(chunk)
+  }
+  const text = Buffer.concat(chunks).toString('utf8')
+  try {
+    return JSON.parse(text)
+  } catch {
+    throw new AppError(400, 'request body is not JSON')
+  }
+}
+
+function send(res: ServerResponse, status: number, body: unknown): void {
+  const text = `${JSON.stringify(body)}\n`
+  res.writeHead(status, {'content-type': 'application/json', 'content-length': Buffer.byteLength(text)})
+  res.end(text)
+}
