@@ -15,7 +15,7 @@ export function agentPaths(home: string) {
     apps: join(home, 'apps'),
     app: (name: string) => {
       const dir = join(home, 'apps', name)
-      return {dir, releases: join(dir, 'releases.jsonl'), config: join(dir, 'config.json')}
+      return {dir, releases: join(dir, 'releases.jsonl'), config: join(dir, 'config.json'), releaseDir: (v: number) => join(dir, 'releases', `v${v}`)}
     },
   }
 }

@@ -3,16 +3,28 @@ import {createServer, type IncomingMessage, type Server, type ServerResponse} fr
 
 import {z} from 'zod'
 
+import {createReadStream} from 'node:fs'
+
 import {agentPaths} from './agent-home.js'
 import {AppError, AppStore} from './app-store.js'
+import {SHA256, SlugStore} from './slug-store.js'
 
 /** The largest JSON body the API reads. */
 const MAX_BODY_BYTES = 1024 * 1024
+/** The largest slug the host accepts (dev build refuses bigger ones too). */
+const MAX_SLUG_BYTES = 1024 ** 3
 
 const CreateApp = z.object({name: z.string()}).strict()
 const PatchConfig = z.record(z.string(), z.string().nullable())
+const CreateRelease = z.union([z.object({slug: z.string().regex(SHA256, 'a slug is named by its sha256')}).strict(), z.object({rollback: z.number().int().positive()}).strict()])
 
-type Handler = (request: {body: () => Promise<unknown>; user: string; params: string[]}) => Promise<{status?: number; json: unknown}>
+type Handler = (request: {
+  req: IncomingMessage
+  res: ServerResponse
+  body: () => Promise<unknown>
+  user: string
+  params: string[]
+}) => Promise<{status?: number; json: unknown} | 'answered'>
 
 /**
  * The agent's HTTP API on its Unix socket (mode 0660): resources named like Heroku's Platform API.
@@ -21,7 +33,35 @@ type Handler = (request: {body: () => Promise<unknown>; user: string; params: st
 export async function startApiServer(home: string): Promise<Server> {
   const paths = agentPaths(home)
   const apps = new AppStore(home)
+  const slugs = new SlugStore(home)
   const routes: [string, RegExp, Handler][] = [
+    [
+      'HEAD',
+      /^\/slugs\/([^/]+)$/,
+      async ({params, res}) => {
+        res.writeHead((await slugs.has(params[0]!)) ? 200 : 404).end()
+        return 'answered'
+      },
+    ],
+    [
+      'PUT',
+      /^\/slugs\/([^/]+)$/,
+      async ({params, req}) => {
+        const {created} = await slugs.put(params[0]!, req, MAX_SLUG_BYTES)
+        return {status: created ? 201 : 200, json: {sha256: params[0]}}
+      },
+    ],
+    [
+      'GET',
+      /^\/slugs\/([^/]+)$/,
+      async ({params, res}) => {
+        const sha256 = params[0]!
+        if (!(await slugs.has(sha256))) throw new AppError(404, `no slug ${sha256} on this host`)
+        res.writeHead(200, {'content-type': 'application/gzip'})
+        await new Promise<void>((resolve, reject) => createReadStream(slugs.path(sha256)).on('error', reject).pipe(res).on('finish', resolve))
+        return 'answered'
+      },
+    ],
     ['GET', /^\/apps$/, async () => ({json: (await apps.list()).map((name) => ({name}))})],
     [
       'POST',
@@ -39,6 +79,16 @@ export async function startApiServer(home: string): Promise<Server> {
       async ({body, params, user}) => ({json: (await apps.patchConfig(params[0]!, parse(PatchConfig, await body()), user)).config}),
     ],
     ['GET', /^\/apps\/([^/]+)\/releases$/, async ({params}) => ({json: await apps.releases(params[0]!)})],
+    [
+      'POST',
+      /^\/apps\/([^/]+)\/releases$/,
+      async ({params, body, user}) => {
+        const request = parse(CreateRelease, await body())
+        if ('rollback' in request) return {status: 201, json: await apps.rollback(params[0]!, request.rollback, (sha) => slugs.path(sha), user)}
+        if (!(await slugs.has(request.slug))) throw new AppError(404, `no slug ${request.slug} on this host; upload it first (PUT /slugs/${request.slug})`)
+        return {status: 201, json: await apps.deploy(params[0]!, {sha256: request.slug, path: slugs.path(request.slug)}, user)}
+      },
+    ],
   ]
 
   const server = createServer((req, res) => {
@@ -57,8 +107,8 @@ export async function startApiServer(home: string): Promise<Server> {
     if (!route) throw new AppError(405, `${req.method} is not allowed on ${path}; use ${matching.map(([method]) => method).join(' or ')}`)
     const params = route[1].exec(path)!.slice(1).map(decodeURIComponent)
     const user = String(req.headers['dev-user'] ?? 'unknown')
-    const result = await route[2]({body: () => readJson(req), user, params})
-    send(res, result.status ?? 200, result.json)
+    const result = await route[2]({req, res, body: () => readJson(req), user, params})
+    if (result !== 'answered') send(res, result.status ?? 200, result.json)
   }
 
   await mkdir(home, {recursive: true, mode: 0o700})

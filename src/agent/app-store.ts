@@ -1,4 +1,8 @@
-import {mkdir, readdir, readFile} from 'node:fs/promises'
+import {mkdir, readdir, readFile, rename, rm} from 'node:fs/promises'
+import {dirname, join} from 'node:path'
+
+import {isDevError} from '../runtime/dev-error.js'
+import {extractSlug} from '../slug/extract-slug.js'
 
 import {writeFileAtomic} from '../runtime/atomic-write.js'
 import {ENV_KEY} from '../runtime/env-file.js'
@@ -64,6 +68,46 @@ export class AppStore {
     const release = await ledger.append({slug: current?.slug ?? null, config, description, user})
     await writeFileAtomic(app.config, `${JSON.stringify(config, null, 2)}\n`, 0o600)
     return {config, release}
+  }
+
+  /** Deploys a slug the host has: a release "Deploy abc1234" with the current config. */
+  async deploy(name: string, slug: {sha256: string; path: string}, user: string): Promise<Release> {
+    await this.existing(name)
+    const config = await this.config(name)
+    return this.release(name, slug.path, {slug: slug.sha256, config, description: `Deploy ${slug.sha256.slice(0, 7)}`, user})
+  }
+
+  /** A new release with the slug and config of vK; the app's config becomes vK's again. */
+  async rollback(name: string, to: number, slugPath: (sha256: string) => string, user: string): Promise<Release> {
+    await this.existing(name)
+    const target = await this.ledger(name).get(to)
+    if (target === undefined) throw new AppError(404, `app ${name} has no release v${to}`)
+    if (target.slug === null) throw new AppError(422, `v${to} has no slug to roll back to`)
+    const release = await this.release(name, slugPath(target.slug), {slug: target.slug, config: target.config, description: `Rollback to v${to}`, user})
+    await writeFileAtomic(this.paths.app(name).config, `${JSON.stringify(target.config, null, 2)}\n`, 0o600)
+    return release
+  }
+
+  /**
+   * Extracts the slug for the next release first, then records the release, then moves the
+   * extracted slug to releases/vN: a slug that cannot be extracted leaves no release behind.
+   */
+  private async release(name: string, slugPath: string, entry: Omit<Release, 'v' | 'created_at'>): Promise<Release> {
+    const app = this.paths.app(name)
+    const staging = join(app.dir, 'releases', `.incoming-${process.pid}-${Date.now()}`)
+    try {
+      await extractSlug(slugPath, staging)
+    } catch (error) {
+      await rm(staging, {recursive: true, force: true})
+      if (isDevError(error)) throw new AppError(422, error.message)
+      throw error
+    }
+    const release = await this.ledger(name).append(entry)
+    const target = app.releaseDir(release.v)
+    await mkdir(dirname(target), {recursive: true})
+    await rm(target, {recursive: true, force: true})
+    await rename(staging, target)
+    return release
   }
 
   async releases(name: string): Promise<Release[]> {

@@ -1,5 +1,11 @@
 import {spawn, type ChildProcess} from 'node:child_process'
-import {stat} from 'node:fs/promises'
+import {createHash} from 'node:crypto'
+import {cp, readdir, readFile, stat} from 'node:fs/promises'
+import {gzipSync} from 'node:zlib'
+
+import {Header} from 'tar'
+
+import {buildSlug} from '../../src/slug/slug-build.js'
 import {request} from 'node:http'
 import {join} from 'node:path'
 
@@ -7,6 +13,21 @@ import {afterEach, describe, expect, it} from 'vitest'
 
 import {projectRoot} from '../support/run-bin.js'
 import {tempApp} from '../support/temp-app.js'
+
+/** A slug of the sample app, built with dev's own build. */
+async function builtSlug(): Promise<{sha256: string; bytes: Buffer}> {
+  const root = await tempApp({})
+  await cp(join(projectRoot, 'fixtures/buildpack-app'), root, {recursive: true})
+  const {sha256} = await buildSlug({root, secrets: []})
+  return {sha256, bytes: await readFile(join(root, '.dev/slugs', `${sha256}.tgz`))}
+}
+
+/** A gzipped tar whose one entry climbs out of the extraction directory. */
+function hostileSlug(): Buffer {
+  const block = Buffer.alloc(512)
+  new Header({path: '../../escaped.txt', type: 'File', mode: 0o644, size: 1, mtime: new Date(0)}).encode(block)
+  return gzipSync(Buffer.concat([block, Buffer.from('x'), Buffer.alloc(511), Buffer.alloc(1024)]))
+}
 
 const running: ChildProcess[] = []
 afterEach(() => {
@@ -27,10 +48,10 @@ async function startAgent(): Promise<{home: string; call: (method: string, path:
       const req = request({socketPath: join(home, 'agent.sock'), method, path, headers: {'content-type': 'application/json', 'dev-user': 'ann'}}, (res) => {
         let text = ''
         res.on('data', (chunk: Buffer) => (text += chunk.toString()))
-        res.on('end', () => resolve({status: res.statusCode!, json: JSON.parse(text)}))
+        res.on('end', () => resolve({status: res.statusCode!, json: text === '' ? undefined : JSON.parse(text)}))
       })
       req.on('error', reject)
-      req.end(body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body))
+      req.end(body === undefined ? undefined : Buffer.isBuffer(body) || typeof body === 'string' ? body : JSON.stringify(body))
     })
   return {home, call}
 }
@@ -61,6 +82,49 @@ describe('the agent API (bundled agent, real socket)', () => {
     expect((await stat(join(home, 'apps', 'shop', 'config.json'))).mode & 0o777).toBe(0o600)
     expect((await stat(join(home, 'apps', 'shop', 'releases.jsonl'))).mode & 0o777).toBe(0o600)
     expect((await stat(join(home, 'agent.sock'))).mode & 0o777).toBe(0o660)
+  })
+
+  it('stores slugs by sha256, verifying uploads', async () => {
+    const {home, call} = await startAgent()
+    const {sha256, bytes} = await builtSlug()
+    expect((await call('HEAD', `/slugs/${sha256}`)).status).toBe(404)
+    expect(await call('PUT', `/slugs/${sha256}`, bytes)).toEqual({status: 201, json: {sha256}})
+    expect((await call('HEAD', `/slugs/${sha256}`)).status).toBe(200)
+    expect((await call('PUT', `/slugs/${sha256}`, bytes)).status).toBe(200)
+    const wrong = 'f'.repeat(64)
+    expect(await call('PUT', `/slugs/${wrong}`, bytes)).toMatchObject({status: 422, json: {message: expect.stringMatching(/^the upload's sha256 is [0-9a-f]{64}, not f+: it was damaged/)}})
+    expect(await readdir(join(home, 'slugs'))).toEqual([`${sha256}.tgz`])
+    expect((await call('PUT', '/slugs/not-a-sha', bytes)).status).toBe(422)
+  })
+
+  it('deploys a slug as a release, extracted to releases/vN, and rolls back with a new release', async () => {
+    const {home, call} = await startAgent()
+    const {sha256, bytes} = await builtSlug()
+    await call('POST', '/apps', {name: 'shop'})
+    await call('PATCH', '/apps/shop/config-vars', {A: '1'})
+    expect(await call('POST', '/apps/shop/releases', {slug: 'e'.repeat(64)})).toMatchObject({status: 404, json: {message: expect.stringMatching(/upload it first/)}})
+    await call('PUT', `/slugs/${sha256}`, bytes)
+    const v2 = await call('POST', '/apps/shop/releases', {slug: sha256})
+    expect(v2).toMatchObject({status: 201, json: {v: 2, slug: sha256, config: {A: '1'}, description: `Deploy ${sha256.slice(0, 7)}`}})
+    expect(await readFile(join(home, 'apps/shop/releases/v2/Procfile'), 'utf8')).toContain('web:')
+    await call('PATCH', '/apps/shop/config-vars', {A: '2'})
+    const v4 = await call('POST', '/apps/shop/releases', {rollback: 2})
+    expect(v4).toMatchObject({status: 201, json: {v: 4, slug: sha256, config: {A: '1'}, description: 'Rollback to v2'}})
+    expect((await call('GET', '/apps/shop/config-vars')).json).toEqual({A: '1'})
+    expect(await call('POST', '/apps/shop/releases', {rollback: 1})).toMatchObject({status: 422, json: {message: 'v1 has no slug to roll back to'}})
+    expect((await call('POST', '/apps/shop/releases', {rollback: 9})).status).toBe(404)
+  })
+
+  it('refuses a hostile slug at deploy, recording no release and leaving nothing behind', async () => {
+    const {home, call} = await startAgent()
+    await call('POST', '/apps', {name: 'shop'})
+    const hostile = hostileSlug()
+    const sha256 = createHash('sha256').update(hostile).digest('hex')
+    expect((await call('PUT', `/slugs/${sha256}`, hostile)).status).toBe(201)
+    expect(await call('POST', '/apps/shop/releases', {slug: sha256})).toMatchObject({status: 422, json: {message: expect.stringMatching(/^refused to extract/)}})
+    expect((await call('GET', '/apps/shop/releases')).json).toEqual([])
+    expect(await readdir(join(home, 'apps/shop/releases')).catch(() => [])).toEqual([])
+    await expect(stat(join(home, 'apps/shop/escaped.txt'))).rejects.toThrow()
   })
 
   it('answers bad requests with a 4xx that says what was wrong, and changes nothing', async () => {
