@@ -62,7 +62,7 @@ export async function startApiServer(home: string): Promise<Server> {
         return 'answered'
       },
     ],
-    ['GET', /^\/apps$/, async () => ({json: (await apps.list()).map((name) => ({name}))})],
+    ['GET', /^\/apps$/, async () => ({json: await apps.diskUsage()})],
     [
       'POST',
       /^\/apps$/,
@@ -84,9 +84,15 @@ export async function startApiServer(home: string): Promise<Server> {
       /^\/apps\/([^/]+)\/releases$/,
       async ({params, body, user}) => {
         const request = parse(CreateRelease, await body())
-        if ('rollback' in request) return {status: 201, json: await apps.rollback(params[0]!, request.rollback, (sha) => slugs.path(sha), user)}
-        if (!(await slugs.has(request.slug))) throw new AppError(404, `no slug ${request.slug} on this host; upload it first (PUT /slugs/${request.slug})`)
-        return {status: 201, json: await apps.deploy(params[0]!, {sha256: request.slug, path: slugs.path(request.slug)}, user)}
+        let release
+        if ('rollback' in request) {
+          release = await apps.rollback(params[0]!, request.rollback, (sha) => slugs.path(sha), user)
+        } else {
+          if (!(await slugs.has(request.slug))) throw new AppError(404, `no slug ${request.slug} on this host; upload it first (PUT /slugs/${request.slug})`)
+          release = await apps.deploy(params[0]!, {sha256: request.slug, path: slugs.path(request.slug)}, user)
+        }
+        await apps.collectGarbage(slugs.dir)
+        return {status: 201, json: release}
       },
     ],
   ]

@@ -7,6 +7,7 @@ import {extractSlug} from '../slug/extract-slug.js'
 import {writeFileAtomic} from '../runtime/atomic-write.js'
 import {ENV_KEY} from '../runtime/env-file.js'
 import {agentPaths} from './agent-home.js'
+import {collectReleaseDirs, collectSlugs, diskUsage, releasesToKeep} from './release-gc.js'
 import {ReleaseLedger, type Release} from './release-ledger.js'
 
 /** App names as Heroku allows them: lower-case letters, digits and dashes, starting with a letter. */
@@ -108,6 +109,27 @@ export class AppStore {
     await rm(target, {recursive: true, force: true})
     await rename(staging, target)
     return release
+  }
+
+  /**
+   * After a release: removes the extracted slugs of each app's older releases, then the slugs no
+   * app keeps (never the current or the previous release's).
+   */
+  async collectGarbage(slugsDir: string): Promise<void> {
+    const keptSlugs = new Set<string>()
+    for (const name of await this.list()) {
+      const kept = releasesToKeep(await this.ledger(name).list())
+      for (const release of kept) if (release.slug) keptSlugs.add(release.slug)
+      await collectReleaseDirs(join(this.paths.app(name).dir, 'releases'), kept)
+    }
+    await collectSlugs(slugsDir, keptSlugs)
+  }
+
+  /** Bytes each app uses on disk (its releases, config and ledger). */
+  async diskUsage(): Promise<{name: string; disk_bytes: number}[]> {
+    const apps = []
+    for (const name of await this.list()) apps.push({name, disk_bytes: await diskUsage(this.paths.app(name).dir)})
+    return apps
   }
 
   async releases(name: string): Promise<Release[]> {

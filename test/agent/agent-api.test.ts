@@ -68,7 +68,7 @@ describe('the agent API (bundled agent, real socket)', () => {
   it('creates apps, records config changes as releases, and keeps config 0600 and the socket 0660', async () => {
     const {home, call} = await startAgent()
     expect(await call('POST', '/apps', {name: 'shop'})).toEqual({status: 201, json: {name: 'shop'}})
-    expect(await call('GET', '/apps')).toEqual({status: 200, json: [{name: 'shop'}]})
+    expect(await call('GET', '/apps')).toEqual({status: 200, json: [{name: 'shop', disk_bytes: 3}]})
     expect(await call('PATCH', '/apps/shop/config-vars', {DATABASE_URL: 'postgres://db', MODE: 'prod'})).toEqual({
       status: 200,
       json: {DATABASE_URL: 'postgres://db', MODE: 'prod'},
@@ -113,6 +113,16 @@ describe('the agent API (bundled agent, real socket)', () => {
     expect((await call('GET', '/apps/shop/config-vars')).json).toEqual({A: '1'})
     expect(await call('POST', '/apps/shop/releases', {rollback: 1})).toMatchObject({status: 422, json: {message: 'v1 has no slug to roll back to'}})
     expect((await call('POST', '/apps/shop/releases', {rollback: 9})).status).toBe(404)
+  })
+
+  it('keeps the extracted slugs of the last five releases after each deploy', async () => {
+    const {home, call} = await startAgent()
+    const {sha256, bytes} = await builtSlug()
+    await call('POST', '/apps', {name: 'shop'})
+    await call('PUT', `/slugs/${sha256}`, bytes)
+    for (let i = 0; i < 7; i++) expect((await call('POST', '/apps/shop/releases', {slug: sha256})).status).toBe(201)
+    expect((await readdir(join(home, 'apps/shop/releases'))).sort()).toEqual(['v3', 'v4', 'v5', 'v6', 'v7'])
+    expect(await readdir(join(home, 'slugs'))).toEqual([`${sha256}.tgz`])
   })
 
   it('refuses a hostile slug at deploy, recording no release and leaving nothing behind', async () => {
