@@ -7,6 +7,7 @@ import {createReadStream} from 'node:fs'
 
 import {agentPaths} from './agent-home.js'
 import {AppError, AppStore} from './app-store.js'
+import {DeployLocks} from './deploy-lock.js'
 import {SHA256, SlugStore} from './slug-store.js'
 
 /** The largest JSON body the API reads. */
@@ -34,7 +35,28 @@ export async function startApiServer(home: string): Promise<Server> {
   const paths = agentPaths(home)
   const apps = new AppStore(home)
   const slugs = new SlugStore(home)
+  const locks = new DeployLocks()
+  /** Refuses a change to an app whose deploy lock another connection holds. */
+  const unlocked = async (app: string, req: IncomingMessage) => {
+    const holder = locks.blocker(app, header(req, 'dev-lock'))
+    if (holder) throw new AppError(409, `app ${app} is being deployed by ${holder.user} since ${holder.since}; wait, or retry when that deploy ends`)
+  }
   const routes: [string, RegExp, Handler][] = [
+    [
+      'POST',
+      /^\/apps\/([^/]+)\/lock$/,
+      async ({params, req, res, user}) => {
+        const app = params[0]!
+        await apps.config(app)
+        const lock = locks.acquire(app, user)
+        if (!lock.ok) throw new AppError(409, `app ${app} is being deployed by ${lock.holder.user} since ${lock.holder.since}`)
+        // The answer stays open: the lock lasts as long as this connection.
+        res.writeHead(200, {'content-type': 'application/json'})
+        res.write(`${JSON.stringify(lock.holder)}\n`)
+        req.socket.once('close', lock.release)
+        return 'answered'
+      },
+    ],
     [
       'HEAD',
       /^\/slugs\/([^/]+)$/,
@@ -76,13 +98,17 @@ export async function startApiServer(home: string): Promise<Server> {
     [
       'PATCH',
       /^\/apps\/([^/]+)\/config-vars$/,
-      async ({body, params, user}) => ({json: (await apps.patchConfig(params[0]!, parse(PatchConfig, await body()), user)).config}),
+      async ({body, params, user, req}) => {
+        await unlocked(params[0]!, req)
+        return {json: (await apps.patchConfig(params[0]!, parse(PatchConfig, await body()), user)).config}
+      },
     ],
     ['GET', /^\/apps\/([^/]+)\/releases$/, async ({params}) => ({json: await apps.releases(params[0]!)})],
     [
       'POST',
       /^\/apps\/([^/]+)\/releases$/,
-      async ({params, body, user}) => {
+      async ({params, body, user, req}) => {
+        await unlocked(params[0]!, req)
         const request = parse(CreateRelease, await body())
         let release
         if ('rollback' in request) {
@@ -125,6 +151,11 @@ export async function startApiServer(home: string): Promise<Server> {
   })
   await chmod(paths.socket, 0o660)
   return server
+}
+
+function header(req: IncomingMessage, name: string): string | undefined {
+  const value = req.headers[name]
+  return Array.isArray(value) ? value[0] : value
 }
 
 function parse<T>(schema: z.ZodType<T>, value: unknown): T {

@@ -16,7 +16,11 @@ async function main(argv: string[]): Promise<number> {
     const server = await startApiServer(home)
     process.stderr.write(`dev-agent listening on ${home}/agent.sock\n`)
     await new Promise<void>((resolve) => {
-      const stop = () => server.close(() => resolve())
+      const stop = () => {
+        server.close(() => resolve())
+        // Held deploy locks are open connections; they end with the agent.
+        server.closeAllConnections()
+      }
       process.once('SIGTERM', stop)
       process.once('SIGINT', stop)
     })

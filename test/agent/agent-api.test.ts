@@ -35,7 +35,10 @@ afterEach(() => {
 })
 
 /** Starts the bundled agent (dist/agent.cjs) as a real daemon on a fresh DEV_AGENT_HOME. */
-async function startAgent(): Promise<{home: string; call: (method: string, path: string, body?: unknown) => Promise<{status: number; json: any}>}> {
+async function startAgent(): Promise<{
+  home: string
+  call: (method: string, path: string, body?: unknown, headers?: Record<string, string>) => Promise<{status: number; json: any}>
+}> {
   const home = join(await tempApp({}), 'agent-home')
   const child = spawn(process.execPath, [join(projectRoot, 'dist/agent.cjs'), 'daemon'], {env: {...process.env, DEV_AGENT_HOME: home}, stdio: ['ignore', 'ignore', 'pipe']})
   running.push(child)
@@ -43,9 +46,9 @@ async function startAgent(): Promise<{home: string; call: (method: string, path:
     child.stderr!.on('data', (chunk: Buffer) => chunk.toString().includes('listening') && resolve())
     child.once('exit', (code) => reject(new Error(`agent exited ${code}`)))
   })
-  const call = (method: string, path: string, body?: unknown) =>
+  const call = (method: string, path: string, body?: unknown, headers: Record<string, string> = {}) =>
     new Promise<{status: number; json: any}>((resolve, reject) => {
-      const req = request({socketPath: join(home, 'agent.sock'), method, path, headers: {'content-type': 'application/json', 'dev-user': 'ann'}}, (res) => {
+      const req = request({socketPath: join(home, 'agent.sock'), method, path, headers: {'content-type': 'application/json', 'dev-user': 'ann', ...headers}}, (res) => {
         let text = ''
         res.on('data', (chunk: Buffer) => (text += chunk.toString()))
         res.on('end', () => resolve({status: res.statusCode!, json: text === '' ? undefined : JSON.parse(text)}))
@@ -135,6 +138,30 @@ describe('the agent API (bundled agent, real socket)', () => {
     expect((await call('GET', '/apps/shop/releases')).json).toEqual([])
     expect(await readdir(join(home, 'apps/shop/releases')).catch(() => [])).toEqual([])
     await expect(stat(join(home, 'apps/shop/escaped.txt'))).rejects.toThrow()
+  })
+
+  it('holds a deploy lock for as long as the connection that took it stays open', async () => {
+    const {home, call} = await startAgent()
+    await call('POST', '/apps', {name: 'shop'})
+    // Take the lock on a connection of its own and keep it open.
+    const lockRequest = request({socketPath: join(home, 'agent.sock'), method: 'POST', path: '/apps/shop/lock', headers: {'dev-user': 'bob'}})
+    lockRequest.end()
+    const holder = await new Promise<{token: string; user: string; since: string}>((resolve) => {
+      lockRequest.once('response', (res) => res.once('data', (chunk: Buffer) => resolve(JSON.parse(chunk.toString()))))
+    })
+    expect(holder).toMatchObject({user: 'bob', token: expect.stringMatching(/^[0-9a-f]{32}$/)})
+    const blocked = await call('PATCH', '/apps/shop/config-vars', {A: '1'})
+    expect(blocked).toEqual({status: 409, json: {id: 'bad_request', message: `app shop is being deployed by bob since ${holder.since}; wait, or retry when that deploy ends`}})
+    expect((await call('POST', '/apps/shop/lock')).status).toBe(409)
+    expect((await call('PATCH', '/apps/shop/config-vars', {A: '1'}, {'dev-lock': holder.token})).status).toBe(200)
+    // The holder goes away (a killed client): the lock goes with it.
+    lockRequest.destroy()
+    let status = 0
+    for (let tries = 0; tries < 50 && status !== 200; tries++) {
+      status = (await call('PATCH', '/apps/shop/config-vars', {B: '2'})).status
+      if (status !== 200) await new Promise((resolve) => setTimeout(resolve, 20))
+    }
+    expect(status).toBe(200)
   })
 
   it('answers bad requests with a 4xx that says what was wrong, and changes nothing', async () => {
