@@ -44,8 +44,7 @@ export class AppStore {
   }
 
   async config(name: string): Promise<Record<string, string>> {
-    const app = await this.existing(name)
-    return JSON.parse(await readFile(app.config, 'utf8')) as Record<string, string>
+    return readConfig((await this.existing(name)).config)
   }
 
   /**
@@ -56,7 +55,7 @@ export class AppStore {
     const bad = Object.keys(changes).find((key) => !ENV_KEY.test(key))
     if (bad !== undefined) throw new AppError(422, `invalid config var name "${bad}": letters, digits, "_", "." and "-", not starting with a digit`)
     const app = await this.existing(name)
-    const config = {...(await this.config(name))}
+    const config = await readConfig(app.config)
     for (const [key, value] of Object.entries(changes)) {
       if (value === null) delete config[key]
       else config[key] = value
@@ -73,7 +72,6 @@ export class AppStore {
 
   /** Deploys a slug the host has: a release "Deploy abc1234" with the current config. */
   async deploy(name: string, slug: {sha256: string; path: string}, user: string): Promise<Release> {
-    await this.existing(name)
     const config = await this.config(name)
     return this.release(name, slug.path, {slug: slug.sha256, config, description: `Deploy ${slug.sha256.slice(0, 7)}`, user})
   }
@@ -150,4 +148,8 @@ export class AppStore {
     if (!(await this.list()).includes(name)) throw new AppError(404, `no app named ${name}`)
     return this.paths.app(name)
   }
+}
+
+async function readConfig(path: string): Promise<Record<string, string>> {
+  return JSON.parse(await readFile(path, 'utf8')) as Record<string, string>
 }
