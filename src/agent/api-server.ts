@@ -1,31 +1,22 @@
+import {createReadStream} from 'node:fs'
 import {chmod, mkdir, rm} from 'node:fs/promises'
 import {createServer, type IncomingMessage, type Server, type ServerResponse} from 'node:http'
 
 import {z} from 'zod'
 
-import {createReadStream} from 'node:fs'
-
 import {agentPaths} from './agent-home.js'
-import {AppError, AppStore} from './app-store.js'
+import {AppError} from './app-error.js'
+import {header, parseBody as parse, readJson, sendJson as send, type Route} from './api-route.js'
+import {AppStore} from './app-store.js'
 import {DeployLocks} from './deploy-lock.js'
 import {SHA256, SlugStore} from './slug-store.js'
 
-/** The largest JSON body the API reads. */
-const MAX_BODY_BYTES = 1024 * 1024
 /** The largest slug the host accepts (dev build refuses bigger ones too). */
 const MAX_SLUG_BYTES = 1024 ** 3
 
 const CreateApp = z.object({name: z.string()}).strict()
 const PatchConfig = z.record(z.string(), z.string().nullable())
 const CreateRelease = z.union([z.object({slug: z.string().regex(SHA256, 'a slug is named by its sha256')}).strict(), z.object({rollback: z.number().int().positive()}).strict()])
-
-type Handler = (request: {
-  req: IncomingMessage
-  res: ServerResponse
-  body: () => Promise<unknown>
-  user: string
-  params: string[]
-}) => Promise<{status?: number; json: unknown} | 'answered'>
 
 /**
  * The agent's HTTP API on its Unix socket (mode 0660): resources named like Heroku's Platform API.
@@ -41,7 +32,7 @@ export async function startApiServer(home: string): Promise<Server> {
     const holder = locks.blocker(app, header(req, 'dev-lock'))
     if (holder) throw new AppError(409, `app ${app} is being deployed by ${holder.user} since ${holder.since}; wait, or retry when that deploy ends`)
   }
-  const routes: [string, RegExp, Handler][] = [
+  const routes: Route[] = [
     [
       'POST',
       /^\/apps\/([^/]+)\/lock$/,
@@ -132,14 +123,15 @@ export async function startApiServer(home: string): Promise<Server> {
   })
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const path = new URL(req.url ?? '/', 'http://agent').pathname
+    const url = new URL(req.url ?? '/', 'http://agent')
+    const path = url.pathname
     const matching = routes.filter(([, pattern]) => pattern.test(path))
     if (matching.length === 0) throw new AppError(404, `no such resource: ${path}`)
     const route = matching.find(([method]) => method === req.method)
     if (!route) throw new AppError(405, `${req.method} is not allowed on ${path}; use ${matching.map(([method]) => method).join(' or ')}`)
     const params = route[1].exec(path)!.slice(1).map(decodeURIComponent)
     const user = String(req.headers['dev-user'] ?? 'unknown')
-    const result = await route[2]({req, res, body: () => readJson(req), user, params})
+    const result = await route[2]({req, res, body: () => readJson(req), user, params, query: url.searchParams})
     if (result !== 'answered') send(res, result.status ?? 200, result.json)
   }
 
@@ -153,37 +145,3 @@ export async function startApiServer(home: string): Promise<Server> {
   return server
 }
 
-function header(req: IncomingMessage, name: string): string | undefined {
-  const value = req.headers[name]
-  return Array.isArray(value) ? value[0] : value
-}
-
-function parse<T>(schema: z.ZodType<T>, value: unknown): T {
-  const result = schema.safeParse(value)
-  if (result.success) return result.data
-  const issue = result.error.issues[0]!
-  const where = issue.path.length > 0 ? ` at ${issue.path.join('.')}` : ''
-  throw new AppError(422, `invalid request body${where}: ${issue.message}`)
-}
-
-async function readJson(req: IncomingMessage): Promise<unknown> {
-  const chunks: Buffer[] = []
-  let size = 0
-  for await (const chunk of req as AsyncIterable<Buffer>) {
-    size += chunk.length
-    if (size > MAX_BODY_BYTES) throw new AppError(413, `request body over ${MAX_BODY_BYTES} bytes`)
-    chunks.push(chunk)
-  }
-  const text = Buffer.concat(chunks).toString('utf8')
-  try {
-    return JSON.parse(text)
-  } catch {
-    throw new AppError(400, 'request body is not JSON')
-  }
-}
-
-function send(res: ServerResponse, status: number, body: unknown): void {
-  const text = `${JSON.stringify(body)}\n`
-  res.writeHead(status, {'content-type': 'application/json', 'content-length': Buffer.byteLength(text)})
-  res.end(text)
-}

@@ -7,20 +7,12 @@ import {extractSlug} from '../slug/extract-slug.js'
 import {writeFileAtomic} from '../runtime/atomic-write.js'
 import {ENV_KEY} from '../runtime/env-file.js'
 import {agentPaths} from './agent-home.js'
+import {AppError} from './app-error.js'
 import {collectReleaseDirs, collectSlugs, diskUsage, releasesToKeep} from './release-gc.js'
 import {ReleaseLedger, type Release} from './release-ledger.js'
 
 /** App names as Heroku allows them: lower-case letters, digits and dashes, starting with a letter. */
 export const APP_NAME = /^[a-z][a-z0-9-]{1,29}$/
-
-export class AppError extends Error {
-  constructor(
-    readonly status: number,
-    message: string,
-  ) {
-    super(message)
-  }
-}
 
 /** The apps on this host: their config vars (config.json, 0600) and release ledgers. */
 export class AppStore {

@@ -5,7 +5,7 @@ import {join} from 'node:path'
 import type {Readable} from 'node:stream'
 import {pipeline} from 'node:stream/promises'
 
-import {AppError} from './app-store.js'
+import {AppError} from './app-error.js'
 
 export const SHA256 = /^[0-9a-f]{64}$/
 

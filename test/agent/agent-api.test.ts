@@ -1,16 +1,17 @@
-import {spawn, type ChildProcess} from 'node:child_process'
+import {spawn} from 'node:child_process'
 import {createHash} from 'node:crypto'
 import {cp, readdir, readFile, stat} from 'node:fs/promises'
+import {request} from 'node:http'
 import {gzipSync} from 'node:zlib'
 
 import {Header} from 'tar'
 
 import {buildSlug} from '../../src/slug/slug-build.js'
-import {request} from 'node:http'
 import {join} from 'node:path'
 
-import {afterEach, describe, expect, it} from 'vitest'
+import {describe, expect, it} from 'vitest'
 
+import {startAgent} from '../support/agent.js'
 import {projectRoot} from '../support/run-bin.js'
 import {tempApp} from '../support/temp-app.js'
 
@@ -27,36 +28,6 @@ function hostileSlug(): Buffer {
   const block = Buffer.alloc(512)
   new Header({path: '../../escaped.txt', type: 'File', mode: 0o644, size: 1, mtime: new Date(0)}).encode(block)
   return gzipSync(Buffer.concat([block, Buffer.from('x'), Buffer.alloc(511), Buffer.alloc(1024)]))
-}
-
-const running: ChildProcess[] = []
-afterEach(() => {
-  for (const child of running.splice(0)) child.kill('SIGTERM')
-})
-
-/** Starts the bundled agent (dist/agent.cjs) as a real daemon on a fresh DEV_AGENT_HOME. */
-async function startAgent(): Promise<{
-  home: string
-  call: (method: string, path: string, body?: unknown, headers?: Record<string, string>) => Promise<{status: number; json: any}>
-}> {
-  const home = join(await tempApp({}), 'agent-home')
-  const child = spawn(process.execPath, [join(projectRoot, 'dist/agent.cjs'), 'daemon'], {env: {...process.env, DEV_AGENT_HOME: home}, stdio: ['ignore', 'ignore', 'pipe']})
-  running.push(child)
-  await new Promise<void>((resolve, reject) => {
-    child.stderr!.on('data', (chunk: Buffer) => chunk.toString().includes('listening') && resolve())
-    child.once('exit', (code) => reject(new Error(`agent exited ${code}`)))
-  })
-  const call = (method: string, path: string, body?: unknown, headers: Record<string, string> = {}) =>
-    new Promise<{status: number; json: any}>((resolve, reject) => {
-      const req = request({socketPath: join(home, 'agent.sock'), method, path, headers: {'content-type': 'application/json', 'dev-user': 'ann', ...headers}}, (res) => {
-        let text = ''
-        res.on('data', (chunk: Buffer) => (text += chunk.toString()))
-        res.on('end', () => resolve({status: res.statusCode!, json: text === '' ? undefined : JSON.parse(text)}))
-      })
-      req.on('error', reject)
-      req.end(body === undefined ? undefined : Buffer.isBuffer(body) || typeof body === 'string' ? body : JSON.stringify(body))
-    })
-  return {home, call}
 }
 
 describe('the agent API (bundled agent, real socket)', () => {

@@ -1,0 +1,63 @@
+import type {IncomingMessage, ServerResponse} from 'node:http'
+
+import {z} from 'zod'
+
+import {AppError} from './app-error.js'
+
+/** The largest JSON body the API reads. */
+export const MAX_BODY_BYTES = 1024 * 1024
+
+export interface RouteRequest {
+  req: IncomingMessage
+  res: ServerResponse
+  /** Reads the body as JSON (at most MAX_BODY_BYTES). */
+  body: () => Promise<unknown>
+  /** The `Dev-User` header: who releases are recorded as made by. */
+  user: string
+  /** The pattern's capture groups, URI-decoded. */
+  params: string[]
+  /** The query string. */
+  query: URLSearchParams
+}
+
+/** A JSON answer, or 'answered' when the handler wrote the response itself (streams, upgrades). */
+export type RouteResult = {status?: number; json: unknown} | 'answered'
+
+export type Route = [method: string, pattern: RegExp, handler: (request: RouteRequest) => Promise<RouteResult>]
+
+export function header(req: IncomingMessage, name: string): string | undefined {
+  const value = req.headers[name]
+  return Array.isArray(value) ? value[0] : value
+}
+
+/** Validates a request body; a mismatch is a 422 saying where. */
+export function parseBody<T>(schema: z.ZodType<T>, value: unknown): T {
+  const result = schema.safeParse(value)
+  if (result.success) return result.data
+  const issue = result.error.issues[0]!
+  const where = issue.path.length > 0 ? ` at ${issue.path.join('.')}` : ''
+  throw new AppError(422, `invalid request body${where}: ${issue.message}`)
+}
+
+export async function readJson(req: IncomingMessage): Promise<unknown> {
+  const chunks: Buffer[] = []
+  let size = 0
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    size += chunk.length
+    if (size > MAX_BODY_BYTES) throw new AppError(413, `request body over ${MAX_BODY_BYTES} bytes`)
+    chunks.push(chunk)
+  }
+  const text = Buffer.concat(chunks).toString('utf8')
+  if (text.trim() === '') return {}
+  try {
+    return JSON.parse(text)
+  } catch {
+    throw new AppError(400, 'request body is not JSON')
+  }
+}
+
+export function sendJson(res: ServerResponse, status: number, body: unknown): void {
+  const text = `${JSON.stringify(body)}\n`
+  res.writeHead(status, {'content-type': 'application/json', 'content-length': Buffer.byteLength(text)})
+  res.end(text)
+}
