@@ -1,17 +1,22 @@
-import {agentHome} from './agent-home.js'
+import {agentHome, agentPaths} from './agent-home.js'
 import {startApiServer} from './api-server.js'
+import {dialStdio} from './dial-stdio.js'
 
 /** The version of this agent build, set by scripts/bundle-agent.mjs. */
 declare const AGENT_VERSION: string
 
-/** `dev-agent daemon | version`: the program that runs on each host (bundled into dist/agent.cjs). */
-async function main(argv: string[]): Promise<number> {
-  const [command] = argv
-  if (command === 'version') {
+const USAGE = 'usage: dev-agent daemon [--keep-dynos] | dial-stdio | version'
+
+/** Each subcommand of `dev-agent`: the program that runs on each host (bundled into dist/agent.cjs). */
+const commands: Record<string, (args: string[]) => Promise<number>> = {
+  async version() {
     process.stdout.write(`dev-agent ${AGENT_VERSION} node-${process.version}\n`)
     return 0
-  }
-  if (command === 'daemon') {
+  },
+  async 'dial-stdio'() {
+    return dialStdio(agentPaths(agentHome()).socket)
+  },
+  async daemon() {
     const home = agentHome()
     const server = await startApiServer(home)
     process.stderr.write(`dev-agent listening on ${home}/agent.sock\n`)
@@ -25,9 +30,17 @@ async function main(argv: string[]): Promise<number> {
       process.once('SIGINT', stop)
     })
     return 0
+  },
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [name = '', ...args] = argv
+  const command = Object.hasOwn(commands, name) ? commands[name] : undefined
+  if (command === undefined) {
+    process.stderr.write(`${USAGE}\n`)
+    return 2
   }
-  process.stderr.write('usage: dev-agent daemon | version\n')
-  return 2
+  return command(args)
 }
 
 main(process.argv.slice(2)).then(

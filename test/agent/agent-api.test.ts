@@ -39,6 +39,30 @@ describe('the agent API (bundled agent, real socket)', () => {
     expect(out).toMatch(/^dev-agent \d+\.\d+\.\d+ node-v\d+/)
   })
 
+  it('bridges stdin and stdout to the API socket with dial-stdio, as an SSH exec channel runs it', async () => {
+    const {home, call} = await startAgent()
+    await call('POST', '/apps', {name: 'shop'})
+    const child = spawn(process.execPath, [join(projectRoot, 'dist/agent.cjs'), 'dial-stdio'], {env: {...process.env, DEV_AGENT_HOME: home}})
+    let out = ''
+    child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()))
+    // The request is written and stdin left open, as an SSH channel stays open while the answer comes.
+    child.stdin.write('GET /apps HTTP/1.1\r\nHost: agent\r\nConnection: close\r\n\r\n')
+    const status = await new Promise((resolve) => child.once('close', resolve))
+    expect(status).toBe(0)
+    expect(out).toMatch(/^HTTP\/1.1 200 OK\r\n/)
+    expect(out).toContain('[{"name":"shop","disk_bytes":3}]')
+  })
+
+  it('says the agent is not running when dial-stdio finds no socket', async () => {
+    const home = join(await tempApp({}), 'no-agent')
+    const child = spawn(process.execPath, [join(projectRoot, 'dist/agent.cjs'), 'dial-stdio'], {env: {...process.env, DEV_AGENT_HOME: home}})
+    let err = ''
+    child.stderr.on('data', (chunk: Buffer) => (err += chunk.toString()))
+    child.stdin.end()
+    expect(await new Promise((resolve) => child.once('close', resolve))).toBe(1)
+    expect(err).toMatch(/^dev-agent: cannot reach .*agent.sock: the agent is not running; start it with/)
+  })
+
   it('creates apps, records config changes as releases, and keeps config 0600 and the socket 0660', async () => {
     const {home, call} = await startAgent()
     expect(await call('POST', '/apps', {name: 'shop'})).toEqual({status: 201, json: {name: 'shop'}})
