@@ -8,6 +8,8 @@ export interface GroupCommand {
   env: Record<string, string>
   /** Source `.profile.d/*.sh` (in name order) first, as a process started from a slug does. */
   profile?: boolean
+  /** An open file descriptor for stdout and stderr (a FIFO, say) instead of a new pipe. */
+  output?: number
 }
 
 /**
@@ -75,15 +77,15 @@ function withoutQuotedText(command: string): string | undefined {
 
 /**
  * Starts the command through /bin/sh as the leader of a new process group (and session), stdin on
- * /dev/null, stdout and stderr on one pipe.
+ * /dev/null, stdout and stderr on one pipe (or on `output`).
  */
-export function spawnGroup({command, cwd, env, profile = false}: GroupCommand): ChildProcess {
+export function spawnGroup({command, cwd, env, profile = false, output}: GroupCommand): ChildProcess {
   const script = MERGE_STDERR + (profile ? SOURCE_PROFILE : '') + (isSimpleCommand(command) ? EXEC : RUN)
   return spawn('/bin/sh', ['-c', script, 'sh', command], {
     cwd,
     env,
     detached: true,
-    stdio: ['ignore', 'pipe', 'ignore'],
+    stdio: ['ignore', output ?? 'pipe', 'ignore'],
   })
 }
 
@@ -136,4 +138,21 @@ export function liveGroups(pgids: Iterable<number>): Set<number> {
 /** True while any process of the group is alive (see liveGroups). */
 export function groupAlive(pgid: number): boolean {
   return liveGroups([pgid]).size > 0
+}
+
+/**
+ * When the process `pid` started, in clock ticks since boot (field 22 of /proc/PID/stat): with the
+ * pid, it names one process for good, so a pid reused by another program is never mistaken for it.
+ * Undefined when there is no such live process (or no /proc).
+ */
+export function processStartTime(pid: number): number | undefined {
+  let stat: string
+  try {
+    stat = readFileSync(`/proc/${pid}/stat`, 'latin1')
+  } catch {
+    return undefined
+  }
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+  if (fields[0] === 'Z' || fields[0] === 'X') return undefined
+  return Number(fields[19])
 }

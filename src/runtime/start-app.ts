@@ -57,7 +57,7 @@ export async function startApp(options: StartOptions, io: StartIo): Promise<numb
         if (crashed && options.restart === 'never') {
           // Under --watch a crash waits for the fix instead of ending the session.
           if (watching) printer.message(event.dyno, 'waiting for a file change to restart')
-          else stopAll(event.kind === 'exited' ? event.status : 127)
+          else stopAll(event.kind === 'exited' ? (event.status ?? 1) : 127)
         }
         // Under --watch, dev waits for the next change even when every process has completed.
         if (event.kind === 'completed' && !watching && supervisor!.idle()) stopAll(0)

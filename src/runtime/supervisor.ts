@@ -1,6 +1,8 @@
 import type {ChildProcess} from 'node:child_process'
-import type {Readable} from 'node:stream'
+import {closeSync, constants as constants_fs, openSync} from 'node:fs'
+import {Socket} from 'node:net'
 import {constants} from 'node:os'
+import type {Readable} from 'node:stream'
 import {setTimeout as sleep} from 'node:timers/promises'
 
 import {LineSplitter} from './line-splitter.js'
@@ -18,6 +20,12 @@ export interface DynoSpec {
   port?: number
   /** Source the app's `.profile.d/*.sh` before the command (processes started from a slug). */
   profile?: boolean
+  /**
+   * A FIFO (made by the caller) to take the process's output instead of a pipe. The process holds
+   * it open for reading and writing, so it never gets SIGPIPE while nobody reads (a host agent
+   * restarting), and a new reader picks up where the last one stopped.
+   */
+  fifo?: string
 }
 
 /** What happens when a process exits by itself. */
@@ -33,9 +41,10 @@ export interface SupervisorOptions {
 }
 
 export type DynoEvent =
-  | {kind: 'started'; dyno: string; pid: number; port?: number}
+  | {kind: 'started'; dyno: string; pid: number; port?: number; adopted?: boolean}
   | {kind: 'spawn-failed'; dyno: string; message: string}
-  | {kind: 'exited'; dyno: string; code: number | null; signal: NodeJS.Signals | null; status: number; uptimeMs: number; stopping: boolean}
+  /** `status` is null for an adopted process: only its parent could learn how it ended. */
+  | {kind: 'exited'; dyno: string; code: number | null; signal: NodeJS.Signals | null; status: number | null; uptimeMs: number; stopping: boolean}
   | {kind: 'restarting'; dyno: string; delayMs: number; attempt: number}
   | {kind: 'completed'; dyno: string}
   | {kind: 'signalling'; signal: 'SIGTERM' | 'SIGKILL'; dynos: string[]; all: boolean; afterMs?: number}
@@ -49,7 +58,10 @@ export interface SupervisorHandlers {
   onOutput(dyno: string, block: Buffer): void
 }
 
-type DynoState = 'running' | 'stopping' | 'waiting' | 'down'
+export type DynoState = 'running' | 'stopping' | 'waiting' | 'down'
+
+/** How often adopted processes are checked for their end. */
+const ADOPTION_POLL_MS = 250
 
 interface Dyno {
   spec: DynoSpec
@@ -57,6 +69,10 @@ interface Dyno {
   /** Set when replace() put a new formation in its place: it must never run again. */
   retired: boolean
   child?: ChildProcess
+  /** Set while the current run is an adopted process (not our child): its end is seen by polling. */
+  adopted?: boolean
+  /** The output stream of the current run. */
+  output?: Readable
   /** The process group of the current or last run, until it is seen empty. */
   pgid?: number
   startedAt: number
@@ -64,6 +80,7 @@ interface Dyno {
   restartTimer?: NodeJS.Timeout
   /** Settles when the current run has exited and its group is empty. */
   finished?: Promise<void>
+  resolveFinished?: () => void
   /** Writes out a held partial line of the current run. */
   flushPartial?: () => void
 }
@@ -81,6 +98,8 @@ export class Supervisor {
   /** Set by shutdown() and kill(): nothing is started or restarted any more. */
   private closing = false
   private readonly idleFlushMs: number
+  /** Watches adopted processes, whose exit no 'exit' event reports. */
+  private adoptionPoll?: NodeJS.Timeout
 
   constructor(
     private readonly options: SupervisorOptions,
@@ -91,12 +110,51 @@ export class Supervisor {
 
   /** Starts a process for each spec. */
   start(specs: readonly DynoSpec[]): void {
-    for (const spec of specs) {
-      if (this.dynos.has(spec.name)) throw new Error(`dyno ${spec.name} is already supervised`)
-      const dyno: Dyno = {spec, state: 'down', retired: false, startedAt: 0, backoff: new RestartBackoff(this.options.backoff)}
-      this.dynos.set(spec.name, dyno)
-      this.run(dyno)
-    }
+    for (const spec of specs) this.run(this.add(spec))
+  }
+
+  /**
+   * Supervises a process group that runs already: one started by an earlier supervisor (a host
+   * agent before a restart) with the same spec, led by `pid`, its output on `spec.fifo`. Its end is
+   * noticed by polling; afterwards it is restarted like any other.
+   */
+  adopt(spec: DynoSpec, pid: number, startedAt: number): void {
+    if (spec.fifo === undefined) throw new Error(`dyno ${spec.name}: only a process whose output goes to a FIFO can be adopted`)
+    const dyno = this.add(spec)
+    dyno.state = 'running'
+    dyno.adopted = true
+    dyno.pgid = pid
+    dyno.startedAt = startedAt
+    dyno.finished = new Promise((resolve) => (dyno.resolveFinished = resolve))
+    this.pump(dyno, openFifoReader(spec.fifo))
+    this.handlers.onEvent({kind: 'started', dyno: spec.name, pid, port: spec.port, adopted: true})
+    this.adoptionPoll ??= setInterval(() => this.pollAdopted(), ADOPTION_POLL_MS).unref()
+  }
+
+  /** Kills the process's group as if it had crashed (a boot timeout, say): the restart policy applies. */
+  crash(name: string): void {
+    const dyno = this.dynos.get(name)
+    if (dyno?.state === 'running') signalDyno(dyno, 'SIGKILL')
+  }
+
+  /** Stops the named processes and forgets them. */
+  async remove(names: readonly string[]): Promise<void> {
+    const targets = this.select(names)
+    for (const dyno of targets) dyno.retired = true
+    await this.stop(names)
+    for (const dyno of targets) this.dynos.delete(dyno.spec.name)
+  }
+
+  /** What each supervised process is doing now. */
+  snapshot(): {name: string; state: DynoState; pid?: number; startedAt: number}[] {
+    return [...this.dynos.values()].map((dyno) => ({name: dyno.spec.name, state: dyno.state, pid: dyno.child?.pid ?? (dyno.adopted ? dyno.pgid : undefined), startedAt: dyno.startedAt}))
+  }
+
+  private add(spec: DynoSpec): Dyno {
+    if (this.dynos.has(spec.name)) throw new Error(`dyno ${spec.name} is already supervised`)
+    const dyno: Dyno = {spec, state: 'down', retired: false, startedAt: 0, backoff: new RestartBackoff(this.options.backoff)}
+    this.dynos.set(spec.name, dyno)
+    return dyno
   }
 
   /** True when no process runs, none is stopping and none waits for a restart. */
@@ -108,6 +166,7 @@ export class Supervisor {
   async shutdown(): Promise<void> {
     this.closing = true
     await this.stop()
+    clearInterval(this.adoptionPoll)
     // What still holds a pipe escaped its group (setsid); its output would keep dev alive.
     for (const output of this.outputs) output.destroy()
   }
@@ -121,7 +180,7 @@ export class Supervisor {
     const targets = this.select(names)
     for (const dyno of targets) this.cancelRestart(dyno)
     const groups = liveGroups(targets.flatMap((dyno) => (dyno.pgid === undefined ? [] : [dyno.pgid])))
-    const live = targets.filter((dyno) => dyno.child !== undefined || (dyno.pgid !== undefined && groups.has(dyno.pgid)))
+    const live = targets.filter((dyno) => dyno.child !== undefined || dyno.adopted || (dyno.pgid !== undefined && groups.has(dyno.pgid)))
     if (live.length === 0) return
     const signalled = live.filter((dyno) => signalDyno(dyno, 'SIGTERM'))
     for (const dyno of live) if (dyno.state === 'running') dyno.state = 'stopping'
@@ -137,12 +196,23 @@ export class Supervisor {
     }
   }
 
+  /**
+   * Lets go of every process without stopping it (a host agent restarting for an upgrade): they keep
+   * running, writing into their FIFOs, for the next supervisor to adopt. Nothing is restarted.
+   */
+  detach(): void {
+    this.closing = true
+    clearInterval(this.adoptionPoll)
+    for (const dyno of this.dynos.values()) this.cancelRestart(dyno)
+    for (const output of this.outputs) output.destroy()
+  }
+
   /** SIGKILL to every group at once (a second Ctrl-C). */
   kill(): void {
     this.closing = true
     for (const dyno of this.dynos.values()) this.cancelRestart(dyno)
     const groups = liveGroups([...this.dynos.values()].flatMap((dyno) => (dyno.pgid === undefined ? [] : [dyno.pgid])))
-    const live = [...this.dynos.values()].filter((dyno) => dyno.child !== undefined || (dyno.pgid !== undefined && groups.has(dyno.pgid)))
+    const live = [...this.dynos.values()].filter((dyno) => dyno.child !== undefined || dyno.adopted || (dyno.pgid !== undefined && groups.has(dyno.pgid)))
     if (live.length === 0) return
     this.handlers.onEvent({kind: 'signalling', signal: 'SIGKILL', dynos: nameList(live), all: true})
     for (const dyno of live) {
@@ -204,7 +274,25 @@ export class Supervisor {
   private run(dyno: Dyno): void {
     if (!this.mayRun(dyno)) return
     const {spec} = dyno
-    const child = spawnGroup({command: spec.command, cwd: spec.cwd, env: spec.env, profile: spec.profile})
+    let fifo: number | undefined
+    try {
+      if (spec.fifo !== undefined) fifo = openSync(spec.fifo, constants_fs.O_RDWR)
+    } catch (error) {
+      dyno.state = 'down'
+      dyno.startedAt = Date.now()
+      this.handlers.onEvent({kind: 'spawn-failed', dyno: spec.name, message: `cannot open its output FIFO: ${(error as Error).message}`})
+      dyno.finished = this.afterExit(dyno, 127, 0)
+      return
+    }
+    let child: ChildProcess
+    let stdout: Readable
+    try {
+      child = spawnGroup({command: spec.command, cwd: spec.cwd, env: spec.env, profile: spec.profile, output: fifo})
+      stdout = spec.fifo === undefined ? child.stdout! : openFifoReader(spec.fifo)
+    } finally {
+      // The process has its own copy now; ours would keep the FIFO from ever reporting its end.
+      if (fifo !== undefined) closeSync(fifo)
+    }
     dyno.child = child
     dyno.startedAt = Date.now()
     dyno.state = 'running'
@@ -212,7 +300,7 @@ export class Supervisor {
 
     let resolveFinished!: () => void
     dyno.finished = new Promise((resolve) => (resolveFinished = resolve))
-    const outputDone = this.pump(dyno, child)
+    const outputDone = this.pump(dyno, stdout)
 
     child.once('error', (error) => {
       // Only a spawn failure (a missing cwd, say) lands here: there is no process to wait for.
@@ -228,32 +316,53 @@ export class Supervisor {
     child.once('exit', (code, signal) => {
       // Node resumes a child's output streams once it exits; a grandchild may still be writing.
       setImmediate(() => {
-        if (this.paused) child.stdout?.pause()
+        if (this.paused) stdout.pause()
       })
       const stopping = dyno.state === 'stopping'
-      const uptimeMs = Date.now() - dyno.startedAt
       const status = code ?? 128 + (signal ? (constants.signals[signal] ?? 0) : 0)
       // Let the last output arrive before the exit is reported, without waiting on grandchildren.
       void Promise.race([outputDone, sleep(this.idleFlushMs, undefined, {ref: false})]).then(() => {
-        dyno.flushPartial?.()
         dyno.child = undefined
         if (dyno.pgid !== undefined && !groupAlive(dyno.pgid)) dyno.pgid = undefined
-        dyno.state = stopping ? 'stopping' : 'down'
-        this.handlers.onEvent({kind: 'exited', dyno: spec.name, code, signal, status, uptimeMs, stopping})
-        if (stopping) {
-          resolveFinished()
-          return
-        }
-        this.afterExit(dyno, status, uptimeMs).finally(resolveFinished)
+        this.finishRun(dyno, {code, signal, status, stopping}, resolveFinished)
       })
     })
   }
 
-  /** Reads the process's output into whole lines; resolves when the pipe closes. */
-  private pump(dyno: Dyno, child: ChildProcess): Promise<void> {
+  /** Reports the end of a run, then restarts it or not. */
+  private finishRun(dyno: Dyno, exit: {code: number | null; signal: NodeJS.Signals | null; status: number | null; stopping: boolean}, resolveFinished: () => void): void {
+    const uptimeMs = Date.now() - dyno.startedAt
+    dyno.flushPartial?.()
+    dyno.state = exit.stopping ? 'stopping' : 'down'
+    this.handlers.onEvent({kind: 'exited', dyno: dyno.spec.name, ...exit, uptimeMs})
+    if (exit.stopping) {
+      resolveFinished()
+      return
+    }
+    this.afterExit(dyno, exit.status, uptimeMs).finally(resolveFinished)
+  }
+
+  /** Adopted processes whose group is empty have ended: report each once. */
+  private pollAdopted(): void {
+    const adopted = [...this.dynos.values()].filter((dyno) => dyno.adopted)
+    const groups = liveGroups(adopted.flatMap((dyno) => (dyno.pgid === undefined ? [] : [dyno.pgid])))
+    for (const dyno of adopted) if (dyno.pgid === undefined || !groups.has(dyno.pgid)) this.adoptedEnded(dyno)
+  }
+
+  private adoptedEnded(dyno: Dyno): void {
+    if (!dyno.adopted) return
+    dyno.adopted = false
+    dyno.pgid = undefined
+    this.finishRun(dyno, {code: null, signal: null, status: null, stopping: dyno.state === 'stopping'}, dyno.resolveFinished ?? (() => {}))
+  }
+
+  /** Reads the process's output into whole lines; resolves when the stream closes. */
+  private pump(dyno: Dyno, stdout: Readable): Promise<void> {
     const splitter = new LineSplitter()
     let idleTimer: NodeJS.Timeout | undefined
-    const stdout = child.stdout!
+    // A previous run's reader of the same FIFO would take a share of this run's output.
+    if (dyno.output !== undefined && dyno.output !== stdout) dyno.output.destroy()
+    dyno.output = stdout
     this.outputs.add(stdout)
     const flush = (keepSplitCharacter = false) => {
       idleTimer = undefined
@@ -284,7 +393,7 @@ export class Supervisor {
   }
 
   /** A process exited by itself: clear out what it left in its group, then restart or not. */
-  private async afterExit(dyno: Dyno, status: number, uptimeMs: number): Promise<void> {
+  private async afterExit(dyno: Dyno, status: number | null, uptimeMs: number): Promise<void> {
     const {restart} = this.options
     const again = restart === 'always' || (restart === 'on-failure' && status !== 0)
     if (!again) {
@@ -319,7 +428,11 @@ export class Supervisor {
     let waiting = [...dynos]
     for (;;) {
       const groups = liveGroups(waiting.flatMap((dyno) => (dyno.pgid === undefined ? [] : [dyno.pgid])))
-      for (const dyno of waiting) if (dyno.pgid !== undefined && !groups.has(dyno.pgid)) dyno.pgid = undefined
+      for (const dyno of waiting) {
+        if (dyno.pgid !== undefined && groups.has(dyno.pgid)) continue
+        if (dyno.adopted) this.adoptedEnded(dyno)
+        dyno.pgid = undefined
+      }
       waiting = waiting.filter((dyno) => dyno.child !== undefined || dyno.pgid !== undefined)
       if (waiting.length === 0 || Date.now() >= deadline) break
       await sleep(Math.min(20, Math.max(1, deadline - Date.now())))
@@ -333,6 +446,11 @@ export class Supervisor {
 function signalDyno(dyno: Dyno, signal: 'SIGTERM' | 'SIGKILL'): boolean {
   if (dyno.pgid !== undefined && signalGroup(dyno.pgid, signal)) return true
   return dyno.child?.kill(signal) ?? false
+}
+
+/** A non-blocking reader of a FIFO, as a stream (a plain file stream would hold a thread per read). */
+function openFifoReader(path: string): Readable {
+  return new Socket({fd: openSync(path, constants_fs.O_RDONLY | constants_fs.O_NONBLOCK), readable: true, writable: false})
 }
 
 function nameList(dynos: readonly Dyno[]): string[] {
