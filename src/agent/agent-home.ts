@@ -12,10 +12,23 @@ export function agentPaths(home: string) {
   return {
     home,
     socket: join(home, 'agent.sock'),
+    settings: join(home, 'agent.json'),
     apps: join(home, 'apps'),
     app: (name: string) => {
       const dir = join(home, 'apps', name)
-      return {dir, releases: join(dir, 'releases.jsonl'), config: join(dir, 'config.json'), releaseDir: (v: number) => join(dir, 'releases', `v${v}`)}
+      return {
+        dir,
+        releases: join(dir, 'releases.jsonl'),
+        config: join(dir, 'config.json'),
+        formation: join(dir, 'formation.json'),
+        /** The dynos that run, so a restarted agent can adopt them. */
+        dynos: join(dir, 'dynos.json'),
+        /** One FIFO per dyno for its output. */
+        fifos: join(dir, 'fifos'),
+        logs: join(dir, 'logs'),
+        cache: join(dir, 'cache'),
+        releaseDir: (v: number) => join(dir, 'releases', `v${v}`),
+      }
     },
   }
 }

@@ -7,26 +7,53 @@ import {z} from 'zod'
 import {agentPaths} from './agent-home.js'
 import {AppError} from './app-error.js'
 import {header, parseBody as parse, readJson, sendJson as send, type Route} from './api-route.js'
-import {AppStore} from './app-store.js'
+import type {AppStore, ReleasePlan} from './app-store.js'
+import type {DynoManager} from './dyno-manager.js'
+import {MAX_QUANTITY} from './formation-file.js'
+import type {LogSink} from './log-sink.js'
+import type {Release} from './release-ledger.js'
 import {DeployLocks} from './deploy-lock.js'
-import {SHA256, SlugStore} from './slug-store.js'
+import {SHA256, type SlugStore} from './slug-store.js'
+import {PROCESS_NAME} from '../runtime/procfile.js'
 
 /** The largest slug the host accepts (dev build refuses bigger ones too). */
 const MAX_SLUG_BYTES = 1024 ** 3
 
 const CreateApp = z.object({name: z.string()}).strict()
 const PatchConfig = z.record(z.string(), z.string().nullable())
-const CreateRelease = z.union([z.object({slug: z.string().regex(SHA256, 'a slug is named by its sha256')}).strict(), z.object({rollback: z.number().int().positive()}).strict()])
+const CreateRelease = z.union([
+  z.object({slug: z.string().regex(SHA256, 'a slug is named by its sha256'), source_version: z.string().max(200).nullable().optional()}).strict(),
+  z.object({rollback: z.number().int().positive()}).strict(),
+])
+const PatchFormation = z
+  .object({updates: z.array(z.object({type: z.string().regex(PROCESS_NAME, 'a process type name'), quantity: z.number().int().min(0).max(MAX_QUANTITY)}).strict()).min(1)})
+  .strict()
+
+/** What the API serves: the stores and the dyno manager of one agent. */
+export interface AgentParts {
+  home: string
+  apps: AppStore
+  slugs: SlugStore
+  dynos: DynoManager
+  logFor: (app: string) => LogSink
+}
 
 /**
  * The agent's HTTP API on its Unix socket (mode 0660): resources named like Heroku's Platform API.
  * Every answer is JSON; a bad request gets a 4xx with a message saying what was wrong.
  */
-export async function startApiServer(home: string): Promise<Server> {
+export async function startApiServer(agent: AgentParts, extraRoutes: readonly Route[] = []): Promise<Server> {
+  const {home, apps, slugs, dynos, logFor} = agent
   const paths = agentPaths(home)
-  const apps = new AppStore(home)
-  const slugs = new SlugStore(home)
   const locks = new DeployLocks()
+  const slugPath = (sha256: string) => slugs.path(sha256)
+  /** Puts the release's dynos in place before it is recorded (the zero-gap switch). */
+  const activate = (app: string) => (plan: ReleasePlan) => dynos.app(app).activate(plan)
+  /** After a release: its line in the log stream, then the files no release needs any more. */
+  const released = async (app: string, release: Release) => {
+    logFor(app).append('agent', 'api', `Release v${release.v} created by ${release.user}: ${release.description}`)
+    await apps.collectGarbage(slugs.dir)
+  }
   /** Refuses a change to an app whose deploy lock another connection holds. */
   const unlocked = async (app: string, req: IncomingMessage) => {
     const holder = locks.blocker(app, header(req, 'dev-lock'))
@@ -90,8 +117,11 @@ export async function startApiServer(home: string): Promise<Server> {
       'PATCH',
       /^\/apps\/([^/]+)\/config-vars$/,
       async ({body, params, user, req}) => {
-        await unlocked(params[0]!, req)
-        return {json: (await apps.patchConfig(params[0]!, parse(PatchConfig, await body()), user)).config}
+        const app = params[0]!
+        await unlocked(app, req)
+        const {config, release} = await apps.patchConfig(app, parse(PatchConfig, await body()), user, slugPath, activate(app))
+        await released(app, release)
+        return {json: config}
       },
     ],
     ['GET', /^\/apps\/([^/]+)\/releases$/, async ({params}) => ({json: await apps.releases(params[0]!)})],
@@ -100,19 +130,51 @@ export async function startApiServer(home: string): Promise<Server> {
       /^\/apps\/([^/]+)\/releases$/,
       async ({params, body, user, req}) => {
         await unlocked(params[0]!, req)
+        const app = params[0]!
         const request = parse(CreateRelease, await body())
         let release
         if ('rollback' in request) {
-          release = await apps.rollback(params[0]!, request.rollback, (sha) => slugs.path(sha), user)
+          release = await apps.rollback(app, request.rollback, user, slugPath, activate(app))
         } else {
           if (!(await slugs.has(request.slug))) throw new AppError(404, `no slug ${request.slug} on this host; upload it first (PUT /slugs/${request.slug})`)
-          release = await apps.deploy(params[0]!, {sha256: request.slug, path: slugs.path(request.slug)}, user)
+          release = await apps.deploy(app, {sha256: request.slug, sourceVersion: request.source_version}, user, slugPath, activate(app))
         }
-        await apps.collectGarbage(slugs.dir)
+        await released(app, release)
         return {status: 201, json: release}
       },
     ],
+    ['GET', /^\/apps\/([^/]+)\/formation$/, async ({params}) => ({json: await dynos.app(await existing(params[0]!)).formationList()})],
+    [
+      'PATCH',
+      /^\/apps\/([^/]+)\/formation$/,
+      async ({params, body, user}) => {
+        const app = await existing(params[0]!)
+        const {updates} = parse(PatchFormation, await body())
+        const changes = Object.fromEntries(updates.map(({type, quantity}) => [type, quantity]))
+        await dynos.app(app).scale(changes)
+        logFor(app).append('agent', 'api', `Scaled to ${updates.map(({type, quantity}) => `${type}@${quantity}`).join(' ')} by ${user}`)
+        return {json: await dynos.app(app).formationList()}
+      },
+    ],
+    ['GET', /^\/apps\/([^/]+)\/dynos$/, async ({params}) => ({json: dynos.app(await existing(params[0]!)).list()})],
+    [
+      'DELETE',
+      /^\/apps\/([^/]+)\/dynos(?:\/([^/]+))?$/,
+      async ({params, user}) => {
+        const app = await existing(params[0]!)
+        const target = params[1] || undefined
+        const restarted = await dynos.app(app).restart(target)
+        logFor(app).append('agent', 'api', `Restarted ${target ?? 'all dynos'} by ${user}`)
+        return {json: {restarted}}
+      },
+    ],
+    ...extraRoutes,
   ]
+  /** The app's name, once it is known to exist (404 otherwise). */
+  const existing = async (app: string) => {
+    await apps.config(app)
+    return app
+  }
 
   const server = createServer((req, res) => {
     void handle(req, res).catch((error: unknown) => {
@@ -129,7 +191,10 @@ export async function startApiServer(home: string): Promise<Server> {
     if (matching.length === 0) throw new AppError(404, `no such resource: ${path}`)
     const route = matching.find(([method]) => method === req.method)
     if (!route) throw new AppError(405, `${req.method} is not allowed on ${path}; use ${matching.map(([method]) => method).join(' or ')}`)
-    const params = route[1].exec(path)!.slice(1).map(decodeURIComponent)
+    const params = route[1]
+      .exec(path)!
+      .slice(1)
+      .map((param) => (param === undefined ? '' : decodeURIComponent(param)))
     const user = String(req.headers['dev-user'] ?? 'unknown')
     const result = await route[2]({req, res, body: () => readJson(req), user, params, query: url.searchParams})
     if (result !== 'answered') send(res, result.status ?? 200, result.json)

@@ -14,10 +14,28 @@ import {ReleaseLedger, type Release} from './release-ledger.js'
 /** App names as Heroku allows them: lower-case letters, digits and dashes, starting with a letter. */
 export const APP_NAME = /^[a-z][a-z0-9-]{1,29}$/
 
+/** What a release about to be recorded runs: its number, its extracted slug and its config. */
+export interface ReleasePlan {
+  v: number
+  dir: string
+  slug: string
+  config: Record<string, string>
+  sourceVersion: string | null
+}
+
+/**
+ * Puts a release's dynos in place before the release is recorded (the dyno manager's switch). If
+ * it throws, nothing is recorded and the release's files are removed: the app keeps running what
+ * it ran.
+ */
+export type Activate = (plan: ReleasePlan) => Promise<void>
+
 /** The apps on this host: their config vars (config.json, 0600) and release ledgers. */
 export class AppStore {
   private readonly paths: ReturnType<typeof agentPaths>
   private readonly ledgers = new Map<string, ReleaseLedger>()
+  /** Changes to one app happen one at a time, so a release's number is known before it is recorded. */
+  private readonly queues = new Map<string, Promise<unknown>>()
 
   constructor(home: string) {
     this.paths = agentPaths(home)
@@ -43,62 +61,82 @@ export class AppStore {
    * Sets (a string) or unsets (null) config vars, and records a release "Set A, B config vars"
    * with the new config. Keys are checked first, so a bad request changes nothing.
    */
-  async patchConfig(name: string, changes: Record<string, string | null>, user: string): Promise<{config: Record<string, string>; release: Release}> {
+  async patchConfig(name: string, changes: Record<string, string | null>, user: string, slugPath: SlugPath, activate?: Activate): Promise<{config: Record<string, string>; release: Release}> {
     const bad = Object.keys(changes).find((key) => !ENV_KEY.test(key))
     if (bad !== undefined) throw new AppError(422, `invalid config var name "${bad}": letters, digits, "_", "." and "-", not starting with a digit`)
-    const app = await this.existing(name)
-    const config = await readConfig(app.config)
-    for (const [key, value] of Object.entries(changes)) {
-      if (value === null) delete config[key]
-      else config[key] = value
-    }
-    const ledger = this.ledger(name)
-    const current = await ledger.current()
-    const set = Object.keys(changes).filter((key) => changes[key] !== null)
-    const unset = Object.keys(changes).filter((key) => changes[key] === null)
-    const description = [set.length > 0 ? `Set ${set.join(', ')}` : '', unset.length > 0 ? `Unset ${unset.join(', ')}` : ''].filter(Boolean).join('; ') + ' config vars'
-    const release = await ledger.append({slug: current?.slug ?? null, config, description, user})
-    await writeFileAtomic(app.config, `${JSON.stringify(config, null, 2)}\n`, 0o600)
-    return {config, release}
+    return this.serialised(name, async () => {
+      const config = await this.config(name)
+      for (const [key, value] of Object.entries(changes)) {
+        if (value === null) delete config[key]
+        else config[key] = value
+      }
+      const current = await this.ledger(name).current()
+      const set = Object.keys(changes).filter((key) => changes[key] !== null)
+      const unset = Object.keys(changes).filter((key) => changes[key] === null)
+      const description = [set.length > 0 ? `Set ${set.join(', ')}` : '', unset.length > 0 ? `Unset ${unset.join(', ')}` : ''].filter(Boolean).join('; ') + ' config vars'
+      const entry = {slug: current?.slug ?? null, source_version: current?.source_version ?? null, config, description, user}
+      const release = await this.release(name, entry, slugPath, activate)
+      return {config, release}
+    })
   }
 
   /** Deploys a slug the host has: a release "Deploy abc1234" with the current config. */
-  async deploy(name: string, slug: {sha256: string; path: string}, user: string): Promise<Release> {
-    const config = await this.config(name)
-    return this.release(name, slug.path, {slug: slug.sha256, config, description: `Deploy ${slug.sha256.slice(0, 7)}`, user})
+  async deploy(name: string, slug: {sha256: string; sourceVersion?: string | null}, user: string, slugPath: SlugPath, activate?: Activate): Promise<Release> {
+    return this.serialised(name, async () => {
+      const config = await this.config(name)
+      const entry = {slug: slug.sha256, source_version: slug.sourceVersion ?? null, config, description: `Deploy ${slug.sha256.slice(0, 7)}`, user}
+      return this.release(name, entry, slugPath, activate)
+    })
   }
 
   /** A new release with the slug and config of vK; the app's config becomes vK's again. */
-  async rollback(name: string, to: number, slugPath: (sha256: string) => string, user: string): Promise<Release> {
+  async rollback(name: string, to: number, user: string, slugPath: SlugPath, activate?: Activate): Promise<Release> {
     await this.existing(name)
-    const target = await this.ledger(name).get(to)
-    if (target === undefined) throw new AppError(404, `app ${name} has no release v${to}`)
-    if (target.slug === null) throw new AppError(422, `v${to} has no slug to roll back to`)
-    const release = await this.release(name, slugPath(target.slug), {slug: target.slug, config: target.config, description: `Rollback to v${to}`, user})
-    await writeFileAtomic(this.paths.app(name).config, `${JSON.stringify(target.config, null, 2)}\n`, 0o600)
-    return release
+    return this.serialised(name, async () => {
+      const target = await this.ledger(name).get(to)
+      if (target === undefined) throw new AppError(404, `app ${name} has no release v${to}`)
+      if (target.slug === null) throw new AppError(422, `v${to} has no slug to roll back to`)
+      const entry = {slug: target.slug, source_version: target.source_version ?? null, config: target.config, description: `Rollback to v${to}`, user}
+      return this.release(name, entry, slugPath, activate)
+    })
   }
 
   /**
-   * Extracts the slug for the next release first, then records the release, then moves the
-   * extracted slug to releases/vN: a slug that cannot be extracted leaves no release behind.
+   * Records a release in three steps, so a failure at any one leaves the app as it was: the slug is
+   * extracted to releases/vN (a slug that cannot be extracted is refused), `activate` puts its dynos
+   * in place, and only then is the release appended to the ledger and the config file updated.
    */
-  private async release(name: string, slugPath: string, entry: Omit<Release, 'v' | 'created_at'>): Promise<Release> {
-    const app = this.paths.app(name)
-    const staging = join(app.dir, 'releases', `.incoming-${process.pid}-${Date.now()}`)
+  private async release(name: string, entry: Omit<Release, 'v' | 'created_at'>, slugPath: SlugPath, activate?: Activate): Promise<Release> {
+    const app = await this.existing(name)
+    const ledger = this.ledger(name)
+    const v = ((await ledger.current())?.v ?? 0) + 1
+    const dir = app.releaseDir(v)
+    if (entry.slug !== null) await extractRelease(slugPath(entry.slug), dir)
     try {
-      await extractSlug(slugPath, staging)
+      if (entry.slug !== null) await activate?.({v, dir, slug: entry.slug, config: entry.config, sourceVersion: entry.source_version ?? null})
+      const release = await ledger.append(entry)
+      if (release.v !== v) throw new Error(`release v${release.v} recorded where v${v} was prepared`)
+      await writeFileAtomic(app.config, `${JSON.stringify(entry.config, null, 2)}\n`, 0o600)
+      return release
     } catch (error) {
-      await rm(staging, {recursive: true, force: true})
-      if (isDevError(error)) throw new AppError(422, error.message)
+      await rm(dir, {recursive: true, force: true})
       throw error
     }
-    const release = await this.ledger(name).append(entry)
-    const target = app.releaseDir(release.v)
-    await mkdir(dirname(target), {recursive: true})
-    await rm(target, {recursive: true, force: true})
-    await rename(staging, target)
-    return release
+  }
+
+  /** The app's current release, if it has one. */
+  async current(name: string): Promise<Release | undefined> {
+    await this.existing(name)
+    return this.ledger(name).current()
+  }
+
+  private serialised<T>(name: string, work: () => Promise<T>): Promise<T> {
+    const result = (this.queues.get(name) ?? Promise.resolve()).then(work, work)
+    this.queues.set(
+      name,
+      result.catch(() => {}),
+    )
+    return result
   }
 
   /**
@@ -139,6 +177,23 @@ export class AppStore {
   private async existing(name: string) {
     if (!(await this.list()).includes(name)) throw new AppError(404, `no app named ${name}`)
     return this.paths.app(name)
+  }
+}
+
+/** Where the slug with this sha256 is on the host. */
+export type SlugPath = (sha256: string) => string
+
+/** Extracts a slug to `dir` through a staging directory: `dir` appears complete or not at all. */
+async function extractRelease(slugPath: string, dir: string): Promise<void> {
+  const staging = join(dirname(dir), `.incoming-${process.pid}-${Date.now()}`)
+  try {
+    await extractSlug(slugPath, staging)
+    await rm(dir, {recursive: true, force: true})
+    await rename(staging, dir)
+  } catch (error) {
+    await rm(staging, {recursive: true, force: true})
+    if (isDevError(error)) throw new AppError(422, error.message)
+    throw error
   }
 }
 

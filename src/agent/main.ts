@@ -1,5 +1,6 @@
 import {agentHome, agentPaths} from './agent-home.js'
-import {startApiServer} from './api-server.js'
+import {installBuiltinBuildpacks} from './builtin-buildpacks.js'
+import {runDaemon} from './daemon.js'
 import {dialStdio} from './dial-stdio.js'
 
 /** The version of this agent build, set by scripts/bundle-agent.mjs. */
@@ -16,20 +17,19 @@ const commands: Record<string, (args: string[]) => Promise<number>> = {
   async 'dial-stdio'() {
     return dialStdio(agentPaths(agentHome()).socket)
   },
-  async daemon() {
-    const home = agentHome()
-    const server = await startApiServer(home)
-    process.stderr.write(`dev-agent listening on ${home}/agent.sock\n`)
-    await new Promise<void>((resolve) => {
-      const stop = () => {
-        server.close(() => resolve())
-        // Held deploy locks are open connections; they end with the agent.
-        server.closeAllConnections()
-      }
-      process.once('SIGTERM', stop)
-      process.once('SIGINT', stop)
-    })
-    return 0
+  /** One build on the host, in a process of its own (started by the daemon for POST /apps/:app/builds). */
+  async 'build-worker'(args) {
+    process.env.DEV_BUILDPACKS_DIR = await installBuiltinBuildpacks(agentHome())
+    // Loaded here only: the daemon itself never needs the build code.
+    return (await import('./build-worker.js')).runBuildWorker(args)
+  },
+  async daemon(args) {
+    const unknown = args.find((arg) => arg !== '--keep-dynos')
+    if (unknown !== undefined) {
+      process.stderr.write(`dev-agent: unknown option ${unknown}\n${USAGE}\n`)
+      return 2
+    }
+    return runDaemon(agentHome(), {keepDynos: args.includes('--keep-dynos')})
   },
 }
 

@@ -17,9 +17,11 @@ export function releasesToKeep(releases: readonly Release[], keep = KEEP_RELEASE
 /** Removes the extracted slugs of an app's older releases (apps/<app>/releases/vN). */
 export async function collectReleaseDirs(appReleasesDir: string, kept: readonly Release[]): Promise<string[]> {
   const keep = new Set(kept.map((release) => `v${release.v}`))
+  // A directory newer than the last release belongs to a release being made right now.
+  const newest = Math.max(0, ...kept.map((release) => release.v))
   const removed: string[] = []
   for (const name of await readdir(appReleasesDir).catch(() => [] as string[])) {
-    if (!/^v\d+$/.test(name) || keep.has(name)) continue
+    if (!/^v\d+$/.test(name) || keep.has(name) || Number(name.slice(1)) > newest) continue
     await rm(join(appReleasesDir, name), {recursive: true, force: true})
     removed.push(name)
   }

@@ -10,6 +10,8 @@ export const ReleaseSchema = z.object({
   /** The slug's sha256, or null for a release made before any slug (config only). */
   slug: z.string().regex(/^[0-9a-f]{64}$/).nullable(),
   config: z.record(z.string(), z.string()),
+  /** The source commit the slug was built from (SOURCE_VERSION in the dynos), when known. */
+  source_version: z.string().nullable().optional(),
   description: z.string(),
   user: z.string(),
   created_at: z.string(),
@@ -62,7 +64,7 @@ export class ReleaseLedger {
   async rollback(to: number, user: string): Promise<Release> {
     const target = await this.get(to)
     if (target === undefined) throw new DevError(`there is no release v${to} to roll back to`)
-    return this.append({slug: target.slug, config: target.config, description: `Rollback to v${to}`, user})
+    return this.append({slug: target.slug, source_version: target.source_version ?? null, config: target.config, description: `Rollback to v${to}`, user})
   }
 
   private async read(): Promise<{releases: Release[]; validBytes: number; totalBytes: number}> {

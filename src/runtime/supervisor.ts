@@ -203,7 +203,11 @@ export class Supervisor {
   detach(): void {
     this.closing = true
     clearInterval(this.adoptionPoll)
-    for (const dyno of this.dynos.values()) this.cancelRestart(dyno)
+    for (const dyno of this.dynos.values()) {
+      this.cancelRestart(dyno)
+      // A running child would keep this process alive.
+      dyno.child?.unref()
+    }
     for (const output of this.outputs) output.destroy()
   }
 

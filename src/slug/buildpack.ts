@@ -22,7 +22,13 @@ export interface BuildpackRelease {
 /** The buildpacks that ship with dev, tried in this order when app.json names none. */
 export const BUILTIN_BUILDPACKS = ['node', 'python', 'none'] as const
 
-const BUILTIN_DIR = fileURLToPath(new URL('../../buildpacks/', import.meta.url))
+/**
+ * Where the built-in buildpacks are: beside dev's own code, or where the host agent (one bundled
+ * file) wrote out the copies it carries (DEV_BUILDPACKS_DIR).
+ */
+function builtinDir(): string {
+  return process.env.DEV_BUILDPACKS_DIR ?? fileURLToPath(new URL('../../buildpacks/', import.meta.url))
+}
 /** How much of a failing step's output an error repeats. */
 const TAIL_LINES = 15
 
@@ -30,7 +36,7 @@ const TAIL_LINES = 15
 export class BuildpackError extends DevError {}
 
 export function builtinBuildpack(name: (typeof BUILTIN_BUILDPACKS)[number]): Buildpack {
-  return {name, dir: join(BUILTIN_DIR, name)}
+  return {name, dir: join(builtinDir(), name)}
 }
 
 /**

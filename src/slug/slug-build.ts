@@ -9,7 +9,7 @@ import pMap from 'p-map'
 
 import {writeFileAtomic} from '../runtime/atomic-write.js'
 import {DevError} from '../runtime/dev-error.js'
-import {parseEnvFile} from '../runtime/env-file.js'
+import {ENV_KEY, parseEnvFile} from '../runtime/env-file.js'
 import {scanProcfile} from '../runtime/procfile.js'
 import {readTextFileIfExists} from '../runtime/text-file.js'
 import {appJsonBuildpacks, BUILTIN_BUILDPACKS, builtinBuildpack, compile, detect, release, stepError, type Buildpack} from './buildpack.js'
@@ -35,9 +35,17 @@ export interface SlugBuildOptions {
   secrets: readonly string[]
   /** A file of build-time variables (env-file grammar), given to buildpacks as ENV_DIR. */
   buildEnvFile?: string
+  /** More build-time variables for ENV_DIR (over the file's): a host gives an app's config vars. */
+  buildEnv?: Readonly<Record<string, string>>
+  /** What the slug records as its source, instead of asking git (a host builds an extracted archive). */
+  sourceVersion?: {commit: string | null; dirty: boolean}
   /** Defaults: ROOT/.dev/slugs and ROOT/.dev/cache. */
   slugsDir?: string
   cacheDir?: string
+  /** Where the build directory and ENV_DIR are made (default: the OS's temporary directory). */
+  tempDir?: string
+  /** Aborting stops the running buildpack step, and the build fails before its next step. */
+  signal?: AbortSignal
   /** Warn above this size, refuse above that (bytes). */
   warnBytes?: number
   maxBytes?: number
@@ -69,10 +77,14 @@ export class SlugBuild {
   ) {
     this.buildDir = join(workDir, 'build')
     this.envDir = join(workDir, 'env')
+    options.signal?.addEventListener('abort', () => this.abort.abort(), {once: true})
+    if (options.signal?.aborted) this.abort.abort()
   }
 
   static async create(options: SlugBuildOptions): Promise<SlugBuild> {
-    const work = await mkdtemp(join(tmpdir(), 'dev-build-'))
+    const parent = options.tempDir ?? tmpdir()
+    await mkdir(parent, {recursive: true})
+    const work = await mkdtemp(join(parent, 'dev-build-'))
     return new SlugBuild(options, work)
   }
 
@@ -147,6 +159,7 @@ export class SlugBuild {
     const cache = this.options.cacheDir ?? join(this.options.root, '.dev', 'cache')
     await mkdir(cache, {recursive: true})
     for (const buildpack of this.buildpacks) {
+      this.abort.signal.throwIfAborted()
       await compile(buildpack, {build: this.buildDir, cache, env: this.envDir}, {env, onLine, signal: this.abort.signal})
       Object.assign(this.defaults, (await release(buildpack, this.buildDir, {env})).default_process_types)
     }
@@ -154,6 +167,7 @@ export class SlugBuild {
 
   /** Packs the build directory into .dev/slugs/<sha256>.tgz and writes its manifest. */
   async pack(): Promise<SlugManifest> {
+    this.abort.signal.throwIfAborted()
     const processTypes = await this.processTypes()
     const slugsDir = this.slugsDir()
     // What the buildpacks added (node_modules, .venv, .profile.d) is part of the slug too.
@@ -176,7 +190,7 @@ export class SlugBuild {
       process_types: processTypes,
       buildpacks: this.buildpacks.map((buildpack) => buildpack.name),
       created_at: new Date().toISOString(),
-      source_version: await sourceVersion(this.options.root, this.secretFiles()),
+      source_version: this.options.sourceVersion ?? (await sourceVersion(this.options.root, this.secretFiles())),
       stack: stack(),
     }
     await writeFileAtomic(join(slugsDir, `${packed.sha256}.json`), `${JSON.stringify(manifest, null, 2)}\n`)
@@ -226,11 +240,17 @@ export class SlugBuild {
   /** One file per build-time variable, readable by the owner only, outside the build directory. */
   private async writeEnvDir(): Promise<void> {
     await mkdir(this.envDir, {recursive: true, mode: 0o700})
-    if (this.options.buildEnvFile === undefined) return
-    const text = await readTextFileIfExists(this.options.buildEnvFile)
-    if (text === undefined) throw new DevError(`--build-env file does not exist: ${this.options.buildEnvFile}`)
-    for (const entry of parseEnvFile(text, this.options.buildEnvFile)) {
-      await writeFile(join(this.envDir, entry.key), entry.value, {mode: 0o600})
+    const variables: [string, string][] = []
+    if (this.options.buildEnvFile !== undefined) {
+      const text = await readTextFileIfExists(this.options.buildEnvFile)
+      if (text === undefined) throw new DevError(`--build-env file does not exist: ${this.options.buildEnvFile}`)
+      for (const entry of parseEnvFile(text, this.options.buildEnvFile)) variables.push([entry.key, entry.value])
+    }
+    variables.push(...Object.entries(this.options.buildEnv ?? {}))
+    for (const [key, value] of variables) {
+      // Each name becomes a file name: one that is not a variable name could climb out of ENV_DIR.
+      if (!ENV_KEY.test(key)) throw new DevError(`invalid build-time variable name "${key}"`)
+      await writeFile(join(this.envDir, key), value, {mode: 0o600})
     }
   }
 
@@ -254,8 +274,11 @@ export async function buildSlug(options: SlugBuildOptions, onLine?: (line: strin
   }
 }
 
-/** The git commit of the source, and whether the files that go into the slug differ from it. */
-async function sourceVersion(root: string, secrets: readonly string[]): Promise<{commit: string | null; dirty: boolean}> {
+/**
+ * The git commit of the source, and whether the files that go into the slug differ from it.
+ * `secrets` are all the env files left out of the slug (ROOT/.env included): they never make it dirty.
+ */
+export async function sourceVersion(root: string, secrets: readonly string[]): Promise<{commit: string | null; dirty: boolean}> {
   const options = {cwd: root, reject: false, stdin: 'ignore', env: {GIT_OPTIONAL_LOCKS: '0'}} as const
   const head = await execa('git', ['rev-parse', 'HEAD'], options)
   if (head.exitCode !== 0) return {commit: null, dirty: false}

@@ -1,27 +1,18 @@
 import {spawn} from 'node:child_process'
 import {createHash} from 'node:crypto'
-import {cp, readdir, readFile, stat} from 'node:fs/promises'
+import {readdir, readFile, stat} from 'node:fs/promises'
 import {request} from 'node:http'
 import {gzipSync} from 'node:zlib'
 
 import {Header} from 'tar'
 
-import {buildSlug} from '../../src/slug/slug-build.js'
 import {join} from 'node:path'
 
 import {describe, expect, it} from 'vitest'
 
-import {startAgent} from '../support/agent.js'
+import {agentAppSlug, startAgent} from '../support/agent.js'
 import {projectRoot} from '../support/run-bin.js'
 import {tempApp} from '../support/temp-app.js'
-
-/** A slug of the sample app, built with dev's own build. */
-async function builtSlug(): Promise<{sha256: string; bytes: Buffer}> {
-  const root = await tempApp({})
-  await cp(join(projectRoot, 'fixtures/buildpack-app'), root, {recursive: true})
-  const {sha256} = await buildSlug({root, secrets: []})
-  return {sha256, bytes: await readFile(join(root, '.dev/slugs', `${sha256}.tgz`))}
-}
 
 /** A gzipped tar whose one entry climbs out of the extraction directory. */
 function hostileSlug(): Buffer {
@@ -84,7 +75,7 @@ describe('the agent API (bundled agent, real socket)', () => {
 
   it('stores slugs by sha256, verifying uploads', async () => {
     const {home, call} = await startAgent()
-    const {sha256, bytes} = await builtSlug()
+    const {sha256, bytes} = await agentAppSlug()
     expect((await call('HEAD', `/slugs/${sha256}`)).status).toBe(404)
     expect(await call('PUT', `/slugs/${sha256}`, bytes)).toEqual({status: 201, json: {sha256}})
     expect((await call('HEAD', `/slugs/${sha256}`)).status).toBe(200)
@@ -97,7 +88,7 @@ describe('the agent API (bundled agent, real socket)', () => {
 
   it('deploys a slug as a release, extracted to releases/vN, and rolls back with a new release', async () => {
     const {home, call} = await startAgent()
-    const {sha256, bytes} = await builtSlug()
+    const {sha256, bytes} = await agentAppSlug()
     await call('POST', '/apps', {name: 'shop'})
     await call('PATCH', '/apps/shop/config-vars', {A: '1'})
     expect(await call('POST', '/apps/shop/releases', {slug: 'e'.repeat(64)})).toMatchObject({status: 404, json: {message: expect.stringMatching(/upload it first/)}})
@@ -115,7 +106,7 @@ describe('the agent API (bundled agent, real socket)', () => {
 
   it('keeps the extracted slugs of the last five releases after each deploy', async () => {
     const {home, call} = await startAgent()
-    const {sha256, bytes} = await builtSlug()
+    const {sha256, bytes} = await agentAppSlug()
     await call('POST', '/apps', {name: 'shop'})
     await call('PUT', `/slugs/${sha256}`, bytes)
     for (let i = 0; i < 7; i++) expect((await call('POST', '/apps/shop/releases', {slug: sha256})).status).toBe(201)

@@ -1,6 +1,9 @@
 import {spawn, type ChildProcess} from 'node:child_process'
 import {request} from 'node:http'
+import {cp, mkdir, readFile, writeFile} from 'node:fs/promises'
 import {join} from 'node:path'
+
+import {buildSlug} from '../../src/slug/slug-build.js'
 
 import {afterEach} from 'vitest'
 
@@ -17,17 +20,50 @@ afterEach(() => {
   for (const child of running.splice(0)) child.kill('SIGTERM')
 })
 
-/** Starts the bundled agent (dist/agent.cjs) as a real daemon on a fresh DEV_AGENT_HOME. */
-export async function startAgent(): Promise<{
+/** Agents started by this test file, so each gets ports of its own. */
+let agentsStarted = 0
+
+/**
+ * Settings for test agents: short timeouts, and a port range of their own (test files run in
+ * parallel, one per vitest worker) so two agents never hand out the same port.
+ */
+export function testAgentSettings(): Record<string, unknown> {
+  const worker = Number(process.env.VITEST_POOL_ID ?? process.env.VITEST_WORKER_ID ?? 1) % 8
+  const base = 20_000 + worker * 1000 + (agentsStarted++ % 10) * 100
+  return {
+    dyno_port_range: [base, base + 99],
+    stop_grace_seconds: 3,
+    boot_timeout_seconds: 5,
+    deploy_timeout_seconds: 10,
+    restart_backoff: {initial_seconds: 0.2, max_seconds: 1, reset_after_seconds: 60},
+  }
+}
+
+/** Starts the bundled agent (dist/agent.cjs) as a real daemon on a fresh DEV_AGENT_HOME (or `home`). */
+export async function startAgent(options: {home?: string; settings?: Record<string, unknown>; args?: string[]} = {}): Promise<{
   home: string
+  child: ChildProcess
+  stderr: () => string
   call: (method: string, path: string, body?: unknown, headers?: Record<string, string>) => Promise<AgentCallResult>
 }> {
-  const home = join(await tempApp({}), 'agent-home')
-  const child = spawn(process.execPath, [join(projectRoot, 'dist/agent.cjs'), 'daemon'], {env: {...process.env, DEV_AGENT_HOME: home}, stdio: ['ignore', 'ignore', 'pipe']})
+  const home = options.home ?? join(await tempApp({}), 'agent-home')
+  await mkdir(home, {recursive: true, mode: 0o700})
+  if (options.home === undefined || options.settings !== undefined) {
+    await writeFile(join(home, 'agent.json'), JSON.stringify({...testAgentSettings(), ...options.settings}))
+  }
+  let stderr = ''
+  const child = spawn(process.execPath, [join(projectRoot, 'dist/agent.cjs'), 'daemon', ...(options.args ?? [])], {env: {...process.env, DEV_AGENT_HOME: home}, stdio: ['ignore', 'ignore', 'pipe']})
   running.push(child)
   await new Promise<void>((resolve, reject) => {
-    child.stderr!.on('data', (chunk: Buffer) => chunk.toString().includes('listening') && resolve())
-    child.once('exit', (code) => reject(new Error(`agent exited ${code}`)))
+    child.stderr!.on('data', (chunk: Buffer) => {
+      stderr += chunk.toString()
+      if (stderr.includes('listening')) resolve()
+    })
+    child.once('exit', (code) => reject(new Error(`agent exited ${code}: ${stderr}`)))
+  })
+  // An agent that dies by itself during a test is a bug: show why.
+  child.once('exit', (code, signal) => {
+    if (code !== 0 && signal !== 'SIGTERM' && signal !== 'SIGKILL') process.stderr.write(`the agent exited (${code ?? signal}):\n${stderr}\n`)
   })
   const call = (method: string, path: string, body?: unknown, headers: Record<string, string> = {}) =>
     new Promise<AgentCallResult>((resolve, reject) => {
@@ -39,6 +75,24 @@ export async function startAgent(): Promise<{
       req.on('error', reject)
       req.end(body === undefined ? undefined : Buffer.isBuffer(body) || typeof body === 'string' ? body : JSON.stringify(body))
     })
-  return {home, call}
+  return {home, child, stderr: () => stderr, call}
 }
 
+
+/** A slug of fixtures/agent-app (a web server and a worker), built with dev's own build. */
+export async function agentAppSlug(): Promise<{sha256: string; bytes: Buffer}> {
+  const root = await tempApp({})
+  await cp(join(projectRoot, 'fixtures/agent-app'), root, {recursive: true})
+  const {sha256} = await buildSlug({root, secrets: []})
+  return {sha256, bytes: await readFile(join(root, '.dev/slugs', `${sha256}.tgz`))}
+}
+
+/** Polls `probe` until `done` says yes (10 s at most). */
+export async function eventually<T>(probe: () => Promise<T>, done: (value: T) => boolean, timeoutMs = 10_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    const value = await probe()
+    if (done(value) || Date.now() > deadline) return value
+    await new Promise((resolve) => setTimeout(resolve, 50))
+  }
+}

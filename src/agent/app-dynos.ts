@@ -1,0 +1,436 @@
+import {randomBytes} from 'node:crypto'
+import {mkdir, rm} from 'node:fs/promises'
+import {join} from 'node:path'
+import {setTimeout as sleep} from 'node:timers/promises'
+
+import {execa} from 'execa'
+
+import {linesOf} from '../runtime/line-splitter.js'
+import {processStartTime} from '../runtime/process-group.js'
+import {readProcfile, RELEASE_TYPE, type ProcessType} from '../runtime/procfile.js'
+import {Supervisor, type DynoEvent, type DynoSpec} from '../runtime/supervisor.js'
+import type {agentPaths} from './agent-home.js'
+import type {AgentSettings} from './agent-settings.js'
+import {AppError} from './app-error.js'
+import {DynoRecordWriter, type DynoRecord} from './dyno-records.js'
+import {initialFormation, MAX_QUANTITY, readFormation, writeFormation, type Formation} from './formation-file.js'
+import type {LogSink} from './log-sink.js'
+import type {PortAllocator} from './port-allocator.js'
+import {waitForAccept} from './port-probe.js'
+
+/** Heroku's dyno states (a dyno waiting to be restarted after a crash is `crashed`). */
+export type DynoState = 'starting' | 'up' | 'crashed' | 'stopping'
+
+/** What a release gives its dynos: where they run, their config and their process types. */
+export interface ReleaseContext {
+  v: number
+  dir: string
+  config: Record<string, string>
+  sourceVersion: string | null
+  types: ProcessType[]
+}
+
+/** One dyno as the API shows it. */
+export interface DynoInfo {
+  name: string
+  type: string
+  state: DynoState
+  since: string
+  restarts: number
+  release: string
+  command: string
+  port: number
+  pid: number | null
+}
+
+interface Instance {
+  /** Unique on this host, so a replacement `web.1` runs beside the one it replaces. */
+  key: string
+  name: string
+  type: string
+  number: number
+  release: number
+  command: string
+  port: number
+  state: DynoState
+  since: Date
+  restarts: number
+  pid?: number
+  startTime?: number
+  /** Stops a boot check under way. */
+  boot?: AbortController
+  /** The last lines of output, for the error of a release whose dynos do not come up. */
+  tail: string[]
+}
+
+/** Lines of each dyno kept for error messages. */
+const TAIL_LINES = 10
+
+/**
+ * The dynos of one app on a host: its formation run by the same Supervisor as `dev start`, each
+ * dyno's output into the app's log stream through a FIFO (so dynos outlive an agent restart and
+ * are adopted by the next agent), web dynos `up` once they accept on their PORT.
+ */
+export class AppDynos {
+  private readonly supervisor: Supervisor
+  private readonly instances = new Map<string, Instance>()
+  private readonly records: DynoRecordWriter
+  /** The release the formation runs. */
+  private current?: ReleaseContext
+  /** Old dynos being stopped after a switch. */
+  private readonly retiring = new Set<Promise<void>>()
+  /** formation.json, once read; undefined before the first release. */
+  private formation?: Formation
+
+  constructor(
+    private readonly app: string,
+    private readonly paths: ReturnType<ReturnType<typeof agentPaths>['app']>,
+    private readonly settings: AgentSettings,
+    private readonly ports: PortAllocator,
+    private readonly log: LogSink,
+  ) {
+    const backoff = settings.restart_backoff
+    this.supervisor = new Supervisor(
+      {
+        stopTimeoutMs: settings.stop_grace_seconds * 1000,
+        restart: 'always',
+        backoff: {initialMs: backoff.initial_seconds * 1000, maxMs: backoff.max_seconds * 1000, resetAfterMs: backoff.reset_after_seconds * 1000},
+      },
+      {onEvent: (event) => this.onEvent(event), onOutput: (key, block) => this.onOutput(key, block)},
+    )
+    this.records = new DynoRecordWriter(paths.dynos)
+  }
+
+  /** The dynos, in Procfile order then by number. */
+  list(): DynoInfo[] {
+    return this.sorted([...this.instances.values()]).map((instance) => ({
+        name: instance.name,
+        type: instance.type,
+        state: instance.state,
+        since: instance.since.toISOString(),
+        restarts: instance.restarts,
+        release: `v${instance.release}`,
+        command: instance.command,
+        port: instance.port,
+        pid: instance.pid ?? null,
+      }))
+  }
+
+  private sorted(instances: Instance[]): Instance[] {
+    const order = this.current?.types.map((type) => type.name) ?? []
+    return instances.sort((a, b) => order.indexOf(a.type) - order.indexOf(b.type) || a.type.localeCompare(b.type) || a.number - b.number)
+  }
+
+  /** Each process type of the running release with its quantity and command. */
+  async formationList(): Promise<{type: string; quantity: number; command: string}[]> {
+    const formation = (await this.readFormation()) ?? {}
+    return (this.current?.types ?? []).map((type) => ({type: type.name, quantity: formation[type.name] ?? 0, command: type.command}))
+  }
+
+  /**
+   * Changes quantities (`{"web": 3}`) and starts or stops dynos to match; scaling makes no release.
+   * A type the running release does not have is refused, and nothing changes.
+   */
+  async scale(updates: Formation): Promise<void> {
+    const types = this.current?.types.map((type) => type.name)
+    if (types === undefined) throw new AppError(422, `app ${this.app} has no release yet; deploy one before scaling`)
+    const unknown = Object.keys(updates).find((type) => !types.includes(type))
+    if (unknown !== undefined) throw new AppError(422, `v${this.current!.v} has no process type ${unknown}; it has ${types.join(', ')}`)
+    const tooMany = Object.entries(updates).find(([, quantity]) => quantity > MAX_QUANTITY)
+    if (tooMany) throw new AppError(422, `at most ${MAX_QUANTITY} dynos of one type; ${tooMany[0]} asked for ${tooMany[1]}`)
+    const formation = {...(await this.readFormation()), ...updates}
+    await writeFormation(this.paths.formation, formation)
+    this.formation = formation
+    await this.matchFormation()
+  }
+
+  private async readFormation(): Promise<Formation | undefined> {
+    this.formation ??= await readFormation(this.paths.formation)
+    return this.formation
+  }
+
+  /**
+   * Switches the app to a release without a gap: the new formation starts beside the old one, every
+   * new web dyno must be up within the deploy timeout (a crash fails it at once), and only then are
+   * the old dynos stopped. If the new dynos fail, they are stopped, the old ones keep running, and
+   * the error carries the new dynos' last lines.
+   */
+  async activate(plan: {v: number; dir: string; config: Record<string, string>; sourceVersion: string | null}): Promise<void> {
+    const types = await readReleaseTypes(plan.dir, plan.v)
+    const context: ReleaseContext = {...plan, types}
+    const formation = (await this.readFormation()) ?? initialFormation(types.map((type) => type.name))
+    // Dynos already stopping (retired by the last switch) are on their way out.
+    const old = [...this.instances.values()].filter((instance) => instance.state !== 'stopping')
+    const fresh: Instance[] = []
+    try {
+      for (const type of types) for (let number = 1; number <= (formation[type.name] ?? 0); number++) fresh.push(await this.launch(context, type, number))
+      await this.waitUp(fresh.filter((instance) => instance.type === 'web'), this.settings.deploy_timeout_seconds * 1000)
+    } catch (error) {
+      await this.removeInstances(fresh)
+      throw error
+    }
+    if (this.formation === undefined) {
+      await writeFormation(this.paths.formation, formation)
+      this.formation = formation
+    }
+    this.current = context
+    this.retire(old)
+  }
+
+  /** Starts or stops dynos of the current release to match the formation. */
+  private async matchFormation(): Promise<void> {
+    const context = this.current
+    const formation = (await this.readFormation()) ?? {}
+    if (context === undefined) return
+    const surplus: Instance[] = []
+    for (const type of context.types) {
+      const want = formation[type.name] ?? 0
+      const running = [...this.instances.values()].filter((instance) => instance.type === type.name && instance.state !== 'stopping')
+      surplus.push(...running.filter((instance) => instance.number > want))
+      const numbers = new Set(running.map((instance) => instance.number))
+      for (let number = 1; number <= want; number++) if (!numbers.has(number)) await this.launch(context, type, number)
+    }
+    await this.removeInstances(surplus)
+  }
+
+  /**
+   * Restarts every dyno, one type's, or one dyno (`web`, `web.1`). A web dyno is replaced one at a
+   * time, the new one up before the old one stops; other dynos stop and start again.
+   */
+  async restart(target?: string): Promise<string[]> {
+    const context = this.current
+    const chosen = this.sorted([...this.instances.values()]).filter((instance) => instance.state !== 'stopping' && (target === undefined || instance.type === target || instance.name === target))
+    if (target !== undefined && chosen.length === 0) throw new AppError(404, `app ${this.app} has no dyno or process type named ${target}`)
+    const others = chosen.filter((instance) => instance.type !== 'web' || context === undefined || instance.release !== context.v)
+    for (const instance of chosen.filter((each) => !others.includes(each))) {
+      const type = context!.types.find((each) => each.name === instance.type)!
+      const fresh = await this.launch(context!, type, instance.number)
+      try {
+        await this.waitUp([fresh], this.settings.deploy_timeout_seconds * 1000)
+      } catch (error) {
+        await this.removeInstances([fresh])
+        throw error
+      }
+      await this.removeInstances([instance])
+    }
+    if (others.length > 0) await this.supervisor.restart(others.map((instance) => instance.key))
+    return chosen.map((instance) => instance.name)
+  }
+
+  /**
+   * After an agent restart: adopts the dynos of the current release that still run (from
+   * dynos.json), stops any left from another release, and starts what the formation misses.
+   */
+  async restore(context: ReleaseContext, records: readonly DynoRecord[]): Promise<void> {
+    this.current = context
+    const formation = (await this.readFormation()) ?? {}
+    const strays: Instance[] = []
+    for (const record of records) {
+      const alive = record.pid !== undefined && record.start_time !== undefined && processStartTime(record.pid) === record.start_time
+      const fifo = this.fifoPath(record.key)
+      if (!alive) {
+        await rm(fifo, {force: true})
+        continue
+      }
+      const type = context.types.find((each) => each.name === record.type)
+      const current = record.release === context.v && type?.command === record.command && !this.instances.has(record.key)
+      const number = Number(record.name.split('.').pop())
+      const instance: Instance = {...record, number, state: 'starting', since: new Date(), restarts: 0, tail: []}
+      this.instances.set(record.key, instance)
+      this.ports.hold(record.port)
+      const spec = current ? this.spec(context, instance, fifo) : {name: record.key, type: record.type, command: record.command, cwd: '/', env: {}, fifo}
+      this.supervisor.adopt(spec, record.pid!, Date.now())
+      if (!current || (formation[record.type] ?? 0) < number) strays.push(instance)
+    }
+    await this.removeInstances(strays)
+    await this.matchFormation()
+  }
+
+  /** Stops every dyno (with the stop grace) and forgets them. */
+  async shutdown(): Promise<void> {
+    await this.supervisor.shutdown()
+    await Promise.all(this.retiring)
+    await this.persist()
+  }
+
+  /** Leaves every dyno running for the next agent to adopt (an agent upgrade). */
+  async detach(): Promise<void> {
+    for (const instance of this.instances.values()) instance.boot?.abort()
+    this.supervisor.detach()
+    await this.persist()
+  }
+
+  private async launch(context: ReleaseContext, type: ProcessType, number: number): Promise<Instance> {
+    const name = `${type.name}.${number}`
+    const key = `${name}@${randomBytes(4).toString('hex')}`
+    const instance: Instance = {key, name, type: type.name, number, release: context.v, command: type.command, port: await this.ports.allocate(), state: 'starting', since: new Date(), restarts: 0, tail: []}
+    const fifo = this.fifoPath(key)
+    await mkdir(this.paths.fifos, {recursive: true, mode: 0o700})
+    await execa('mkfifo', ['-m', '600', fifo])
+    this.instances.set(key, instance)
+    this.supervisor.start([this.spec(context, instance, fifo)])
+    return instance
+  }
+
+  private spec(context: ReleaseContext, instance: Instance, fifo: string): DynoSpec {
+    const env: Record<string, string> = {
+      PATH: process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin',
+      HOME: context.dir,
+      ...context.config,
+      PORT: String(instance.port),
+      DYNO: instance.name,
+      PS: instance.name,
+      DEV_RELEASE: `v${context.v}`,
+    }
+    if (context.sourceVersion !== null) env.SOURCE_VERSION = context.sourceVersion
+    return {name: instance.key, type: instance.type, command: instance.command, cwd: context.dir, env, port: instance.port, profile: true, fifo}
+  }
+
+  private fifoPath(key: string): string {
+    return join(this.paths.fifos, `${key}.fifo`)
+  }
+
+  /** Waits until every instance is up; fails at once when one crashes, or at the deadline. */
+  private async waitUp(instances: readonly Instance[], timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs
+    for (;;) {
+      const failed = instances.find((instance) => instance.state === 'crashed' || instance.restarts > 0)
+      if (failed) throw this.notUp(failed, 'crashed')
+      if (instances.every((instance) => instance.state === 'up')) return
+      if (Date.now() >= deadline) throw this.notUp(instances.find((instance) => instance.state !== 'up')!, `was not up within ${timeoutMs / 1000} s`)
+      await sleep(50)
+    }
+  }
+
+  private notUp(instance: Instance, what: string): AppError {
+    const tail = instance.tail.length > 0 ? `; its last lines: ${instance.tail.join(' | ')}` : '; it wrote nothing'
+    return new AppError(422, `${instance.name} of v${instance.release} ${what}, so nothing was switched${tail}`)
+  }
+
+  /** Stops old dynos in the background; shutdown() waits for them. */
+  private retire(instances: readonly Instance[]): void {
+    if (instances.length === 0) return
+    const done = this.removeInstances(instances).finally(() => this.retiring.delete(done))
+    this.retiring.add(done)
+  }
+
+  private async removeInstances(instances: readonly Instance[]): Promise<void> {
+    if (instances.length === 0) return
+    for (const instance of instances) {
+      instance.boot?.abort()
+      instance.state = 'stopping'
+      instance.since = new Date()
+    }
+    await this.supervisor.remove(instances.map((instance) => instance.key))
+    for (const instance of instances) {
+      this.instances.delete(instance.key)
+      this.ports.release(instance.port)
+      await rm(this.fifoPath(instance.key), {force: true})
+    }
+    await this.persist()
+  }
+
+  private persist(): Promise<void> {
+    return this.records.save(() =>
+      [...this.instances.values()]
+        .filter((instance) => instance.pid !== undefined)
+        .map(({key, name, type, release, command, port, pid, startTime}) => ({key, name, type, release, command, port, pid, start_time: startTime})),
+    )
+  }
+
+  private onOutput(key: string, block: Buffer): void {
+    const instance = this.instances.get(key)
+    if (!instance) return
+    this.log.appendBlock('app', instance.name, block)
+    const lines = linesOf(block).map((line) => line.toString('utf8'))
+    instance.tail = [...instance.tail, ...lines].slice(-TAIL_LINES)
+  }
+
+  private onEvent(event: DynoEvent): void {
+    if (event.kind === 'signalling') {
+      for (const key of event.dynos) {
+        const name = this.instances.get(key)?.name
+        if (event.signal === 'SIGTERM') this.log.append('agent', name, 'Stopping all processes with SIGTERM')
+        else {
+          const grace = (event.afterMs ?? 0) / 1000
+          if (event.afterMs !== undefined) this.log.append('agent', name, `Error R12 (Exit timeout) -> At least one process failed to exit within ${grace} seconds of SIGTERM`)
+          this.log.append('agent', name, 'Stopping remaining processes with SIGKILL')
+        }
+      }
+      return
+    }
+    const instance = this.instances.get(event.dyno)
+    if (!instance) return
+    const say = (text: string) => this.log.append('agent', instance.name, text)
+    const become = (state: DynoState) => {
+      if (instance.state !== state) say(`State changed from ${instance.state} to ${state}`)
+      instance.state = state
+      instance.since = new Date()
+    }
+    switch (event.kind) {
+      case 'started': {
+        instance.pid = event.pid
+        instance.startTime = processStartTime(event.pid)
+        say(event.adopted ? `Adopted running process ${event.pid} after an agent restart` : `Starting process with command \`${instance.command}\``)
+        if (instance.type === 'web') this.bootCheck(instance)
+        else become('up')
+        void this.persist()
+        break
+      }
+      case 'exited': {
+        instance.boot?.abort()
+        instance.pid = undefined
+        say(event.status === null ? 'Process exited' : `Process exited with status ${event.status}`)
+        if (!event.stopping && instance.state !== 'stopping') become('crashed')
+        void this.persist()
+        break
+      }
+      case 'restarting': {
+        instance.restarts += 1
+        if (event.delayMs > 0) say(`Restarting in ${event.delayMs / 1000} s (crash ${event.attempt} in a row)`)
+        break
+      }
+      case 'spawn-failed': {
+        say(`Error: could not start the process: ${event.message}`)
+        become('crashed')
+        break
+      }
+      case 'completed':
+        break
+    }
+  }
+
+  /** A web dyno is up once it accepts on its PORT; if it does not within the boot timeout: R10. */
+  private bootCheck(instance: Instance): void {
+    instance.boot?.abort()
+    const boot = new AbortController()
+    instance.boot = boot
+    if (instance.state !== 'starting') {
+      this.log.append('agent', instance.name, `State changed from ${instance.state} to starting`)
+      instance.state = 'starting'
+      instance.since = new Date()
+    }
+    const timeoutMs = this.settings.boot_timeout_seconds * 1000
+    void waitForAccept(instance.port, Date.now() + timeoutMs, boot.signal).then((accepted) => {
+      if (boot.signal.aborted || instance.state !== 'starting') return
+      if (accepted) {
+        this.log.append('agent', instance.name, 'State changed from starting to up')
+        instance.state = 'up'
+        instance.since = new Date()
+        return
+      }
+      this.log.append('agent', instance.name, `Error R10 (Boot timeout) -> Web process failed to bind to $PORT within ${timeoutMs / 1000} seconds of launch`)
+      this.log.append('agent', instance.name, 'Stopping process with SIGKILL')
+      this.supervisor.crash(instance.key)
+    })
+  }
+}
+
+/** A release's process types from the Procfile in its slug (the release phase is no dyno). */
+export async function readReleaseTypes(dir: string, v: number): Promise<ProcessType[]> {
+  try {
+    return (await readProcfile(join(dir, 'Procfile'), `v${v}:Procfile`)).filter((type) => type.name !== RELEASE_TYPE)
+  } catch (error) {
+    throw new AppError(422, (error as Error).message)
+  }
+}

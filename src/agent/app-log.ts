@@ -1,0 +1,443 @@
+import {closeSync, fstatSync, mkdirSync, openSync, readSync} from 'node:fs'
+import {open, rename, rm, type FileHandle} from 'node:fs/promises'
+import {join} from 'node:path'
+import type {Writable} from 'node:stream'
+
+import type {LogSink, LogSource} from './log-sink.js'
+
+const LOG_SOURCES: readonly string[] = ['app', 'agent', 'router'] satisfies LogSource[]
+
+export function isLogSource(value: string): value is LogSource {
+  return LOG_SOURCES.includes(value)
+}
+
+/** Which lines a reader wants. `ps` is a process type (`web`: every `web.N`) or one dyno (`web.1`). */
+export interface LogFilter {
+  ps?: string
+  source?: LogSource
+}
+
+export interface LogEntry {
+  /** Microseconds since the epoch. */
+  time: number
+  source: LogSource
+  /** The dyno (`web.1`), or what part of the agent spoke (`api`); none for the router. */
+  ps?: string
+  /** The whole line as stored and sent, without its newline. */
+  line: string
+}
+
+export interface AppLogOptions {
+  /** How many recent lines are kept in memory (and reloaded from the files on start). */
+  memoryLines?: number
+  /** The size `app.log` is rotated before it would pass. */
+  fileBytes?: number
+  /** How many files are kept: `app.log` and `app.log.1` … `app.log.{files-1}`. */
+  files?: number
+  /** How many bytes may wait for the disk; past that, lines are left out of the files (L12). */
+  writeQueueBytes?: number
+}
+
+/** DESIGN.md "Defaults": at least 1,500 lines in memory per app, files rotated 10 MiB × 5. */
+export const DEFAULT_MEMORY_LINES = 1500
+const DEFAULT_FILE_BYTES = 10 * 1024 ** 2
+const DEFAULT_FILES = 5
+const DEFAULT_WRITE_QUEUE_BYTES = 1024 ** 2
+
+/** What a tail session holds while its reader is slow; past either bound it drops lines (L11). */
+const TAIL_QUEUE_LINES = 1000
+const TAIL_QUEUE_BYTES = 1024 ** 2
+
+/**
+ * The merged log stream of one app (Heroku's logplex in small): dyno output, agent events and
+ * router lines as `2026-11-22T10:00:00.123456+00:00 app[web.1]: text`. The recent lines are kept in
+ * memory, every line goes to rotated files under `dir`, and live readers get new lines as they come.
+ * Appending never waits and never throws: a slow disk or a slow reader costs lines, not memory.
+ */
+export class AppLog implements LogSink {
+  private readonly memory: Ring<LogEntry>
+  private readonly file: RotatingLogFile
+  private readonly tails = new Set<LogTail>()
+
+  constructor(dir: string, options: AppLogOptions = {}) {
+    const memoryLines = options.memoryLines ?? DEFAULT_MEMORY_LINES
+    this.memory = new Ring(memoryLines)
+    const limits = {fileBytes: options.fileBytes ?? DEFAULT_FILE_BYTES, files: options.files ?? DEFAULT_FILES, writeQueueBytes: options.writeQueueBytes ?? DEFAULT_WRITE_QUEUE_BYTES}
+    this.file = new RotatingLogFile(dir, limits, (dropped) =>
+      this.append('agent', 'log', `Error L12 (Local buffer overflow) -> The log files missed ${dropped} messages: the disk could not keep up`),
+    )
+    // The history survives an agent restart.
+    for (const line of this.file.tail(memoryLines)) {
+      const entry = parseLogLine(line)
+      if (entry) this.memory.push(entry)
+    }
+  }
+
+  /** Adds `text` (one line; several lines become several entries with the same time). */
+  append(source: LogSource, ps: string | undefined, text: string): void {
+    const time = nowMicros()
+    for (const line of text.replace(/\n$/, '').split('\n')) this.add({time, source, ps, line: formatLogLine(time, source, ps, line)})
+  }
+
+  /** Adds a block of whole lines, each ending in "\n", as a dyno's output arrives. */
+  appendBlock(source: LogSource, ps: string | undefined, block: Buffer): void {
+    this.append(source, ps, block.toString('utf8'))
+  }
+
+  /** The last `lines` lines that pass `filter`, oldest first. */
+  recent({lines, ...filter}: {lines: number} & LogFilter): string[] {
+    const found: string[] = []
+    for (const entry of this.memory.newestFirst()) {
+      if (found.length >= lines) break
+      if (matches(entry, filter)) found.push(entry.line)
+    }
+    return found.reverse()
+  }
+
+  /**
+   * Writes each new line that passes `filter` to `out` until the returned function is called or
+   * `out` closes or fails. A slow `out` never holds up the log: see LogTail.
+   */
+  subscribe(filter: LogFilter, out: Writable): () => void {
+    if (out.destroyed || out.writableEnded) return () => {}
+    const tail: LogTail = new LogTail(out, filter, () => this.tails.delete(tail))
+    this.tails.add(tail)
+    return tail.end
+  }
+
+  /** How many live readers are subscribed. */
+  get liveTails(): number {
+    return this.tails.size
+  }
+
+  /** Ends the live readers' streams and writes what is queued to the files. Appends still reach memory. */
+  async close(): Promise<void> {
+    for (const tail of this.tails) tail.finish()
+    await this.file.close()
+  }
+
+  private add(entry: LogEntry): void {
+    this.memory.push(entry)
+    this.file.write(entry.line)
+    for (const tail of this.tails) if (matches(entry, tail.filter)) tail.send(entry)
+  }
+}
+
+let lastMicros = 0
+
+/** Now in µs since the epoch, from the monotonic clock: never earlier than a time given before. */
+function nowMicros(): number {
+  lastMicros = Math.max(lastMicros, Math.floor((performance.timeOrigin + performance.now()) * 1000))
+  return lastMicros
+}
+
+/** `2026-11-22T10:00:00.123456+00:00`: RFC 3339 in UTC with microseconds, as Heroku prints it. */
+export function formatLogTime(micros: number): string {
+  const seconds = new Date(Math.floor(micros / 1000)).toISOString().slice(0, 19)
+  return `${seconds}.${String(micros % 1_000_000).padStart(6, '0')}+00:00`
+}
+
+export function formatLogLine(micros: number, source: LogSource, ps: string | undefined, text: string): string {
+  return `${formatLogTime(micros)} ${source}${ps === undefined ? '' : `[${ps}]`}: ${text}`
+}
+
+const STORED_LINE = /^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)\.(\d{6})\+00:00 (app|agent|router)(?:\[([^\]]+)\])?: /
+
+/** The entry of a line as formatLogLine wrote it, or undefined for anything else. */
+export function parseLogLine(line: string): LogEntry | undefined {
+  const match = STORED_LINE.exec(line)
+  if (!match) return undefined
+  return {time: Date.parse(`${match[1]}Z`) * 1000 + Number(match[2]), source: match[3] as LogSource, ps: match[4], line}
+}
+
+function matches(entry: LogEntry, filter: LogFilter): boolean {
+  if (filter.source !== undefined && entry.source !== filter.source) return false
+  if (filter.ps === undefined || entry.ps === filter.ps) return true
+  // A process type matches each of its dynos.
+  return !filter.ps.includes('.') && entry.ps?.startsWith(`${filter.ps}.`) === true
+}
+
+/** The last `capacity` items pushed. */
+class Ring<T> {
+  private readonly items: T[] = []
+  private oldest = 0
+
+  constructor(private readonly capacity: number) {}
+
+  push(item: T): void {
+    if (this.items.length < this.capacity) {
+      this.items.push(item)
+    } else {
+      this.items[this.oldest] = item
+      this.oldest = (this.oldest + 1) % this.capacity
+    }
+  }
+
+  *newestFirst(): Generator<T> {
+    for (let back = this.items.length - 1; back >= 0; back--) yield this.items[(this.oldest + back) % this.items.length]!
+  }
+}
+
+/** Lines dropped from a tail session while its reader was slow, from `time` on. */
+interface Gap {
+  dropped: number
+  time: number
+}
+
+/**
+ * One live reader. While `out` takes what it is given, lines go straight through; once `out.write()`
+ * says to wait, lines queue up to a bound, and past it they are dropped. When `out` drains, the
+ * queue goes out, and where lines were dropped one line says how many (Heroku's L11), at the time
+ * of the first one dropped so the stream's times never go backwards.
+ */
+class LogTail {
+  private readonly queue: (string | Gap)[] = []
+  private queuedLines = 0
+  private queuedBytes = 0
+  private waiting: boolean
+  private ended = false
+
+  constructor(
+    private readonly out: Writable,
+    readonly filter: LogFilter,
+    private readonly onEnd: () => void,
+  ) {
+    this.waiting = out.writableNeedDrain
+    out.on('drain', this.drain)
+    out.once('close', this.end)
+    out.once('error', this.end)
+  }
+
+  send(entry: LogEntry): void {
+    if (this.out.destroyed) return this.end()
+    const text = `${entry.line}\n`
+    if (!this.waiting) return this.write(text)
+    const bytes = Buffer.byteLength(text)
+    if (this.queuedLines < TAIL_QUEUE_LINES && this.queuedBytes + bytes <= TAIL_QUEUE_BYTES) {
+      this.queue.push(text)
+      this.queuedLines++
+      this.queuedBytes += bytes
+      return
+    }
+    const last = this.queue.at(-1)
+    if (typeof last === 'object') last.dropped++
+    else this.queue.push({dropped: 1, time: entry.time})
+  }
+
+  /** Stops sending; `out` is left as it is. */
+  readonly end = (): void => {
+    if (this.ended) return
+    this.ended = true
+    this.out.off('drain', this.drain)
+    this.out.off('close', this.end)
+    this.out.off('error', this.end)
+    this.onEnd()
+  }
+
+  /** Hands `out` what is queued, whatever its pace (the queue is bounded), and ends it. */
+  finish(): void {
+    this.end()
+    if (!this.out.destroyed && !this.out.writableEnded) this.out.end(this.queue.map(queuedText).join(''))
+  }
+
+  private readonly drain = (): void => {
+    this.waiting = false
+    while (!this.waiting && this.queue.length > 0) {
+      const item = this.queue.shift()!
+      if (typeof item === 'string') {
+        this.queuedLines--
+        this.queuedBytes -= Buffer.byteLength(item)
+      }
+      this.write(queuedText(item))
+    }
+  }
+
+  private write(text: string): void {
+    if (!this.out.write(text)) this.waiting = true
+  }
+}
+
+function queuedText(item: string | Gap): string {
+  if (typeof item === 'string') return item
+  return `${formatLogLine(item.time, 'agent', 'log', `Error L11 (Tail buffer overflow) -> This tail session dropped ${item.dropped} messages`)}\n`
+}
+
+/**
+ * The log files of one app: `app.log`, rotated before it would pass `fileBytes` to `app.log.1` …
+ * `app.log.{files-1}` (the oldest deleted), mode 0600 in a 0700 directory. Lines are queued and
+ * written in the background a batch at a time; past `writeQueueBytes` they are dropped and counted
+ * (`onDropped` is told how many once the queue is written), so a slow or full disk costs lines,
+ * never memory. A disk error is told once on stderr; later batches try again.
+ */
+class RotatingLogFile {
+  private handle?: FileHandle
+  private size = 0
+  private queue: Buffer[] = []
+  private queuedBytes = 0
+  private dropped = 0
+  private writing?: Promise<void>
+  private closed = false
+  private warned = false
+
+  constructor(
+    private readonly dir: string,
+    private readonly limits: {fileBytes: number; files: number; writeQueueBytes: number},
+    private readonly onDropped: (count: number) => void,
+  ) {
+    try {
+      mkdirSync(dir, {recursive: true, mode: 0o700})
+    } catch (error) {
+      this.warn(error)
+    }
+  }
+
+  /** The last `count` lines on disk, oldest first. */
+  tail(count: number): string[] {
+    const lines: string[] = []
+    for (let index = 0; index < this.limits.files && lines.length < count; index++) {
+      try {
+        lines.unshift(...tailOfFile(this.path(index), count - lines.length))
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== 'ENOENT') this.warn(error)
+      }
+    }
+    return lines
+  }
+
+  write(line: string): void {
+    if (this.closed) return
+    const bytes = Buffer.from(`${line}\n`)
+    if (this.queuedBytes + bytes.length > this.limits.writeQueueBytes) {
+      this.dropped++
+      return
+    }
+    this.queue.push(bytes)
+    this.queuedBytes += bytes.length
+    this.startWriting()
+  }
+
+  /** Resolves when everything queued is written; later writes are ignored. */
+  async close(): Promise<void> {
+    while (this.writing) await this.writing
+    this.closed = true
+    await this.handle?.close().catch((error: unknown) => this.warn(error))
+    this.handle = undefined
+  }
+
+  private startWriting(): void {
+    if (this.writing) return
+    this.writing = this.writeQueue().finally(() => {
+      this.writing = undefined
+      // A line queued after the loop's last look, before this callback, still gets written.
+      if (this.queue.length > 0) this.startWriting()
+    })
+  }
+
+  private async writeQueue(): Promise<void> {
+    while (this.queue.length > 0) {
+      await this.writeBatch()
+      if (this.queue.length === 0 && this.dropped > 0) {
+        const dropped = this.dropped
+        this.dropped = 0
+        this.onDropped(dropped)
+      }
+    }
+  }
+
+  private async writeBatch(): Promise<void> {
+    try {
+      const handle = await this.fileWithRoomFor(this.queue[0]!.length)
+      const batch = this.takeBatch()
+      await handle.appendFile(batch)
+      this.size += batch.length
+    } catch (error) {
+      this.warn(error)
+      this.queue = []
+      this.queuedBytes = 0
+      await this.handle?.close().catch(() => {})
+      this.handle = undefined
+    }
+  }
+
+  /** The open `app.log`, rotated first if `bytes` more would pass fileBytes (unless it is empty). */
+  private async fileWithRoomFor(bytes: number): Promise<FileHandle> {
+    this.handle ??= await this.open()
+    if (this.size === 0 || this.size + bytes <= this.limits.fileBytes) return this.handle
+    await this.handle.close()
+    this.handle = undefined
+    await rm(this.path(this.limits.files - 1), {force: true})
+    for (let index = this.limits.files - 2; index >= 0; index--) await rename(this.path(index), this.path(index + 1)).catch(ignoreMissing)
+    this.handle = await this.open()
+    return this.handle
+  }
+
+  /** The queued lines that fit in the current file; at least one (a longer line gets a file of its own). */
+  private takeBatch(): Buffer {
+    let count = 0
+    let bytes = 0
+    while (count < this.queue.length && (count === 0 || this.size + bytes + this.queue[count]!.length <= this.limits.fileBytes)) bytes += this.queue[count++]!.length
+    this.queuedBytes -= bytes
+    return Buffer.concat(this.queue.splice(0, count), bytes)
+  }
+
+  private async open(): Promise<FileHandle> {
+    const handle = await open(this.path(0), 'a+', 0o600)
+    try {
+      this.size = (await handle.stat()).size
+      // A line cut short by a crash must not run into the next one.
+      if (this.size > 0 && (await handle.read(Buffer.alloc(1), 0, 1, this.size - 1)).buffer[0] !== NEWLINE) {
+        await handle.appendFile('\n')
+        this.size++
+      }
+      return handle
+    } catch (error) {
+      await handle.close()
+      throw error
+    }
+  }
+
+  private path(index: number): string {
+    return join(this.dir, index === 0 ? 'app.log' : `app.log.${index}`)
+  }
+
+  private warn(error: unknown): void {
+    if (this.warned) return
+    this.warned = true
+    console.error(`dev-agent: cannot write the logs in ${this.dir} (${(error as Error).message}); recent lines are kept in memory`)
+  }
+}
+
+const NEWLINE = 0x0a
+const TAIL_CHUNK_BYTES = 64 * 1024
+
+/** The last `count` lines of a file, read backwards in chunks so a big file costs only its tail. */
+function tailOfFile(path: string, count: number): string[] {
+  const fd = openSync(path, 'r')
+  try {
+    let start = fstatSync(fd).size
+    const chunks: Buffer[] = []
+    let newlines = 0
+    // count + 1 newlines mark `count` whole lines after a first one that may be cut.
+    while (start > 0 && newlines <= count) {
+      const length = Math.min(TAIL_CHUNK_BYTES, start)
+      start -= length
+      const chunk = Buffer.alloc(length)
+      readSync(fd, chunk, 0, length, start)
+      chunks.unshift(chunk)
+      for (let at = chunk.indexOf(NEWLINE); at !== -1; at = chunk.indexOf(NEWLINE, at + 1)) newlines++
+    }
+    let bytes = Buffer.concat(chunks)
+    if (start > 0) bytes = bytes.subarray(bytes.indexOf(NEWLINE) + 1)
+    return bytes
+      .toString('utf8')
+      .split('\n')
+      .filter((line) => line !== '')
+      .slice(-count)
+  } finally {
+    closeSync(fd)
+  }
+}
+
+function ignoreMissing(error: NodeJS.ErrnoException): void {
+  if (error.code !== 'ENOENT') throw error
+}

@@ -1,0 +1,54 @@
+import {mkdir} from 'node:fs/promises'
+
+import {agentPaths} from './agent-home.js'
+import {readAgentSettings} from './agent-settings.js'
+import {startApiServer} from './api-server.js'
+import {AppLog} from './app-log.js'
+import {buildRoutes} from './build-routes.js'
+import {AppStore} from './app-store.js'
+import {DynoManager} from './dyno-manager.js'
+import {logRoutes} from './log-routes.js'
+import {SlugStore} from './slug-store.js'
+
+/**
+ * `dev-agent daemon`: restores every app's formation (adopting the dynos that outlived the last
+ * agent), then serves the API until SIGTERM or SIGINT. Stopping stops the dynos with their grace
+ * period, unless `keepDynos` (an agent upgrade): then they keep running for the next agent.
+ */
+export async function runDaemon(home: string, {keepDynos}: {keepDynos: boolean}): Promise<number> {
+  await mkdir(home, {recursive: true, mode: 0o700})
+  const paths = agentPaths(home)
+  const settings = await readAgentSettings(home)
+  const logs = new Map<string, AppLog>()
+  const logFor = (app: string) => {
+    let log = logs.get(app)
+    if (!log) {
+      log = new AppLog(paths.app(app).logs)
+      logs.set(app, log)
+    }
+    return log
+  }
+  const apps = new AppStore(home)
+  const dynos = new DynoManager(paths, settings, logFor)
+  await dynos.restore(apps)
+  // Only an app that exists has a log (the name comes from a URL).
+  const existingLog = async (app: string) => {
+    await apps.config(app)
+    return logFor(app)
+  }
+  const server = await startApiServer({home, apps, slugs: new SlugStore(home), dynos, logFor}, [...logRoutes(existingLog), ...buildRoutes({home, apps})])
+  process.stderr.write(`dev-agent listening on ${paths.socket}\n`)
+
+  const signal = await new Promise<NodeJS.Signals>((resolve) => {
+    process.once('SIGTERM', resolve)
+    process.once('SIGINT', resolve)
+  })
+  process.stderr.write(`dev-agent: ${signal}: ${keepDynos ? 'leaving the dynos running' : 'stopping the dynos'}\n`)
+  const closed = new Promise<void>((resolve) => server.close(() => resolve()))
+  // Held deploy locks and live log streams are open connections; they end with the agent.
+  server.closeAllConnections()
+  await closed
+  await (keepDynos ? dynos.detach() : dynos.shutdown())
+  await Promise.all([...logs.values()].map((log) => log.close()))
+  return 0
+}
