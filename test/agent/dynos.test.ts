@@ -1,11 +1,14 @@
-import {readFile, stat} from 'node:fs/promises'
+import {cp, readFile, stat} from 'node:fs/promises'
 import {request} from 'node:http'
 import {join} from 'node:path'
 
 import {beforeAll, describe, expect, it} from 'vitest'
 
+import {packSource} from '../../src/slug/pack-source.js'
 import {agentAppSlug, eventually, startAgent} from '../support/agent.js'
 import {processAlive} from '../support/processes.js'
+import {projectRoot} from '../support/run-bin.js'
+import {tempApp} from '../support/temp-app.js'
 
 interface Dyno {
   name: string
@@ -225,6 +228,27 @@ describe('dynos on a host (bundled agent, real processes)', () => {
       (lines) => lines.filter((line) => line.endsWith('web.1: GET /')).length === 1,
     )
     expect(log.filter((line) => line.endsWith('web.1: GET /'))).toHaveLength(1)
+  })
+
+  it('builds uploaded source on the host with the built-in buildpacks the agent carries, then runs the slug', async () => {
+    const root = await tempApp({})
+    await cp(join(projectRoot, 'fixtures/agent-app'), root, {recursive: true})
+    const source = await packSource({root, secrets: []})
+    const agent = await startAgent()
+    await agent.call('POST', '/apps', {name: 'shop'})
+    expect((await agent.call('PUT', `/sources/${source.sha256}`, await readFile(source.path))).status).toBe(201)
+    const stream = await agent.call('POST', '/apps/shop/builds', {source: source.sha256, source_version: {commit: 'abc1234', dirty: false}})
+    expect(stream.status).toBe(200)
+    const events = stream.text
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line) as {line?: string; slug?: {sha256: string; buildpacks: string[]}; error?: string})
+    const built = events.at(-1)!.slug
+    expect(built, JSON.stringify(events)).toMatchObject({buildpacks: ['none']})
+    expect(await agent.call('POST', '/apps/shop/releases', {slug: built!.sha256, source_version: 'abc1234'})).toMatchObject({status: 201})
+    const [web] = await eventually(async () => (await agent.call('GET', '/apps/shop/dynos')).json as Dyno[], upState)
+    expect(await fetchDyno(web!.port)).toBe('hello from web.1 of v1 at abc1234\n')
+    await source.dispose()
   })
 
   it('stops its dynos on SIGTERM, and leaves them for the next agent with --keep-dynos', async () => {

@@ -13,6 +13,8 @@ import {tempApp} from './temp-app.js'
 export interface AgentCallResult {
   status: number
   json: any
+  /** The body as it came (NDJSON streams, say); not enumerable, so results compare by status and json. */
+  readonly text: string
 }
 
 const running: ChildProcess[] = []
@@ -70,7 +72,7 @@ export async function startAgent(options: {home?: string; settings?: Record<stri
       const req = request({socketPath: join(home, 'agent.sock'), method, path, headers: {'content-type': 'application/json', 'dev-user': 'ann', ...headers}}, (res) => {
         let text = ''
         res.on('data', (chunk: Buffer) => (text += chunk.toString()))
-        res.on('end', () => resolve({status: res.statusCode!, json: text === '' ? undefined : JSON.parse(text)}))
+        res.on('end', () => resolve(Object.defineProperty({status: res.statusCode!, json: jsonOrText(text)}, 'text', {value: text, enumerable: false}) as AgentCallResult))
       })
       req.on('error', reject)
       req.end(body === undefined ? undefined : Buffer.isBuffer(body) || typeof body === 'string' ? body : JSON.stringify(body))
@@ -94,5 +96,13 @@ export async function eventually<T>(probe: () => Promise<T>, done: (value: T) =>
     const value = await probe()
     if (done(value) || Date.now() > deadline) return value
     await new Promise((resolve) => setTimeout(resolve, 50))
+  }
+}
+
+function jsonOrText(text: string): unknown {
+  try {
+    return text === '' ? undefined : JSON.parse(text)
+  } catch {
+    return text
   }
 }
