@@ -7,6 +7,7 @@ import {list} from 'tar'
 import {describe, expect, it} from 'vitest'
 
 import {buildSlug} from '../../src/slug/slug-build.js'
+import {processAlive} from '../support/processes.js'
 import {startInApp} from '../support/start-harness.js'
 import {tempApp} from '../support/temp-app.js'
 import {runBin} from '../support/run-bin.js'
@@ -201,7 +202,7 @@ describe('dev build and dev start --slug', () => {
   it('removes its build-time secrets when interrupted', async () => {
     const root = await appCopy('buildpack-app')
     await writeFile(join(root, 'build.env'), 'API_TOKEN=s3cret\n')
-    await writeFile(join(root, 'buildpack', 'bin', 'compile'), '#!/bin/sh\necho "env dir: $3"\nsleep 30\n', {mode: 0o755})
+    await writeFile(join(root, 'buildpack', 'bin', 'compile'), '#!/bin/sh\nsleep 30 &\necho "sleeping: $!"\necho "env dir: $3"\nwait\n', {mode: 0o755})
     const dev = spawnBin(['build', '-d', root, '--build-env', join(root, 'build.env')])
     await dev.waitFor(/./, 1).catch(() => {})
     for (let tries = 0; tries < 200 && !/env dir: /.test(dev.stderr()); tries++) await new Promise((resolve) => setTimeout(resolve, 50))
@@ -210,10 +211,10 @@ describe('dev build and dev start --slug', () => {
     dev.child.kill('SIGINT')
     expect(await dev.status).toBe(130)
     await expect(stat(envDir)).rejects.toThrow()
-    // The step it was running is stopped too.
-    const sleeping = () => execFileSync('sh', ['-c', 'pgrep -f "^sleep 30$" || true'], {encoding: 'utf8'}).trim()
-    for (let tries = 0; tries < 40 && sleeping() !== ''; tries++) await new Promise((resolve) => setTimeout(resolve, 50))
-    expect(sleeping()).toBe('')
+    // The step it was running is stopped too (this one's own sleep: other tests sleep at the same time).
+    const sleeper = Number(/sleeping: (\d+)/.exec(dev.stderr())![1])
+    for (let tries = 0; tries < 40 && processAlive(sleeper); tries++) await new Promise((resolve) => setTimeout(resolve, 50))
+    expect(processAlive(sleeper)).toBe(false)
   })
 
   it('builds, then runs the slug with .profile.d sourced first', async () => {
