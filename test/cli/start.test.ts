@@ -69,7 +69,7 @@ describe('dev start (the executable)', () => {
   })
 
   it('stops the app when the reader of its output goes away (dev start | head)', async () => {
-    const app = await tempApp({Procfile: 'a: yes\nb: sleep 60\n'})
+    const app = await tempApp({Procfile: 'a: yes\nb: sleep 6017\n'})
     const result = execFileSync('sh', ['-c', `${process.execPath} ${projectRoot}bin/run.js start -d ${app} | head -n 3 >/dev/null; echo "$?"`], {
       encoding: 'utf8',
       env: {PATH: process.env.PATH, NO_COLOR: '1'},
@@ -77,7 +77,7 @@ describe('dev start (the executable)', () => {
     })
     expect(result.trim()).toBe('0')
     // dev itself exited (execFileSync returned); nothing of the app may be left.
-    expect(execFileSync('sh', ['-c', `pgrep -f "^sleep 60$" || true`], {encoding: 'utf8'}).trim()).toBe('')
+    expect(execFileSync('sh', ['-c', `pgrep -f "^sleep 6017$" || true`], {encoding: 'utf8'}).trim()).toBe('')
   })
 
   it('stops every process when its terminal goes away (SIGHUP), even those ignoring SIGTERM', async () => {
