@@ -250,6 +250,8 @@ export class AppDynos {
   async shutdown(): Promise<void> {
     await this.supervisor.shutdown()
     await Promise.all(this.retiring)
+    // Nothing is left to adopt: their FIFOs go too.
+    await Promise.all([...this.instances.keys()].map((key) => rm(this.fifoPath(key), {force: true})))
     await this.persist()
   }
 

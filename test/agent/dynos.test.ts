@@ -1,4 +1,4 @@
-import {cp, readFile, stat} from 'node:fs/promises'
+import {cp, readdir, readFile, stat} from 'node:fs/promises'
 import {request} from 'node:http'
 import {join} from 'node:path'
 
@@ -267,5 +267,6 @@ describe('dynos on a host (bundled agent, real processes)', () => {
     again.child.kill('SIGTERM')
     await new Promise((resolve) => again.child.once('exit', resolve))
     expect(processAlive(kept!.pid!)).toBe(false)
+    expect(await readdir(join(shop.home, 'apps/shop/fifos'))).toEqual([])
   })
 })
