@@ -21,13 +21,23 @@ const MAX_SLUG_BYTES = 1024 ** 3
 
 const CreateApp = z.object({name: z.string()}).strict()
 const PatchConfig = z.record(z.string(), z.string().nullable())
-const CreateRelease = z.union([
-  z.object({slug: z.string().regex(SHA256, 'a slug is named by its sha256'), source_version: z.string().max(200).nullable().optional()}).strict(),
-  z.object({rollback: z.number().int().positive()}).strict(),
-])
+const CreateRelease = z.union(
+  [
+    z.object({slug: z.string().regex(SHA256, 'a slug is named by its sha256'), source_version: z.string().max(200).nullable().optional()}).strict(),
+    z.object({rollback: z.number().int().positive()}).strict(),
+  ],
+  {error: 'give {"slug": SHA256} to deploy a slug, or {"rollback": N} to roll back to vN'},
+)
 const PatchFormation = z
   .object({updates: z.array(z.object({type: z.string().regex(PROCESS_NAME, 'a process type name'), quantity: z.number().int().min(0).max(MAX_QUANTITY)}).strict()).min(1)})
   .strict()
+
+/** Heroku's error ids for each status the API answers with. */
+const ERROR_IDS: Record<number, string> = {400: 'bad_request', 404: 'not_found', 405: 'method_not_allowed', 409: 'conflict', 413: 'payload_too_large', 422: 'invalid_params'}
+
+function errorId(status: number): string {
+  return ERROR_IDS[status] ?? 'bad_request'
+}
 
 /** What the API serves: the stores and the dyno manager of one agent. */
 export interface AgentParts {
@@ -48,7 +58,14 @@ export async function startApiServer(agent: AgentParts, extraRoutes: readonly Ro
   const locks = new DeployLocks()
   const slugPath = (sha256: string) => slugs.path(sha256)
   /** Puts the release's dynos in place before it is recorded (the zero-gap switch). */
-  const activate = (app: string) => (plan: ReleasePlan) => dynos.app(app).activate(plan)
+  const activate = (app: string) => async (plan: ReleasePlan) => {
+    try {
+      await dynos.app(app).activate(plan)
+    } catch (error) {
+      if (error instanceof AppError) logFor(app).append('agent', 'api', `Release v${plan.v} not made: ${error.message}`)
+      throw error
+    }
+  }
   /** After a release: its line in the log stream, then the files no release needs any more. */
   const released = async (app: string, release: Release) => {
     logFor(app).append('agent', 'api', `Release v${release.v} created by ${release.user}: ${release.description}`)
@@ -147,8 +164,9 @@ export async function startApiServer(agent: AgentParts, extraRoutes: readonly Ro
     [
       'PATCH',
       /^\/apps\/([^/]+)\/formation$/,
-      async ({params, body, user}) => {
+      async ({params, body, user, req}) => {
         const app = await existing(params[0]!)
+        await unlocked(app, req)
         const {updates} = parse(PatchFormation, await body())
         const changes = Object.fromEntries(updates.map(({type, quantity}) => [type, quantity]))
         await dynos.app(app).scale(changes)
@@ -160,8 +178,9 @@ export async function startApiServer(agent: AgentParts, extraRoutes: readonly Ro
     [
       'DELETE',
       /^\/apps\/([^/]+)\/dynos(?:\/([^/]+))?$/,
-      async ({params, user}) => {
+      async ({params, user, req}) => {
         const app = await existing(params[0]!)
+        await unlocked(app, req)
         const target = params[1] || undefined
         const restarted = await dynos.app(app).restart(target)
         logFor(app).append('agent', 'api', `Restarted ${target ?? 'all dynos'} by ${user}`)
@@ -179,7 +198,7 @@ export async function startApiServer(agent: AgentParts, extraRoutes: readonly Ro
   const server = createServer((req, res) => {
     void handle(req, res).catch((error: unknown) => {
       const known = error instanceof AppError
-      send(res, known ? error.status : 500, {id: known ? 'bad_request' : 'internal', message: known ? error.message : 'internal error; see the agent log'})
+      send(res, known ? error.status : 500, {id: known ? errorId(error.status) : 'internal', message: known ? error.message : 'internal error; see the agent log'})
       if (!known) console.error(error)
     })
   })

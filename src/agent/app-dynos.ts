@@ -61,6 +61,10 @@ interface Instance {
   boot?: AbortController
   /** The last lines of output, for the error of a release whose dynos do not come up. */
   tail: string[]
+  /** How its last run ended, when it crashed: kept apart from the output of the restart after it. */
+  crash?: {tail: string[]; bootTimeout: boolean}
+  /** Set when the boot check gave up (R10), until the kill it ordered is seen. */
+  bootTimedOut?: boolean
 }
 
 /** Lines of each dyno kept for error messages. */
@@ -79,6 +83,8 @@ export class AppDynos {
   private current?: ReleaseContext
   /** Old dynos being stopped after a switch. */
   private readonly retiring = new Set<Promise<void>>()
+  /** Changes to the dynos (a switch, scaling, restarts) happen one at a time. */
+  private queue: Promise<unknown> = Promise.resolve()
   /** formation.json, once read; undefined before the first release. */
   private formation?: Formation
 
@@ -131,9 +137,13 @@ export class AppDynos {
    * Changes quantities (`{"web": 3}`) and starts or stops dynos to match; scaling makes no release.
    * A type the running release does not have is refused, and nothing changes.
    */
-  async scale(updates: Formation): Promise<void> {
+  scale(updates: Formation): Promise<void> {
+    return this.serialised(() => this.applyScale(updates))
+  }
+
+  private async applyScale(updates: Formation): Promise<void> {
     const types = this.current?.types.map((type) => type.name)
-    if (types === undefined) throw new AppError(422, `app ${this.app} has no release yet; deploy one before scaling`)
+    if (types === undefined) throw new AppError(422, `app ${this.app} runs no slug yet; deploy one before scaling`)
     const unknown = Object.keys(updates).find((type) => !types.includes(type))
     if (unknown !== undefined) throw new AppError(422, `v${this.current!.v} has no process type ${unknown}; it has ${types.join(', ')}`)
     const tooMany = Object.entries(updates).find(([, quantity]) => quantity > MAX_QUANTITY)
@@ -155,7 +165,11 @@ export class AppDynos {
    * the old dynos stopped. If the new dynos fail, they are stopped, the old ones keep running, and
    * the error carries the new dynos' last lines.
    */
-  async activate(plan: {v: number; dir: string; config: Record<string, string>; sourceVersion: string | null}): Promise<void> {
+  activate(plan: {v: number; dir: string; config: Record<string, string>; sourceVersion: string | null}): Promise<void> {
+    return this.serialised(() => this.switchTo(plan))
+  }
+
+  private async switchTo(plan: {v: number; dir: string; config: Record<string, string>; sourceVersion: string | null}): Promise<void> {
     const types = await readReleaseTypes(plan.dir, plan.v)
     const context: ReleaseContext = {...plan, types}
     const formation = (await this.readFormation()) ?? initialFormation(types.map((type) => type.name))
@@ -197,7 +211,11 @@ export class AppDynos {
    * Restarts every dyno, one type's, or one dyno (`web`, `web.1`). A web dyno is replaced one at a
    * time, the new one up before the old one stops; other dynos stop and start again.
    */
-  async restart(target?: string): Promise<string[]> {
+  restart(target?: string): Promise<string[]> {
+    return this.serialised(() => this.restartNow(target))
+  }
+
+  private async restartNow(target?: string): Promise<string[]> {
     const context = this.current
     const chosen = this.sorted([...this.instances.values()]).filter((instance) => instance.state !== 'stopping' && (target === undefined || instance.type === target || instance.name === target))
     if (target !== undefined && chosen.length === 0) throw new AppError(404, `app ${this.app} has no dyno or process type named ${target}`)
@@ -221,7 +239,11 @@ export class AppDynos {
    * After an agent restart: adopts the dynos of the current release that still run (from
    * dynos.json), stops any left from another release, and starts what the formation misses.
    */
-  async restore(context: ReleaseContext, records: readonly DynoRecord[]): Promise<void> {
+  restore(context: ReleaseContext, records: readonly DynoRecord[]): Promise<void> {
+    return this.serialised(() => this.adoptOrStart(context, records))
+  }
+
+  private async adoptOrStart(context: ReleaseContext, records: readonly DynoRecord[]): Promise<void> {
     this.current = context
     const formation = (await this.readFormation()) ?? {}
     const strays: Instance[] = []
@@ -260,6 +282,12 @@ export class AppDynos {
     for (const instance of this.instances.values()) instance.boot?.abort()
     this.supervisor.detach()
     await this.persist()
+  }
+
+  private serialised<T>(work: () => Promise<T>): Promise<T> {
+    const result = this.queue.then(work, work)
+    this.queue = result.catch(() => {})
+    return result
   }
 
   private async launch(context: ReleaseContext, type: ProcessType, number: number): Promise<Instance> {
@@ -305,8 +333,10 @@ export class AppDynos {
   }
 
   private notUp(instance: Instance, what: string): AppError {
-    const tail = instance.tail.length > 0 ? `; its last lines: ${instance.tail.join(' | ')}` : '; it wrote nothing'
-    return new AppError(422, `${instance.name} of v${instance.release} ${what}, so nothing was switched${tail}`)
+    const lines = instance.crash?.tail ?? instance.tail
+    const tail = lines.length > 0 ? `; its last lines: ${lines.join(' | ')}` : '; it wrote nothing'
+    const how = instance.crash?.bootTimeout ? `did not accept connections on its PORT within ${this.settings.boot_timeout_seconds} s (R10)` : what
+    return new AppError(422, `${instance.name} of v${instance.release} ${how}, so nothing was switched${tail}`)
   }
 
   /** Stops old dynos in the background; shutdown() waits for them. */
@@ -383,7 +413,12 @@ export class AppDynos {
         instance.boot?.abort()
         instance.pid = undefined
         say(event.status === null ? 'Process exited' : `Process exited with status ${event.status}`)
-        if (!event.stopping && instance.state !== 'stopping') become('crashed')
+        if (!event.stopping && instance.state !== 'stopping') {
+          instance.crash = {tail: instance.tail, bootTimeout: instance.bootTimedOut === true}
+          instance.bootTimedOut = false
+          instance.tail = []
+          become('crashed')
+        }
         void this.persist()
         break
       }
@@ -423,6 +458,7 @@ export class AppDynos {
       }
       this.log.append('agent', instance.name, `Error R10 (Boot timeout) -> Web process failed to bind to $PORT within ${timeoutMs / 1000} seconds of launch`)
       this.log.append('agent', instance.name, 'Stopping process with SIGKILL')
+      instance.bootTimedOut = true
       this.supervisor.crash(instance.key)
     })
   }

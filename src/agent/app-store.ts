@@ -153,7 +153,7 @@ export class AppStore {
     await collectSlugs(slugsDir, keptSlugs)
   }
 
-  /** Bytes each app uses on disk (its releases, config and ledger). */
+  /** Bytes each app uses on disk: everything under apps/<app>/ (releases, logs, build cache, ledger, config). */
   async diskUsage(): Promise<{name: string; disk_bytes: number}[]> {
     const apps = []
     for (const name of await this.list()) apps.push({name, disk_bytes: await diskUsage(this.paths.app(name).dir)})

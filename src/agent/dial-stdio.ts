@@ -16,7 +16,7 @@ export async function dialStdio(socketPath: string, input: Readable = process.st
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code
     const why = code === 'ENOENT' || code === 'ECONNREFUSED' ? 'the agent is not running' : (error as Error).message
-    process.stderr.write(`dev-agent: cannot reach ${socketPath}: ${why}; start it with \`dev-agent daemon\` (dev hosts setup does)\n`)
+    process.stderr.write(`dev-agent: cannot reach ${socketPath}: ${why}; start it with \`dev-agent daemon\`\n`)
     return 1
   }
   return new Promise((resolve) => {

@@ -6,7 +6,8 @@ const DEFAULT_LINES = 100
 /** No more than the memory of an app's log holds by default. */
 const MAX_LINES = DEFAULT_MEMORY_LINES
 /** A process type (`web`) or one dyno (`web.1`). */
-const PS = /^[a-z][a-z0-9_-]*(\.\d+)?$/
+/** A process type (Procfile names) or a dyno of one: `web`, `web.1`. */
+const PS = /^[A-Za-z0-9_-]+(\.\d+)?$/
 /** `?tail` alone asks for a tail too. */
 const TAIL_VALUES = new Map([
   ['', true],

@@ -137,8 +137,11 @@ describe('the agent API (bundled agent, real socket)', () => {
     })
     expect(holder).toMatchObject({user: 'bob', token: expect.stringMatching(/^[0-9a-f]{32}$/)})
     const blocked = await call('PATCH', '/apps/shop/config-vars', {A: '1'})
-    expect(blocked).toEqual({status: 409, json: {id: 'bad_request', message: `app shop is being deployed by bob since ${holder.since}; wait, or retry when that deploy ends`}})
+    expect(blocked).toEqual({status: 409, json: {id: 'conflict', message: `app shop is being deployed by bob since ${holder.since}; wait, or retry when that deploy ends`}})
     expect((await call('POST', '/apps/shop/lock')).status).toBe(409)
+    // Scaling and restarts wait for the deploy too.
+    expect((await call('PATCH', '/apps/shop/formation', {updates: [{type: 'web', quantity: 2}]})).status).toBe(409)
+    expect((await call('DELETE', '/apps/shop/dynos')).status).toBe(409)
     expect((await call('PATCH', '/apps/shop/config-vars', {A: '1'}, {'dev-lock': holder.token})).status).toBe(200)
     // The holder goes away (a killed client): the lock goes with it.
     lockRequest.destroy()
@@ -161,8 +164,13 @@ describe('the agent API (bundled agent, real socket)', () => {
     expect(await call('PATCH', '/apps/shop/config-vars', {A: 5})).toMatchObject({status: 422, json: {message: expect.stringMatching(/^invalid request body at A/)}})
     expect((await call('GET', '/apps/shop/config-vars')).json).toEqual({})
     expect((await call('GET', '/apps/shop/releases')).json).toEqual([])
-    expect(await call('GET', '/apps/nope/releases')).toEqual({status: 404, json: {id: 'bad_request', message: 'no app named nope'}})
-    expect(await call('DELETE', '/apps')).toMatchObject({status: 405})
+    expect(await call('GET', '/apps/nope/releases')).toEqual({status: 404, json: {id: 'not_found', message: 'no app named nope'}})
+    expect(await call('DELETE', '/apps')).toMatchObject({status: 405, json: {id: 'method_not_allowed'}})
+    expect(await call('POST', '/apps/shop/releases', {})).toMatchObject({
+      status: 422,
+      json: {id: 'invalid_params', message: 'invalid request body: give {"slug": SHA256} to deploy a slug, or {"rollback": N} to roll back to vN'},
+    })
+    expect(await call('PATCH', '/apps/shop/formation', {updates: [{type: 'web', quantity: 1}]})).toMatchObject({status: 422, json: {message: 'app shop runs no slug yet; deploy one before scaling'}})
     expect(await call('GET', '/nowhere')).toMatchObject({status: 404})
   })
 })

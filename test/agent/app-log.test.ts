@@ -345,7 +345,7 @@ describe('logRoutes (GET /apps/:app/log on a real socket)', () => {
     for (const lines of ['0', '1501', 'ten', '-1', '1.5']) {
       expect(await get(socket, `/apps/shop/log?lines=${lines}`)).toMatchObject({status: 422, text: 'lines must be a whole number from 1 to 1500'})
     }
-    for (const ps of ['Web', 'web.x', 'web.1.2', '../etc', '']) {
+    for (const ps of ['web x', 'web.x', 'web.1.2', '../etc', '']) {
       expect(await get(socket, `/apps/shop/log?ps=${encodeURIComponent(ps)}`)).toMatchObject({status: 422, text: 'ps must be a process type like web or a dyno like web.1'})
     }
     expect(await get(socket, '/apps/shop/log?source=api')).toMatchObject({status: 422, text: 'source must be app, agent or router'})

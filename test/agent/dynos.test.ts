@@ -143,12 +143,13 @@ describe('dynos on a host (bundled agent, real processes)', () => {
     expect(await shop.dynos()).toEqual([expect.objectContaining({name: 'web.1', pid: before!.pid, state: 'up', release: 'v1'})])
     expect(await fetchDyno(before!.port)).toMatch(/^hello from web.1 of v1/)
     await expect(stat(join(shop.home, 'apps/shop/releases/v2'))).rejects.toThrow()
+    expect((await shop.log('source=agent&ps=api')).some((line) => line.includes('agent[api]: Release v2 not made: web.1 of v2 crashed'))).toBe(true)
   })
 
   it('kills a web dyno that does not bind its PORT within the boot timeout (R10)', async () => {
     const shop = await deployedShop({settings: {boot_timeout_seconds: 0.5}})
     const refused = await shop.call('PATCH', '/apps/shop/config-vars', {NEVER_LISTEN: '1'})
-    expect(refused.json.message).toMatch(/^web.1 of v2 crashed, so nothing was switched/)
+    expect(refused.json.message).toMatch(/^web.1 of v2 did not accept connections on its PORT within 0.5 s \(R10\), so nothing was switched; its last lines: web.1: not listening, as asked$/)
     const log = await shop.log('source=agent')
     expect(log.some((line) => line.endsWith('agent[web.1]: Error R10 (Boot timeout) -> Web process failed to bind to $PORT within 0.5 seconds of launch'))).toBe(true)
   })
