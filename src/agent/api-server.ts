@@ -8,7 +8,9 @@ import {agentPaths} from './agent-home.js'
 import {AppError} from './app-error.js'
 import {header, parseBody as parse, readJson, sendJson as send, type Route} from './api-route.js'
 import type {AppStore, ReleasePlan} from './app-store.js'
+import type {AgentSettings} from './agent-settings.js'
 import type {DynoManager} from './dyno-manager.js'
+import {RunRequest, runUpgradeHandler} from './one-off-run.js'
 import {MAX_QUANTITY} from './formation-file.js'
 import type {LogSink} from './log-sink.js'
 import type {Release} from './release-ledger.js'
@@ -32,6 +34,8 @@ const PatchFormation = z
   .object({updates: z.array(z.object({type: z.string().regex(PROCESS_NAME, 'a process type name'), quantity: z.number().int().min(0).max(MAX_QUANTITY)}).strict()).min(1)})
   .strict()
 
+const DetachedRun = RunRequest.extend({attach: z.boolean().optional()})
+
 /** Heroku's error ids for each status the API answers with. */
 const ERROR_IDS: Record<number, string> = {400: 'bad_request', 404: 'not_found', 405: 'method_not_allowed', 409: 'conflict', 413: 'payload_too_large', 422: 'invalid_params'}
 
@@ -46,6 +50,7 @@ export interface AgentParts {
   slugs: SlugStore
   dynos: DynoManager
   logFor: (app: string) => LogSink
+  settings: AgentSettings
 }
 
 /**
@@ -53,7 +58,7 @@ export interface AgentParts {
  * Every answer is JSON; a bad request gets a 4xx with a message saying what was wrong.
  */
 export async function startApiServer(agent: AgentParts, extraRoutes: readonly Route[] = []): Promise<Server> {
-  const {home, apps, slugs, dynos, logFor} = agent
+  const {home, apps, slugs, dynos, logFor, settings} = agent
   const paths = agentPaths(home)
   const locks = new DeployLocks()
   const slugPath = (sha256: string) => slugs.path(sha256)
@@ -187,6 +192,17 @@ export async function startApiServer(agent: AgentParts, extraRoutes: readonly Ro
         return {json: {restarted}}
       },
     ],
+    [
+      'POST',
+      /^\/apps\/([^/]+)\/dynos$/,
+      async ({params, body, user}) => {
+        const app = await existing(params[0]!)
+        const {attach, ...request} = parse(DetachedRun, await body())
+        if (attach !== false) throw new AppError(400, 'an attached run is an upgraded connection (Upgrade: dev-run, see docs/agent-api.md); send "attach": false to run it detached')
+        const {name} = await dynos.app(app).startRun({...request, attach: false, user})
+        return {status: 201, json: {name, attach: false}}
+      },
+    ],
     ...extraRoutes,
   ]
   /** The app's name, once it is known to exist (404 otherwise). */
@@ -218,6 +234,8 @@ export async function startApiServer(agent: AgentParts, extraRoutes: readonly Ro
     const result = await route[2]({req, res, body: () => readJson(req), user, params, query: url.searchParams})
     if (result !== 'answered') send(res, result.status ?? 200, result.json)
   }
+
+  server.on('upgrade', runUpgradeHandler({dynosOf: async (app) => dynos.app(await existing(app)), graceMs: settings.stop_grace_seconds * 1000}))
 
   await mkdir(home, {recursive: true, mode: 0o700})
   await rm(paths.socket, {force: true})

@@ -1,13 +1,16 @@
+import type {ChildProcess} from 'node:child_process'
 import {randomBytes} from 'node:crypto'
 import {mkdir, rm} from 'node:fs/promises'
+import {constants as osConstants} from 'node:os'
 import {join} from 'node:path'
 import {setTimeout as sleep} from 'node:timers/promises'
 
 import {execa} from 'execa'
 
-import {linesOf} from '../runtime/line-splitter.js'
-import {processStartTime} from '../runtime/process-group.js'
+import {LineSplitter, linesOf} from '../runtime/line-splitter.js'
+import {liveGroups, processStartTime, signalGroup, spawnArgvGroup} from '../runtime/process-group.js'
 import {readProcfile, RELEASE_TYPE, type ProcessType} from '../runtime/procfile.js'
+import {oneOffArgv} from '../runtime/run-one-off.js'
 import {Supervisor, type DynoEvent, type DynoSpec} from '../runtime/supervisor.js'
 import type {agentPaths} from './agent-home.js'
 import type {AgentSettings} from './agent-settings.js'
@@ -67,6 +70,19 @@ interface Instance {
   bootTimedOut?: boolean
 }
 
+/** A one-off dyno (`run.N`): one command, never restarted. */
+interface Run {
+  name: string
+  number: number
+  release: number
+  command: string
+  port: number
+  since: Date
+  child: ChildProcess
+  /** Kills a detached run that outlives its time limit. */
+  timeLimit?: NodeJS.Timeout
+}
+
 /** Lines of each dyno kept for error messages. */
 const TAIL_LINES = 10
 
@@ -85,6 +101,8 @@ export class AppDynos {
   private readonly retiring = new Set<Promise<void>>()
   /** Changes to the dynos (a switch, scaling, restarts) happen one at a time. */
   private queue: Promise<unknown> = Promise.resolve()
+  /** One-off dynos by name. */
+  private readonly runs = new Map<string, Run>()
   /** formation.json, once read; undefined before the first release. */
   private formation?: Formation
 
@@ -109,17 +127,86 @@ export class AppDynos {
 
   /** The dynos, in Procfile order then by number. */
   list(): DynoInfo[] {
-    return this.sorted([...this.instances.values()]).map((instance) => ({
-        name: instance.name,
-        type: instance.type,
-        state: instance.state,
-        since: instance.since.toISOString(),
-        restarts: instance.restarts,
-        release: `v${instance.release}`,
-        command: instance.command,
-        port: instance.port,
-        pid: instance.pid ?? null,
-      }))
+    const dynos = this.sorted([...this.instances.values()]).map((instance) => ({
+      name: instance.name,
+      type: instance.type,
+      state: instance.state,
+      since: instance.since.toISOString(),
+      restarts: instance.restarts,
+      release: `v${instance.release}`,
+      command: instance.command,
+      port: instance.port,
+      pid: instance.pid ?? null,
+    }))
+    const runs = [...this.runs.values()]
+      .sort((a, b) => a.number - b.number)
+      .map((run) => ({name: run.name, type: 'run', state: 'up' as const, since: run.since.toISOString(), restarts: 0, release: `v${run.release}`, command: run.command, port: run.port, pid: run.child.pid ?? null}))
+    return [...dynos, ...runs]
+  }
+
+  /**
+   * Starts a one-off dyno `run.N` on the current release and config (plus `env`), `.profile.d`
+   * sourced. Attached, its stdio belongs to the caller; detached, its output goes to the log stream
+   * and it is killed after the detached-run time limit. It is never restarted.
+   */
+  async startRun({command, env = {}, attach, user}: {command: string[]; env?: Record<string, string>; attach: boolean; user: string}): Promise<{name: string; child: ChildProcess}> {
+    const context = this.current
+    if (context === undefined) throw new AppError(422, `app ${this.app} runs no slug yet; deploy one before running commands`)
+    let number = 1
+    while (this.runs.has(`run.${number}`)) number++
+    const name = `run.${number}`
+    const port = await this.ports.allocate()
+    const argv = oneOffArgv(command, context.types)
+    const child = spawnArgvGroup({argv, cwd: context.dir, env: {...this.env(context, name, port), ...env, PORT: String(port), DYNO: name, PS: name}, profile: true})
+    const display = command.join(' ')
+    const run: Run = {name, number, release: context.v, command: display, port, since: new Date(), child}
+    this.runs.set(name, run)
+    const say = (text: string) => this.log.append('agent', name, text)
+    child.once('error', (error) => say(`Error: could not start the process: ${error.message}`))
+    say(`Starting process with command \`${display}\` by ${user}${attach ? '' : ' (detached)'}`)
+    say('State changed from starting to up')
+    child.once('close', (code, signal) => {
+      clearTimeout(run.timeLimit)
+      say(`Process exited with status ${code ?? 128 + (signal ? (osConstants.signals[signal] ?? 0) : 0)}`)
+      say('State changed from up to complete')
+      this.runs.delete(name)
+      this.ports.release(port)
+    })
+    if (!attach) {
+      child.stdin?.end()
+      for (const stream of [child.stdout!, child.stderr!]) {
+        const splitter = new LineSplitter()
+        stream.on('data', (chunk: Buffer) => {
+          const block = splitter.push(chunk)
+          if (block) this.log.appendBlock('app', name, block)
+        })
+        stream.once('end', () => {
+          const rest = splitter.flush({keepSplitCharacter: false})
+          if (rest) this.log.appendBlock('app', name, rest)
+        })
+      }
+      const limit = this.settings.detached_run_timeout_seconds
+      run.timeLimit = setTimeout(() => {
+        say(`Stopping process with SIGKILL: a detached run may last ${limit} s`)
+        if (child.pid !== undefined) signalGroup(child.pid, 'SIGKILL')
+      }, limit * 1000).unref()
+    }
+    return {name, child}
+  }
+
+  /** An attached run's client went away: it gets SIGHUP. */
+  runDisconnected(pid: number): void {
+    const run = [...this.runs.values()].find((each) => each.child.pid === pid)
+    if (run) this.log.append('agent', run.name, 'Client connection closed. Sending SIGHUP to all processes')
+  }
+
+  /** An attached run outlived the grace after its SIGHUP: it is killed. */
+  runLost(pid: number): void {
+    const run = [...this.runs.values()].find((each) => each.child.pid === pid)
+    if (run) {
+      this.log.append('agent', run.name, 'Error R16 (Detached) -> An attached process is continuing to run after being sent SIGHUP when its external connection was closed')
+      this.log.append('agent', run.name, 'Stopping process with SIGKILL')
+    }
   }
 
   private sorted(instances: Instance[]): Instance[] {
@@ -270,7 +357,7 @@ export class AppDynos {
 
   /** Stops every dyno (with the stop grace) and forgets them. */
   async shutdown(): Promise<void> {
-    await this.supervisor.shutdown()
+    await Promise.all([this.supervisor.shutdown(), this.stopRuns()])
     await Promise.all(this.retiring)
     // Nothing is left to adopt: their FIFOs go too.
     await Promise.all([...this.instances.keys()].map((key) => rm(this.fifoPath(key), {force: true})))
@@ -282,6 +369,15 @@ export class AppDynos {
     for (const instance of this.instances.values()) instance.boot?.abort()
     this.supervisor.detach()
     await this.persist()
+  }
+
+  /** One-off runs get SIGTERM, then SIGKILL after the stop grace. */
+  private async stopRuns(): Promise<void> {
+    const pids = [...this.runs.values()].flatMap((run) => (run.child.pid === undefined ? [] : [run.child.pid]))
+    for (const pid of pids) signalGroup(pid, 'SIGTERM')
+    const deadline = Date.now() + this.settings.stop_grace_seconds * 1000
+    while (Date.now() < deadline && liveGroups(pids).size > 0) await sleep(20)
+    for (const pid of liveGroups(pids)) signalGroup(pid, 'SIGKILL')
   }
 
   private serialised<T>(work: () => Promise<T>): Promise<T> {
@@ -303,17 +399,23 @@ export class AppDynos {
   }
 
   private spec(context: ReleaseContext, instance: Instance, fifo: string): DynoSpec {
+    const env = this.env(context, instance.name, instance.port)
+    return {name: instance.key, type: instance.type, command: instance.command, cwd: context.dir, env, port: instance.port, profile: true, fifo}
+  }
+
+  /** A dyno's environment: the release's config vars, then what the platform sets. */
+  private env(context: ReleaseContext, name: string, port: number): Record<string, string> {
     const env: Record<string, string> = {
       PATH: process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin',
       HOME: context.dir,
       ...context.config,
-      PORT: String(instance.port),
-      DYNO: instance.name,
-      PS: instance.name,
+      PORT: String(port),
+      DYNO: name,
+      PS: name,
       DEV_RELEASE: `v${context.v}`,
     }
     if (context.sourceVersion !== null) env.SOURCE_VERSION = context.sourceVersion
-    return {name: instance.key, type: instance.type, command: instance.command, cwd: context.dir, env, port: instance.port, profile: true, fifo}
+    return env
   }
 
   private fifoPath(key: string): string {

@@ -36,7 +36,7 @@ export async function runDaemon(home: string, {keepDynos}: {keepDynos: boolean})
     await apps.config(app)
     return logFor(app)
   }
-  const server = await startApiServer({home, apps, slugs: new SlugStore(home), dynos, logFor}, [...logRoutes(existingLog), ...buildRoutes({home, apps})])
+  const server = await startApiServer({home, apps, slugs: new SlugStore(home), dynos, logFor, settings}, [...logRoutes(existingLog), ...buildRoutes({home, apps})])
   process.stderr.write(`dev-agent listening on ${paths.socket}\n`)
 
   const signal = await new Promise<NodeJS.Signals>((resolve) => {

@@ -89,6 +89,18 @@ export function spawnGroup({command, cwd, env, profile = false, output}: GroupCo
   })
 }
 
+/** Sources `.profile.d` in a function, whose own positional parameters a script's `set --` changes. */
+const SOURCE_PROFILE_KEEPING_ARGS = 'dev_profile() { for f in .profile.d/*.sh; do if [ -r "$f" ]; then . "./$f"; fi; done; }; dev_profile; unset -f dev_profile; unset f; '
+
+/**
+ * Starts `argv` (a one-off command) as the leader of a new process group, with stdin, stdout and
+ * stderr each on its own pipe; `.profile.d` is sourced first when `profile` is set.
+ */
+export function spawnArgvGroup({argv, cwd, env, profile = false}: {argv: readonly string[]; cwd: string; env: Record<string, string>; profile?: boolean}): ChildProcess {
+  const script = (profile ? SOURCE_PROFILE_KEEPING_ARGS : '') + 'exec "$@"'
+  return spawn('/bin/sh', ['-c', script, 'sh', ...argv], {cwd, env, detached: true, stdio: ['pipe', 'pipe', 'pipe']})
+}
+
 /**
  * Sends `signal` to every process of the group led by `pgid`; false when the group is empty (or,
  * should the id have been reused by someone else's group, not ours to signal).

@@ -8,6 +8,7 @@ import {resolveAppFiles, type AppFileOptions} from './app-files.js'
 import {DevError, UsageError} from './dev-error.js'
 import {displayPath} from './display-path.js'
 import {resolveBasePort} from './ports.js'
+import {isSimpleCommand} from './process-group.js'
 import {processEnv} from './process-env.js'
 import {formatProblem} from './problem.js'
 import {scanProcfile, type ProcessType} from './procfile.js'
@@ -43,7 +44,11 @@ export function oneOffArgv(args: readonly string[], types: readonly ProcessType[
   const type = types.find((candidate) => candidate.name === first)
   // A Procfile type runs its command with the extra arguments appended, each quoted as one literal
   // word, so the shell passes them on exactly as given.
-  if (type) return ['/bin/sh', '-c', rest.length === 0 ? type.command : `${type.command} ${quote(rest)}`]
+  if (type) {
+    const command = rest.length === 0 ? type.command : `${type.command} ${quote(rest)}`
+    // A plain command replaces the shell, so it gets signals itself and its own status is reported.
+    return ['/bin/sh', '-c', isSimpleCommand(command) ? `exec ${command}` : command]
+  }
   // One argument is shell code ("echo $PORT && x"); several are the argv itself, never re-parsed.
   if (rest.length === 0) return ['/bin/sh', '-c', '--', first]
   return [first, ...rest]

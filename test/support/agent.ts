@@ -106,3 +106,44 @@ function jsonOrText(text: string): unknown {
     return text
   }
 }
+
+/** An attached one-off run over the agent socket (Upgrade: dev-run), driven frame by frame. */
+export async function attachedRun(home: string, app: string) {
+  const {connect} = await import('node:net')
+  const {encodeFrame, Frame, FrameParser} = await import('../../src/agent/run-protocol.js')
+  const socket = connect(join(home, 'agent.sock'))
+  socket.write(`POST /apps/${app}/dynos HTTP/1.1\r\nHost: agent\r\nConnection: Upgrade\r\nUpgrade: dev-run\r\nDev-User: ann\r\n\r\n`)
+  const parser = new FrameParser()
+  let head = ''
+  let upgraded = false
+  const out = {stdout: '', stderr: '', exit: undefined as undefined | {status?: number; error?: string}, refusal: ''}
+  const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()))
+  socket.on('error', () => {})
+  socket.on('data', (chunk: Buffer) => {
+    if (!upgraded) {
+      head += chunk.toString('latin1')
+      const end = head.indexOf('\r\n\r\n')
+      if (end === -1) return
+      if (!head.startsWith('HTTP/1.1 101')) {
+        out.refusal = head
+        return
+      }
+      upgraded = true
+      chunk = Buffer.from(head.slice(end + 4), 'latin1')
+    }
+    for (const frame of parser.push(chunk)) {
+      if (frame.type === Frame.stdout) out.stdout += frame.payload.toString()
+      else if (frame.type === Frame.stderr) out.stderr += frame.payload.toString()
+      else if (frame.type === Frame.exit) out.exit = JSON.parse(frame.payload.toString())
+    }
+  })
+  return {
+    out,
+    closed,
+    socket,
+    request: (request: unknown) => socket.write(encodeFrame(Frame.request, JSON.stringify(request))),
+    stdin: (text: string) => socket.write(encodeFrame(Frame.stdin, text)),
+    stdinEnd: () => socket.write(encodeFrame(Frame.stdinEnd)),
+    signal: (name: string) => socket.write(encodeFrame(Frame.signal, name)),
+  }
+}
