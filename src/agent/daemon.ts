@@ -16,6 +16,9 @@ import {SlugStore} from './slug-store.js'
  * period, unless `keepDynos` (an agent upgrade): then they keep running for the next agent.
  */
 export async function runDaemon(home: string, {keepDynos}: {keepDynos: boolean}): Promise<number> {
+  // Whoever reads the agent's own output may go away first; that must not stop the agent.
+  process.stdout.on('error', () => {})
+  process.stderr.on('error', () => {})
   await mkdir(home, {recursive: true, mode: 0o700})
   const paths = agentPaths(home)
   const settings = await readAgentSettings(home)

@@ -18,9 +18,19 @@ export interface AgentCallResult {
 }
 
 const running: ChildProcess[] = []
-afterEach(() => {
-  for (const child of running.splice(0)) child.kill('SIGTERM')
-})
+/** Each agent stops as a host's would (its dynos with it), and the test waits for that. */
+afterEach(async () => {
+  await Promise.all(
+    running.splice(0).map(async (child) => {
+      if (child.exitCode !== null || child.signalCode !== null) return
+      const exited = new Promise((resolve) => child.once('exit', resolve))
+      child.kill('SIGTERM')
+      const late = setTimeout(() => child.kill('SIGKILL'), 15_000)
+      await exited
+      clearTimeout(late)
+    }),
+  )
+}, 30_000)
 
 /** Agents started by this test file, so each gets ports of its own. */
 let agentsStarted = 0
