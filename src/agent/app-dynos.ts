@@ -8,7 +8,7 @@ import {setTimeout as sleep} from 'node:timers/promises'
 import {execa} from 'execa'
 
 import {LineSplitter, linesOf} from '../runtime/line-splitter.js'
-import {liveGroups, processStartTime, signalGroup, spawnArgvGroup} from '../runtime/process-group.js'
+import {killGroupsAfter, processStartTime, signalGroup, spawnArgvGroup} from '../runtime/process-group.js'
 import {readProcfile, RELEASE_TYPE, type ProcessType} from '../runtime/procfile.js'
 import {oneOffArgv} from '../runtime/run-one-off.js'
 import {Supervisor, type DynoEvent, type DynoSpec} from '../runtime/supervisor.js'
@@ -375,9 +375,7 @@ export class AppDynos {
   private async stopRuns(): Promise<void> {
     const pids = [...this.runs.values()].flatMap((run) => (run.child.pid === undefined ? [] : [run.child.pid]))
     for (const pid of pids) signalGroup(pid, 'SIGTERM')
-    const deadline = Date.now() + this.settings.stop_grace_seconds * 1000
-    while (Date.now() < deadline && liveGroups(pids).size > 0) await sleep(20)
-    for (const pid of liveGroups(pids)) signalGroup(pid, 'SIGKILL')
+    await killGroupsAfter(pids, this.settings.stop_grace_seconds * 1000)
   }
 
   private serialised<T>(work: () => Promise<T>): Promise<T> {

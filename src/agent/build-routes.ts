@@ -3,7 +3,7 @@ import {z} from 'zod'
 import {parseBody, type Route} from './api-route.js'
 import type {AppStore} from './app-store.js'
 import {SHA256} from './blob-store.js'
-import {HostBuilds} from './host-build.js'
+import {HostBuilds, type HostBuild} from './host-build.js'
 
 /** The largest source archive the host accepts. */
 const MAX_SOURCE_BYTES = 1024 ** 3
@@ -58,12 +58,21 @@ export function buildRoutes({home, apps, worker}: BuildRoutesDeps): Route[] {
           res.writeHead(200, {'content-type': 'application/x-ndjson'})
           res.flushHeaders()
         }
+        let build: HostBuild | undefined
+        let held = false
         const send = (event: object) => {
           stream()
-          if (!res.destroyed) res.write(`${JSON.stringify(event)}\n`)
+          if (res.destroyed || res.write(`${JSON.stringify(event)}\n`) || held) return
+          // A slow reader holds the build back instead of filling the agent's memory.
+          held = true
+          build?.pause()
+          res.once('drain', () => {
+            held = false
+            build?.resume()
+          })
         }
         // Refusals (unknown app or source, a build already running) are answered before streaming starts.
-        const build = await builds.start({app: params[0]!, source: request.source, sourceVersion: request.source_version}, (line) => send({line}))
+        build = await builds.start({app: params[0]!, source: request.source, sourceVersion: request.source_version}, (line) => send({line}))
         stream()
         res.once('close', () => {
           if (!res.writableEnded) build.abort()

@@ -1,4 +1,5 @@
-import {mkdir} from 'node:fs/promises'
+import {mkdir, rm} from 'node:fs/promises'
+import {join} from 'node:path'
 
 import {agentPaths} from './agent-home.js'
 import {readAgentSettings} from './agent-settings.js'
@@ -21,6 +22,8 @@ export async function runDaemon(home: string, {keepDynos}: {keepDynos: boolean})
   process.stderr.on('error', () => {})
   await mkdir(home, {recursive: true, mode: 0o700})
   const paths = agentPaths(home)
+  // No build runs yet: what is under builds/ was left by a worker killed with its agent.
+  await rm(join(home, 'builds'), {recursive: true, force: true})
   const settings = await readAgentSettings(home)
   const logs = new Map<string, AppLog>()
   const logFor = (app: string) => {

@@ -27,6 +27,9 @@ export interface HostBuild {
   readonly result: Promise<SlugManifest>
   /** Stops the build (its client is gone): no slug and no build directory are left. */
   abort(): void
+  /** Holds the build's output (and so the build) while its reader is slow; resume() lets it go on. */
+  pause(): void
+  resume(): void
 }
 
 export interface HostBuildsOptions {
@@ -144,7 +147,7 @@ export class HostBuilds {
       signalGroup(worker.pid, 'SIGTERM')
       killTimer = setTimeout(() => signalGroup(worker.pid!, 'SIGKILL'), this.options.stopGraceMs ?? STOP_GRACE_MS)
     }
-    return {result, abort}
+    return {result, abort, pause: () => worker.stdout.pause(), resume: () => worker.stdout.resume()}
   }
 
   /** Removes source archives older than an hour that no running build uses. */

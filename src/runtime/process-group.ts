@@ -147,6 +147,16 @@ export function liveGroups(pgids: Iterable<number>): Set<number> {
   return live
 }
 
+/**
+ * Waits up to `graceMs` for the groups to empty (after a SIGTERM, say), then sends SIGKILL to every
+ * group that still has a member; resolves once that is done.
+ */
+export async function killGroupsAfter(pgids: readonly number[], graceMs: number): Promise<void> {
+  const deadline = Date.now() + graceMs
+  while (Date.now() < deadline && liveGroups(pgids).size > 0) await new Promise((resolve) => setTimeout(resolve, 20))
+  for (const pgid of liveGroups(pgids)) signalGroup(pgid, 'SIGKILL')
+}
+
 /** True while any process of the group is alive (see liveGroups). */
 export function groupAlive(pgid: number): boolean {
   return liveGroups([pgid]).size > 0

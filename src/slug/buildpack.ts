@@ -6,7 +6,7 @@ import {execa} from 'execa'
 import {parse as parseYaml} from 'yaml'
 
 import {DevError} from '../runtime/dev-error.js'
-import {signalGroup} from '../runtime/process-group.js'
+import {killGroupsAfter, signalGroup} from '../runtime/process-group.js'
 
 /** A directory with bin/detect, bin/compile and (optionally) bin/release: Heroku's buildpack API. */
 export interface Buildpack {
@@ -29,6 +29,8 @@ export const BUILTIN_BUILDPACKS = ['node', 'python', 'none'] as const
 function builtinDir(): string {
   return process.env.DEV_BUILDPACKS_DIR ?? fileURLToPath(new URL('../../buildpacks/', import.meta.url))
 }
+/** How long a stopped compile step's processes get after SIGTERM before SIGKILL. */
+const COMPILE_STOP_GRACE_MS = 5000
 /** How much of a failing step's output an error repeats. */
 const TAIL_LINES = 15
 
@@ -104,7 +106,10 @@ export async function compile(buildpack: Buildpack, dirs: {build: string; cache:
     detached: true,
   })
   const stop = () => {
-    if (child.pid !== undefined) signalGroup(child.pid, 'SIGTERM')
+    if (child.pid === undefined) return
+    signalGroup(child.pid, 'SIGTERM')
+    // What ignores SIGTERM gets SIGKILL after a grace (it would also hold the output pipe open).
+    void killGroupsAfter([child.pid], COMPILE_STOP_GRACE_MS)
   }
   options.signal?.addEventListener('abort', stop, {once: true})
   let partial = ''

@@ -1,4 +1,4 @@
-import {cp, readdir, readFile, stat} from 'node:fs/promises'
+import {cp, mkdir, readdir, readFile, stat} from 'node:fs/promises'
 import {request} from 'node:http'
 import {join} from 'node:path'
 
@@ -210,8 +210,9 @@ describe('dynos on a host (bundled agent, real processes)', () => {
     const ledger = await readFile(join(shop.home, 'apps/shop/releases.jsonl'), 'utf8')
     shop.child.kill('SIGKILL')
     await new Promise((resolve) => shop.child.once('exit', resolve))
-    // While the agent is away, one dyno dies.
+    // While the agent is away, one dyno dies; a build killed with the agent left its directory.
     process.kill(-before[2]!.pid!, 'SIGKILL')
+    await mkdir(join(shop.home, 'builds', 'shop-stale'), {recursive: true})
     expect(processAlive(before[0]!.pid!)).toBe(true)
 
     const again = await startAgent({home: shop.home})
@@ -222,6 +223,7 @@ describe('dynos on a host (bundled agent, real processes)', () => {
     expect(after.slice(0, 2).map((dyno) => dyno.pid)).toEqual([before[0]!.pid, before[1]!.pid])
     expect(after[2]!.pid).not.toBe(before[2]!.pid)
     expect(await readFile(join(shop.home, 'apps/shop/releases.jsonl'), 'utf8')).toBe(ledger)
+    await expect(stat(join(shop.home, 'builds'))).rejects.toThrow()
     // The adopted dyno's output still reaches the log stream.
     await fetchDyno(after[0]!.port)
     const log = await eventually(
