@@ -10,7 +10,10 @@ const seconds = z.number().positive()
 /** `agent.json`: the host's settings. Every field is optional; the defaults are DESIGN.md's. */
 const SettingsSchema = z
   .object({
-    router_port: z.number().int().min(1).max(65_535).default(80),
+    /** Where the router takes HTTP requests (0: any free port, said in the agent's start line). */
+    router_port: z.number().int().min(0).max(65_535).default(80),
+    /** The address it listens on; unset, every address of the host. */
+    router_host: z.string().min(1).optional(),
     dyno_port_range: z
       .tuple([z.number().int().min(1024).max(65_535), z.number().int().min(1024).max(65_535)])
       .refine(([from, to]) => from <= to, 'the first port must not be above the last')
@@ -21,6 +24,8 @@ const SettingsSchema = z
     boot_timeout_seconds: seconds.default(60),
     /** All new web dynos of a release must be up this soon, or the release is not made. */
     deploy_timeout_seconds: seconds.default(60),
+    /** Old web dynos finish their requests in flight for up to this long before their SIGTERM. */
+    drain_timeout_seconds: seconds.default(30),
     restart_backoff: z
       .object({initial_seconds: seconds.default(1), max_seconds: seconds.default(300), reset_after_seconds: seconds.default(600)})
       .strict()

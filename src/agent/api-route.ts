@@ -25,6 +25,31 @@ export type RouteResult = {status?: number; json: unknown} | 'answered'
 
 export type Route = [method: string, pattern: RegExp, handler: (request: RouteRequest) => Promise<RouteResult>]
 
+/** Heroku's error ids for each status the API answers with. */
+const ERROR_IDS: Record<number, string> = {400: 'bad_request', 404: 'not_found', 405: 'method_not_allowed', 409: 'conflict', 413: 'payload_too_large', 422: 'invalid_params', 500: 'internal'}
+
+export function errorId(status: number): string {
+  return ERROR_IDS[status] ?? 'bad_request'
+}
+
+/** The request's URL; one that does not parse is the client's mistake (400), not the agent's. */
+export function requestUrl(req: IncomingMessage): URL {
+  try {
+    return new URL(req.url ?? '/', 'http://agent')
+  } catch {
+    throw new AppError(400, `malformed request URL: ${req.url}`)
+  }
+}
+
+/** A captured path segment, URI-decoded; a bad percent-encoding (`%E0`) is a 400. */
+export function decodePathParam(param: string): string {
+  try {
+    return decodeURIComponent(param)
+  } catch {
+    throw new AppError(400, `malformed percent-encoding in the path: ${param}`)
+  }
+}
+
 export function header(req: IncomingMessage, name: string): string | undefined {
   const value = req.headers[name]
   return Array.isArray(value) ? value[0] : value

@@ -1,12 +1,13 @@
-import {createReadStream} from 'node:fs'
-import {chmod, mkdir, rm} from 'node:fs/promises'
-import {createServer, type IncomingMessage, type Server, type ServerResponse} from 'node:http'
+import {chmod, mkdir, open, rm} from 'node:fs/promises'
+import {createServer, type IncomingMessage, type ServerResponse} from 'node:http'
+import type {Duplex} from 'node:stream'
+import {pipeline} from 'node:stream/promises'
 
 import {z} from 'zod'
 
 import {agentPaths} from './agent-home.js'
 import {AppError} from './app-error.js'
-import {header, parseBody as parse, readJson, sendJson as send, type Route} from './api-route.js'
+import {decodePathParam, errorId, header, parseBody as parse, readJson, requestUrl, sendJson as send, type Route} from './api-route.js'
 import type {AppStore, ReleasePlan} from './app-store.js'
 import type {AgentSettings} from './agent-settings.js'
 import type {DynoManager} from './dyno-manager.js'
@@ -36,12 +37,8 @@ const PatchFormation = z
 
 const DetachedRun = RunRequest.extend({attach: z.boolean().optional()})
 
-/** Heroku's error ids for each status the API answers with. */
-const ERROR_IDS: Record<number, string> = {400: 'bad_request', 404: 'not_found', 405: 'method_not_allowed', 409: 'conflict', 413: 'payload_too_large', 422: 'invalid_params'}
-
-function errorId(status: number): string {
-  return ERROR_IDS[status] ?? 'bad_request'
-}
+/** A version in a release's URL: `v3` or `3`. */
+const VERSION = /^v?([1-9]\d*)$/
 
 /** What the API serves: the stores and the dyno manager of one agent. */
 export interface AgentParts {
@@ -53,19 +50,27 @@ export interface AgentParts {
   settings: AgentSettings
 }
 
+/** The running API, as the daemon stops it. */
+export interface ApiServer {
+  /** Stops taking connections and cuts the open ones (held locks, log tails), except attached runs. */
+  close(): void
+  /** Cuts the connections of attached runs still open; a run still going gets SIGHUP, as when its client goes. */
+  closeAttached(): void
+}
+
 /**
  * The agent's HTTP API on its Unix socket (mode 0660): resources named like Heroku's Platform API.
  * Every answer is JSON; a bad request gets a 4xx with a message saying what was wrong.
  */
-export async function startApiServer(agent: AgentParts, extraRoutes: readonly Route[] = []): Promise<Server> {
+export async function startApiServer(agent: AgentParts, extraRoutes: readonly Route[] = []): Promise<ApiServer> {
   const {home, apps, slugs, dynos, logFor, settings} = agent
   const paths = agentPaths(home)
   const locks = new DeployLocks()
   const slugPath = (sha256: string) => slugs.path(sha256)
   /** Puts the release's dynos in place before it is recorded (the zero-gap switch). */
-  const activate = (app: string) => async (plan: ReleasePlan) => {
+  const activate = (app: string) => async (plan: ReleasePlan, commit: () => Promise<void>) => {
     try {
-      await dynos.app(app).activate(plan)
+      await dynos.app(app).activate(plan, commit)
     } catch (error) {
       if (error instanceof AppError) logFor(app).append('agent', 'api', `Release v${plan.v} not made: ${error.message}`)
       throw error
@@ -76,10 +81,12 @@ export async function startApiServer(agent: AgentParts, extraRoutes: readonly Ro
     logFor(app).append('agent', 'api', `Release v${release.v} created by ${release.user}: ${release.description}`)
     await apps.collectGarbage(slugs.dir)
   }
-  /** Refuses a change to an app whose deploy lock another connection holds. */
-  const unlocked = async (app: string, req: IncomingMessage) => {
-    const holder = locks.blocker(app, header(req, 'dev-lock'))
-    if (holder) throw new AppError(409, `app ${app} is being deployed by ${holder.user} since ${holder.since}; wait, or retry when that deploy ends`)
+  /** Makes a change to an app in its turn, refused if another connection holds its deploy lock by then. */
+  const change = <T>(app: string, req: IncomingMessage, work: () => Promise<T>) => locks.change(app, header(req, 'dev-lock'), work)
+  /** A slug's id from the URL: its sha256, never a path of any other shape. */
+  const slugId = (id: string) => {
+    if (!SHA256.test(id)) throw new AppError(400, `invalid slug id "${id}": a slug is named by its sha256 (64 hex digits)`)
+    return id
   }
   const routes: Route[] = [
     [
@@ -87,13 +94,27 @@ export async function startApiServer(agent: AgentParts, extraRoutes: readonly Ro
       /^\/apps\/([^/]+)\/lock$/,
       async ({params, req, res, user}) => {
         const app = params[0]!
-        await apps.config(app)
-        const lock = locks.acquire(app, user)
-        if (!lock.ok) throw new AppError(409, `app ${app} is being deployed by ${lock.holder.user} since ${lock.holder.since}`)
-        // The answer stays open: the lock lasts as long as this connection.
+        // The lock lasts as long as this connection, which may close while the app is looked up:
+        // the listener is there before anything waits.
+        let lock: ReturnType<DeployLocks['acquire']> | undefined
+        const release = () => lock?.ok && lock.release()
+        req.socket.once('close', release)
+        try {
+          await apps.config(app)
+          lock = locks.acquire(app, user)
+          if (!lock.ok) throw new AppError(409, `app ${app} is being deployed by ${lock.holder.user} since ${lock.holder.since}`)
+        } catch (error) {
+          // The connection may go on to serve other requests (keep-alive); this one holds nothing.
+          req.socket.off('close', release)
+          throw error
+        }
+        if (req.socket.destroyed) {
+          lock.release()
+          return 'answered'
+        }
+        // The answer stays open.
         res.writeHead(200, {'content-type': 'application/json'})
         res.write(`${JSON.stringify(lock.holder)}\n`)
-        req.socket.once('close', lock.release)
         return 'answered'
       },
     ],
@@ -101,7 +122,8 @@ export async function startApiServer(agent: AgentParts, extraRoutes: readonly Ro
       'HEAD',
       /^\/slugs\/([^/]+)$/,
       async ({params, res}) => {
-        res.writeHead((await slugs.has(params[0]!)) ? 200 : 404).end()
+        // A slug the client is told is here must still be here when it deploys it.
+        res.writeHead((await slugs.touch(slugId(params[0]!))) ? 200 : 404).end()
         return 'answered'
       },
     ],
@@ -109,18 +131,22 @@ export async function startApiServer(agent: AgentParts, extraRoutes: readonly Ro
       'PUT',
       /^\/slugs\/([^/]+)$/,
       async ({params, req}) => {
-        const {created} = await slugs.put(params[0]!, req, MAX_SLUG_BYTES)
-        return {status: created ? 201 : 200, json: {sha256: params[0]}}
+        const sha256 = slugId(params[0]!)
+        const {created} = await slugs.put(sha256, req, MAX_SLUG_BYTES)
+        return {status: created ? 201 : 200, json: {sha256}}
       },
     ],
     [
       'GET',
       /^\/slugs\/([^/]+)$/,
       async ({params, res}) => {
-        const sha256 = params[0]!
-        if (!(await slugs.has(sha256))) throw new AppError(404, `no slug ${sha256} on this host`)
+        const sha256 = slugId(params[0]!)
+        // Opened before answering: a slug collected meanwhile is a 404, not a cut-off download.
+        const file = await open(slugs.path(sha256)).catch(() => undefined)
+        if (file === undefined) throw new AppError(404, `no slug ${sha256} on this host`)
         res.writeHead(200, {'content-type': 'application/gzip'})
-        await new Promise<void>((resolve, reject) => createReadStream(slugs.path(sha256)).on('error', reject).pipe(res).on('finish', resolve))
+        // A client that goes away mid-download ends the pipeline, which closes the file.
+        await pipeline(file.createReadStream(), res)
         return 'answered'
       },
     ],
@@ -140,27 +166,36 @@ export async function startApiServer(agent: AgentParts, extraRoutes: readonly Ro
       /^\/apps\/([^/]+)\/config-vars$/,
       async ({body, params, user, req}) => {
         const app = params[0]!
-        await unlocked(app, req)
-        const {config, release} = await apps.patchConfig(app, parse(PatchConfig, await body()), user, slugPath, activate(app))
+        const changes = parse(PatchConfig, await body())
+        const {config, release} = await change(app, req, () => apps.patchConfig(app, changes, user, slugPath, activate(app)))
         await released(app, release)
         return {json: config}
       },
     ],
     ['GET', /^\/apps\/([^/]+)\/releases$/, async ({params}) => ({json: await apps.releases(params[0]!)})],
     [
+      'GET',
+      /^\/apps\/([^/]+)\/releases\/([^/]+)$/,
+      async ({params: [app, version]}) => {
+        const releases = await apps.releases(app!)
+        const v = VERSION.exec(version!)?.[1]
+        if (v === undefined) throw new AppError(404, `app ${app} has no release ${version}; name one as v2 or 2`)
+        const release = releases.find((each) => each.v === Number(v))
+        if (release === undefined) throw new AppError(404, `app ${app} has no release v${v}`)
+        return {json: release}
+      },
+    ],
+    [
       'POST',
       /^\/apps\/([^/]+)\/releases$/,
       async ({params, body, user, req}) => {
-        await unlocked(params[0]!, req)
         const app = params[0]!
         const request = parse(CreateRelease, await body())
-        let release
-        if ('rollback' in request) {
-          release = await apps.rollback(app, request.rollback, user, slugPath, activate(app))
-        } else {
+        const release = await change(app, req, async () => {
+          if ('rollback' in request) return apps.rollback(app, request.rollback, user, slugPath, activate(app))
           if (!(await slugs.has(request.slug))) throw new AppError(404, `no slug ${request.slug} on this host; upload it first (PUT /slugs/${request.slug})`)
-          release = await apps.deploy(app, {sha256: request.slug, sourceVersion: request.source_version}, user, slugPath, activate(app))
-        }
+          return apps.deploy(app, {sha256: request.slug, sourceVersion: request.source_version}, user, slugPath, activate(app))
+        })
         await released(app, release)
         return {status: 201, json: release}
       },
@@ -171,10 +206,9 @@ export async function startApiServer(agent: AgentParts, extraRoutes: readonly Ro
       /^\/apps\/([^/]+)\/formation$/,
       async ({params, body, user, req}) => {
         const app = await existing(params[0]!)
-        await unlocked(app, req)
         const {updates} = parse(PatchFormation, await body())
-        const changes = Object.fromEntries(updates.map(({type, quantity}) => [type, quantity]))
-        await dynos.app(app).scale(changes)
+        const quantities = Object.fromEntries(updates.map(({type, quantity}) => [type, quantity]))
+        await change(app, req, () => dynos.app(app).scale(quantities))
         logFor(app).append('agent', 'api', `Scaled to ${updates.map(({type, quantity}) => `${type}@${quantity}`).join(' ')} by ${user}`)
         return {json: await dynos.app(app).formationList()}
       },
@@ -185,9 +219,8 @@ export async function startApiServer(agent: AgentParts, extraRoutes: readonly Ro
       /^\/apps\/([^/]+)\/dynos(?:\/([^/]+))?$/,
       async ({params, user, req}) => {
         const app = await existing(params[0]!)
-        await unlocked(app, req)
         const target = params[1] || undefined
-        const restarted = await dynos.app(app).restart(target)
+        const restarted = await change(app, req, () => dynos.app(app).restart(target))
         logFor(app).append('agent', 'api', `Restarted ${target ?? 'all dynos'} by ${user}`)
         return {json: {restarted}}
       },
@@ -214,13 +247,17 @@ export async function startApiServer(agent: AgentParts, extraRoutes: readonly Ro
   const server = createServer((req, res) => {
     void handle(req, res).catch((error: unknown) => {
       const known = error instanceof AppError
-      send(res, known ? error.status : 500, {id: known ? errorId(error.status) : 'internal', message: known ? error.message : 'internal error; see the agent log'})
-      if (!known) console.error(error)
+      // A client gone mid-answer (an abandoned download) is no error of the agent's.
+      const clientGone = (error as NodeJS.ErrnoException | undefined)?.code === 'ERR_STREAM_PREMATURE_CLOSE'
+      if (!known && !clientGone) console.error(error)
+      // Once an answer has started, no error answer can follow it: the connection is cut instead.
+      if (res.headersSent) res.destroy()
+      else send(res, known ? error.status : 500, {id: errorId(known ? error.status : 500), message: known ? error.message : 'internal error; see the agent log'})
     })
   })
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const url = new URL(req.url ?? '/', 'http://agent')
+    const url = requestUrl(req)
     const path = url.pathname
     const matching = routes.filter(([, pattern]) => pattern.test(path))
     if (matching.length === 0) throw new AppError(404, `no such resource: ${path}`)
@@ -229,13 +266,20 @@ export async function startApiServer(agent: AgentParts, extraRoutes: readonly Ro
     const params = route[1]
       .exec(path)!
       .slice(1)
-      .map((param) => (param === undefined ? '' : decodeURIComponent(param)))
+      .map((param) => (param === undefined ? '' : decodePathParam(param)))
     const user = String(req.headers['dev-user'] ?? 'unknown')
     const result = await route[2]({req, res, body: () => readJson(req), user, params, query: url.searchParams})
     if (result !== 'answered') send(res, result.status ?? 200, result.json)
   }
 
-  server.on('upgrade', runUpgradeHandler({dynosOf: async (app) => dynos.app(await existing(app)), graceMs: settings.stop_grace_seconds * 1000}))
+  // closeAllConnections does not reach upgraded connections, and server.close waits for them.
+  const attached = new Set<Duplex>()
+  const upgrade = runUpgradeHandler({dynosOf: async (app) => dynos.app(await existing(app)), logFor, graceMs: settings.stop_grace_seconds * 1000})
+  server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    attached.add(socket)
+    socket.once('close', () => attached.delete(socket))
+    upgrade(req, socket, head)
+  })
 
   await mkdir(home, {recursive: true, mode: 0o700})
   await rm(paths.socket, {force: true})
@@ -244,6 +288,14 @@ export async function startApiServer(agent: AgentParts, extraRoutes: readonly Ro
     server.listen(paths.socket, resolve)
   })
   await chmod(paths.socket, 0o660)
-  return server
+  return {
+    close() {
+      server.close()
+      server.closeAllConnections()
+    },
+    closeAttached() {
+      for (const socket of attached) socket.destroy()
+    },
+  }
 }
 

@@ -8,29 +8,40 @@ import {setTimeout as sleep} from 'node:timers/promises'
 import {execa} from 'execa'
 
 import {LineSplitter, linesOf} from '../runtime/line-splitter.js'
-import {killGroupsAfter, processStartTime, signalGroup, spawnArgvGroup} from '../runtime/process-group.js'
+import {killGroupsAfter, processStartTime, releaseChild, signalGroup, spawnArgvGroup} from '../runtime/process-group.js'
 import {readProcfile, RELEASE_TYPE, type ProcessType} from '../runtime/procfile.js'
 import {oneOffArgv} from '../runtime/run-one-off.js'
 import {Supervisor, type DynoEvent, type DynoSpec} from '../runtime/supervisor.js'
 import type {agentPaths} from './agent-home.js'
 import type {AgentSettings} from './agent-settings.js'
 import {AppError} from './app-error.js'
+import {checkEnvVars} from './app-store.js'
 import {DynoRecordWriter, type DynoRecord} from './dyno-records.js'
 import {initialFormation, MAX_QUANTITY, readFormation, writeFormation, type Formation} from './formation-file.js'
 import type {LogSink} from './log-sink.js'
 import type {PortAllocator} from './port-allocator.js'
-import {waitForAccept} from './port-probe.js'
+import {waitForAccept} from '../runtime/port-probe.js'
+import type {Routing} from './routing-store.js'
+import {Backend} from '../router/backend.js'
+import {Balancer} from '../router/balancer.js'
+import {readWebHealthChecks, runHealthCheck, type HealthCheck} from '../router/health-check.js'
+import type {RoutedApp} from '../router/router.js'
 
 /** Heroku's dyno states (a dyno waiting to be restarted after a crash is `crashed`). */
 export type DynoState = 'starting' | 'up' | 'crashed' | 'stopping'
 
-/** What a release gives its dynos: where they run, their config and their process types. */
-export interface ReleaseContext {
+/** A release as its dynos see it: its number, where they run, and their config. */
+export interface ReleaseParts {
   v: number
   dir: string
   config: Record<string, string>
   sourceVersion: string | null
+}
+
+/** What a release gives its dynos: the process types of its Procfile, the health checks of its app.json. */
+export interface ReleaseContext extends ReleaseParts {
   types: ProcessType[]
+  checks: HealthCheck[]
 }
 
 /** One dyno as the API shows it. */
@@ -68,6 +79,10 @@ interface Instance {
   crash?: {tail: string[]; bootTimeout: boolean}
   /** Set when the boot check gave up (R10), until the kill it ordered is seen. */
   bootTimedOut?: boolean
+  /** A web dyno as the router sees it. */
+  backend?: Backend
+  /** False while a new web dyno waits for its health gate: up, but taking no requests yet. */
+  routable: boolean
 }
 
 /** A one-off dyno (`run.N`): one command, never restarted. */
@@ -112,6 +127,7 @@ export class AppDynos {
     private readonly settings: AgentSettings,
     private readonly ports: PortAllocator,
     private readonly log: LogSink,
+    private readonly routing: () => Routing,
   ) {
     const backoff = settings.restart_backoff
     this.supervisor = new Supervisor(
@@ -123,6 +139,30 @@ export class AppDynos {
       {onEvent: (event) => this.onEvent(event), onOutput: (key, block) => this.onOutput(key, block)},
     )
     this.records = new DynoRecordWriter(paths.dynos)
+  }
+
+  /** The app as the router sees it: the web dynos of the current release that are up and through their gate. */
+  readonly routed: RoutedApp = {
+    backends: () => {
+      const backends: Backend[] = []
+      for (const instance of this.instances.values()) if (instance.backend && instance.state === 'up' && instance.routable && instance.release === this.current?.v) backends.push(instance.backend)
+      return backends
+    },
+    whyNoBackend: () => {
+      const web = [...this.instances.values()].filter((instance) => instance.type === 'web' && instance.state !== 'stopping' && instance.release === this.current?.v)
+      if (web.length === 0) return 'none'
+      return web.some((instance) => instance.state === 'starting' || instance.state === 'up') ? 'starting' : 'crashed'
+    },
+    maintenance: () => this.routing().maintenance,
+    firstByteTimeoutMs: () => this.routing().request_timeout_seconds * 1000,
+    releaseDir: () => this.current?.dir,
+    balancer: new Balancer(),
+    log: (line) => this.log.append('router', undefined, line),
+  }
+
+  /** True once the app runs a release (the router may send it traffic). */
+  get serving(): boolean {
+    return this.current !== undefined
   }
 
   /** The dynos, in Procfile order then by number. */
@@ -152,12 +192,20 @@ export class AppDynos {
   async startRun({command, env = {}, attach, user}: {command: string[]; env?: Record<string, string>; attach: boolean; user: string}): Promise<{name: string; child: ChildProcess}> {
     const context = this.current
     if (context === undefined) throw new AppError(422, `app ${this.app} runs no slug yet; deploy one before running commands`)
+    checkEnvVars(env, 'variable')
+    const port = await this.ports.allocate()
+    // Named after the await, so two runs starting together never take the same name.
     let number = 1
     while (this.runs.has(`run.${number}`)) number++
     const name = `run.${number}`
-    const port = await this.ports.allocate()
     const argv = oneOffArgv(command, context.types)
-    const child = spawnArgvGroup({argv, cwd: context.dir, env: {...this.env(context, name, port), ...env, PORT: String(port), DYNO: name, PS: name}, profile: true})
+    let child: ChildProcess
+    try {
+      child = spawnArgvGroup({argv, cwd: context.dir, env: {...this.env(context, name, port), ...env, PORT: String(port), DYNO: name, PS: name}, profile: true})
+    } catch (error) {
+      this.ports.release(port)
+      throw new AppError(422, `cannot start ${name}: ${(error as Error).message.split('\n')[0]}`)
+    }
     const display = command.join(' ')
     const run: Run = {name, number, release: context.v, command: display, port, since: new Date(), child}
     this.runs.set(name, run)
@@ -252,24 +300,28 @@ export class AppDynos {
    * the old dynos stopped. If the new dynos fail, they are stopped, the old ones keep running, and
    * the error carries the new dynos' last lines.
    */
-  activate(plan: {v: number; dir: string; config: Record<string, string>; sourceVersion: string | null}): Promise<void> {
-    return this.serialised(() => this.switchTo(plan))
+  activate(plan: ReleaseParts, commit: () => Promise<void>): Promise<void> {
+    return this.serialised(() => this.switchTo(plan, commit))
   }
 
-  private async switchTo(plan: {v: number; dir: string; config: Record<string, string>; sourceVersion: string | null}): Promise<void> {
+  private async switchTo(plan: ReleaseParts, commit: () => Promise<void>): Promise<void> {
     const types = await readReleaseTypes(plan.dir, plan.v)
-    const context: ReleaseContext = {...plan, types}
+    const context: ReleaseContext = {...plan, types, checks: await readReleaseChecks(plan.dir, plan.v)}
     const formation = (await this.readFormation()) ?? initialFormation(types.map((type) => type.name))
     // Dynos already stopping (retired by the last switch) are on their way out.
     const old = [...this.instances.values()].filter((instance) => instance.state !== 'stopping')
     const fresh: Instance[] = []
     try {
-      for (const type of types) for (let number = 1; number <= (formation[type.name] ?? 0); number++) fresh.push(await this.launch(context, type, number))
-      await this.waitUp(fresh.filter((instance) => instance.type === 'web'), this.settings.deploy_timeout_seconds * 1000)
+      for (const type of types) for (let number = 1; number <= (formation[type.name] ?? 0); number++) fresh.push(await this.launch(context, type, number, {routable: false}))
+      await this.gate(context, fresh.filter((instance) => instance.type === 'web'))
+      // Recorded only once its dynos are up, and the old dynos go only once it is recorded.
+      await commit()
     } catch (error) {
       await this.removeInstances(fresh)
       throw error
     }
+    // The switch: from here the router sends new requests to the new dynos only.
+    for (const instance of fresh) instance.routable = true
     if (this.formation === undefined) {
       await writeFormation(this.paths.formation, formation)
       this.formation = formation
@@ -309,13 +361,14 @@ export class AppDynos {
     const others = chosen.filter((instance) => instance.type !== 'web' || context === undefined || instance.release !== context.v)
     for (const instance of chosen.filter((each) => !others.includes(each))) {
       const type = context!.types.find((each) => each.name === instance.type)!
-      const fresh = await this.launch(context!, type, instance.number)
+      const fresh = await this.launch(context!, type, instance.number, {routable: false})
       try {
-        await this.waitUp([fresh], this.settings.deploy_timeout_seconds * 1000)
+        await this.gate(context!, [fresh])
       } catch (error) {
         await this.removeInstances([fresh])
         throw error
       }
+      fresh.routable = true
       await this.removeInstances([instance])
     }
     if (others.length > 0) await this.supervisor.restart(others.map((instance) => instance.key))
@@ -334,25 +387,50 @@ export class AppDynos {
     this.current = context
     const formation = (await this.readFormation()) ?? {}
     const strays: Instance[] = []
-    for (const record of records) {
-      const alive = record.pid !== undefined && record.start_time !== undefined && processStartTime(record.pid) === record.start_time
+    // Oldest first: of two live dynos with one name (a restart the last agent did not finish), the
+    // first keeps the name and the other goes.
+    for (const record of [...records].sort((a, b) => (a.start_time ?? 0) - (b.start_time ?? 0))) {
       const fifo = this.fifoPath(record.key)
-      if (!alive) {
+      if (!isAlive(record)) {
+        this.ports.release(record.port)
         await rm(fifo, {force: true})
         continue
       }
       const type = context.types.find((each) => each.name === record.type)
-      const current = record.release === context.v && type?.command === record.command && !this.instances.has(record.key)
+      const named = [...this.instances.values()].some((instance) => instance.name === record.name && !strays.includes(instance))
+      const current = record.release === context.v && type?.command === record.command && !this.instances.has(record.key) && !named
       const number = Number(record.name.split('.').pop())
-      const instance: Instance = {...record, number, state: 'starting', since: new Date(), restarts: 0, tail: []}
+      const instance: Instance = {...record, number, state: 'starting', since: new Date(), restarts: 0, tail: [], routable: true, backend: record.type === 'web' ? new Backend(record.name, record.port) : undefined}
       this.instances.set(record.key, instance)
       this.ports.hold(record.port)
       const spec = current ? this.spec(context, instance, fifo) : {name: record.key, type: record.type, command: record.command, cwd: '/', env: {}, fifo}
       this.supervisor.adopt(spec, record.pid!, Date.now())
       if (!current || (formation[record.type] ?? 0) < number) strays.push(instance)
     }
-    await this.removeInstances(strays)
+    // Strays stop in the background: the formation (and the agent's API) need not wait their grace.
+    this.retire(strays)
     await this.matchFormation()
+  }
+
+  /**
+   * After an agent restart, for an app whose release cannot be restored (no slug yet, or a broken
+   * one): the dynos the last agent left are stopped rather than left running unsupervised.
+   */
+  reapOrphans(records: readonly DynoRecord[]): Promise<void> {
+    return this.serialised(async () => {
+      const live = records.filter((record) => isAlive(record) && !this.instances.has(record.key))
+      for (const record of live) {
+        this.supervisor.adopt({name: record.key, type: record.type, command: record.command, cwd: '/', env: {}, fifo: this.fifoPath(record.key)}, record.pid!, Date.now())
+        this.instances.set(record.key, {...record, number: Number(record.name.split('.').pop()), state: 'starting', since: new Date(), restarts: 0, tail: [], routable: false})
+        this.ports.hold(record.port)
+      }
+      for (const record of records.filter((each) => !isAlive(each))) {
+        this.ports.release(record.port)
+        await rm(this.fifoPath(record.key), {force: true})
+      }
+      this.retire([...this.instances.values()])
+      await this.persist()
+    })
   }
 
   /** Stops every dyno (with the stop grace) and forgets them. */
@@ -364,11 +442,14 @@ export class AppDynos {
     await this.persist()
   }
 
-  /** Leaves every dyno running for the next agent to adopt (an agent upgrade). */
+  /**
+   * Leaves every dyno running for the next agent to adopt (an agent upgrade). One-off runs are not
+   * adopted (their output and clients are the agent's): they stop with it.
+   */
   async detach(): Promise<void> {
     for (const instance of this.instances.values()) instance.boot?.abort()
     this.supervisor.detach()
-    await this.persist()
+    await Promise.all([this.persist(), this.stopRuns()])
   }
 
   /** One-off runs get SIGTERM, then SIGKILL after the stop grace. */
@@ -376,6 +457,8 @@ export class AppDynos {
     const pids = [...this.runs.values()].flatMap((run) => (run.child.pid === undefined ? [] : [run.child.pid]))
     for (const pid of pids) signalGroup(pid, 'SIGTERM')
     await killGroupsAfter(pids, this.settings.stop_grace_seconds * 1000)
+    // A process that left its run's group may still hold the pipes: it must not keep the agent up.
+    for (const run of this.runs.values()) releaseChild(run.child)
   }
 
   private serialised<T>(work: () => Promise<T>): Promise<T> {
@@ -384,10 +467,12 @@ export class AppDynos {
     return result
   }
 
-  private async launch(context: ReleaseContext, type: ProcessType, number: number): Promise<Instance> {
+  /** Starts a dyno; `routable: false` keeps a web dyno out of the router until its gate passes. */
+  private async launch(context: ReleaseContext, type: ProcessType, number: number, {routable = true} = {}): Promise<Instance> {
     const name = `${type.name}.${number}`
     const key = `${name}@${randomBytes(4).toString('hex')}`
-    const instance: Instance = {key, name, type: type.name, number, release: context.v, command: type.command, port: await this.ports.allocate(), state: 'starting', since: new Date(), restarts: 0, tail: []}
+    const port = await this.ports.allocate()
+    const instance: Instance = {key, name, type: type.name, number, release: context.v, command: type.command, port, state: 'starting', since: new Date(), restarts: 0, tail: [], routable, backend: type.name === 'web' ? new Backend(name, port) : undefined}
     const fifo = this.fifoPath(key)
     await mkdir(this.paths.fifos, {recursive: true, mode: 0o700})
     await execa('mkfifo', ['-m', '600', fifo])
@@ -432,6 +517,34 @@ export class AppDynos {
     }
   }
 
+  /**
+   * The health gate of new web dynos: each must be up (accept on its PORT) and pass the release's
+   * HTTP checks (app.json `healthchecks.web`), all within the deploy timeout.
+   */
+  private async gate(context: ReleaseContext, instances: readonly Instance[]): Promise<void> {
+    const timeoutMs = this.settings.deploy_timeout_seconds * 1000
+    const deadline = Date.now() + timeoutMs
+    await this.waitUp(instances, timeoutMs)
+    if (context.checks.length === 0 || instances.length === 0) return
+    const signal = AbortSignal.timeout(Math.max(0, deadline - Date.now()))
+    const host = this.routing().domains.find((domain) => !domain.hostname.startsWith('*.'))?.hostname ?? 'localhost'
+    const failures = await Promise.all(
+      instances.map(async (instance) => {
+        for (const check of context.checks) {
+          const why = await runHealthCheck(check, instance.port, host, signal)
+          if (why !== undefined) return {instance, why: signal.aborted ? `${why}; the deploy timeout of ${timeoutMs / 1000} s ran out` : why}
+        }
+        this.log.append('agent', instance.name, `Health check passed: ${context.checks.map((check) => `GET ${check.path}`).join(', ')}`)
+        return undefined
+      }),
+    )
+    const failed = failures.find((failure) => failure !== undefined)
+    if (failed !== undefined) {
+      this.log.append('agent', failed.instance.name, `Health check failed: ${failed.why}`)
+      throw this.notUp(failed.instance, `failed its health check: ${failed.why}`)
+    }
+  }
+
   private notUp(instance: Instance, what: string): AppError {
     const lines = instance.crash?.tail ?? instance.tail
     const tail = lines.length > 0 ? `; its last lines: ${lines.join(' | ')}` : '; it wrote nothing'
@@ -453,6 +566,9 @@ export class AppDynos {
       instance.state = 'stopping'
       instance.since = new Date()
     }
+    // Out of the router now (stopping); their requests in flight finish before the SIGTERM.
+    const deadline = Date.now() + this.settings.drain_timeout_seconds * 1000
+    await Promise.all(instances.map((instance) => instance.backend?.drain(deadline)))
     await this.supervisor.remove(instances.map((instance) => instance.key))
     for (const instance of instances) {
       this.instances.delete(instance.key)
@@ -550,7 +666,9 @@ export class AppDynos {
     const timeoutMs = this.settings.boot_timeout_seconds * 1000
     void waitForAccept(instance.port, Date.now() + timeoutMs, boot.signal).then((accepted) => {
       if (boot.signal.aborted || instance.state !== 'starting') return
-      if (accepted) {
+      if (accepted !== undefined) {
+        // The router connects where the dyno listens (a dyno on `localhost` may be on ::1 only).
+        if (instance.backend) instance.backend.host = accepted
         this.log.append('agent', instance.name, 'State changed from starting to up')
         instance.state = 'up'
         instance.since = new Date()
@@ -561,6 +679,20 @@ export class AppDynos {
       instance.bootTimedOut = true
       this.supervisor.crash(instance.key)
     })
+  }
+}
+
+/** True when the process a record names still runs (the same process: its start time matches). */
+function isAlive(record: DynoRecord): boolean {
+  return record.pid !== undefined && record.start_time !== undefined && processStartTime(record.pid) === record.start_time
+}
+
+/** A release's HTTP health checks from its app.json (a broken app.json refuses the release). */
+export async function readReleaseChecks(dir: string, v: number): Promise<HealthCheck[]> {
+  try {
+    return await readWebHealthChecks(dir, `v${v}:app.json`)
+  } catch (error) {
+    throw new AppError(422, (error as Error).message)
   }
 }
 

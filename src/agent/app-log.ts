@@ -3,6 +3,7 @@ import {open, rename, rm, type FileHandle} from 'node:fs/promises'
 import {join} from 'node:path'
 import type {Writable} from 'node:stream'
 
+import {incompleteUtf8Tail} from '../runtime/line-splitter.js'
 import type {LogSink, LogSource} from './log-sink.js'
 
 const LOG_SOURCES: readonly string[] = ['app', 'agent', 'router'] satisfies LogSource[]
@@ -44,6 +45,12 @@ const DEFAULT_FILE_BYTES = 10 * 1024 ** 2
 const DEFAULT_FILES = 5
 const DEFAULT_WRITE_QUEUE_BYTES = 1024 ** 2
 
+/**
+ * The most bytes of text one entry holds: a longer line becomes several entries, as Heroku splits
+ * a dyno's long line into 10,000-byte pieces, so the lines kept in memory stay bounded.
+ */
+export const MAX_ENTRY_BYTES = 10_000
+
 /** What a tail session holds while its reader is slow; past either bound it drops lines (L11). */
 const TAIL_QUEUE_LINES = 1000
 const TAIL_QUEUE_BYTES = 1024 ** 2
@@ -73,10 +80,15 @@ export class AppLog implements LogSink {
     }
   }
 
-  /** Adds `text` (one line; several lines become several entries with the same time). */
+  /**
+   * Adds `text` (one line; several lines, or a line longer than MAX_ENTRY_BYTES, become several
+   * entries with the same time).
+   */
   append(source: LogSource, ps: string | undefined, text: string): void {
     const time = nowMicros()
-    for (const line of text.replace(/\n$/, '').split('\n')) this.add({time, source, ps, line: formatLogLine(time, source, ps, line)})
+    for (const line of text.replace(/\n$/, '').split('\n')) {
+      for (const piece of piecesOf(line)) this.add({time, source, ps, line: formatLogLine(time, source, ps, piece)})
+    }
   }
 
   /** Adds a block of whole lines, each ending in "\n", as a dyno's output arrives. */
@@ -150,9 +162,26 @@ export function parseLogLine(line: string): LogEntry | undefined {
   return {time: Date.parse(`${match[1]}Z`) * 1000 + Number(match[2]), source: match[3] as LogSource, ps: match[4], line}
 }
 
+/** `line` cut into pieces of at most MAX_ENTRY_BYTES of UTF-8, never inside a character. */
+function piecesOf(line: string): string[] {
+  // No character takes more than 3 UTF-8 bytes per UTF-16 unit: most lines need no encoding at all.
+  if (line.length * 3 <= MAX_ENTRY_BYTES) return [line]
+  const bytes = Buffer.from(line)
+  const pieces: string[] = []
+  for (let start = 0; start < bytes.length; ) {
+    const piece = bytes.subarray(start, start + MAX_ENTRY_BYTES)
+    const end = start + piece.length - (piece.length < MAX_ENTRY_BYTES ? 0 : incompleteUtf8Tail(piece))
+    pieces.push(bytes.toString('utf8', start, end))
+    start = end
+  }
+  return pieces
+}
+
 function matches(entry: LogEntry, filter: LogFilter): boolean {
   if (filter.source !== undefined && entry.source !== filter.source) return false
   if (filter.ps === undefined || entry.ps === filter.ps) return true
+  // `--ps router` as on Heroku: the router's lines name no dyno of their own.
+  if (filter.ps === 'router') return entry.source === 'router'
   // A process type matches each of its dynos.
   return !filter.ps.includes('.') && entry.ps?.startsWith(`${filter.ps}.`) === true
 }

@@ -24,11 +24,12 @@ export interface ReleasePlan {
 }
 
 /**
- * Puts a release's dynos in place before the release is recorded (the dyno manager's switch). If
- * it throws, nothing is recorded and the release's files are removed: the app keeps running what
- * it ran.
+ * Puts a release's dynos in place around its recording (the dyno manager's switch): the new dynos
+ * start and come up, then `commit` records the release, and only then are the old dynos stopped.
+ * If the new dynos fail or `commit` throws, the new dynos are stopped, nothing is recorded and the
+ * release's files are removed: the app keeps running what it ran.
  */
-export type Activate = (plan: ReleasePlan) => Promise<void>
+export type Activate = (plan: ReleasePlan, commit: () => Promise<void>) => Promise<void>
 
 /** The apps on this host: their config vars (config.json, 0600) and release ledgers. */
 export class AppStore {
@@ -53,8 +54,10 @@ export class AppStore {
     await writeFileAtomic(app.config, '{}\n', 0o600)
   }
 
+  /** The config vars: the current release's (the ledger is the record), or config.json before any release. */
   async config(name: string): Promise<Record<string, string>> {
-    return readConfig((await this.existing(name)).config)
+    const app = await this.existing(name)
+    return {...((await this.ledger(name).current())?.config ?? (await readConfig(app.config)))}
   }
 
   /**
@@ -62,14 +65,15 @@ export class AppStore {
    * with the new config. Keys are checked first, so a bad request changes nothing.
    */
   async patchConfig(name: string, changes: Record<string, string | null>, user: string, slugPath: SlugPath, activate?: Activate): Promise<{config: Record<string, string>; release: Release}> {
-    const bad = Object.keys(changes).find((key) => !ENV_KEY.test(key))
-    if (bad !== undefined) throw new AppError(422, `invalid config var name "${bad}": letters, digits, "_", "." and "-", not starting with a digit`)
+    checkEnvVars(changes, 'config var')
     return this.serialised(name, async () => {
       const config = await this.config(name)
       for (const [key, value] of Object.entries(changes)) {
         if (value === null) delete config[key]
         else config[key] = value
       }
+      const size = Object.entries(config).reduce((total, [key, value]) => total + Buffer.byteLength(key) + Buffer.byteLength(value), 0)
+      if (size > MAX_CONFIG_BYTES) throw new AppError(422, `the config vars would take ${size} bytes; an app's config vars may take at most ${MAX_CONFIG_BYTES} (keep files and certificates out of them)`)
       const current = await this.ledger(name).current()
       const set = Object.keys(changes).filter((key) => changes[key] !== null)
       const unset = Object.keys(changes).filter((key) => changes[key] === null)
@@ -103,25 +107,45 @@ export class AppStore {
 
   /**
    * Records a release in three steps, so a failure at any one leaves the app as it was: the slug is
-   * extracted to releases/vN (a slug that cannot be extracted is refused), `activate` puts its dynos
-   * in place, and only then is the release appended to the ledger and the config file updated.
+   * extracted to releases/vN (a slug that cannot be extracted is refused), `activate` brings its
+   * dynos up, and the release is appended to the ledger before the old dynos go. The ledger is the
+   * record: config.json follows it, and is set right at the agent's start if a crash came between.
    */
   private async release(name: string, entry: Omit<Release, 'v' | 'created_at'>, slugPath: SlugPath, activate?: Activate): Promise<Release> {
     const app = await this.existing(name)
     const ledger = this.ledger(name)
     const v = ((await ledger.current())?.v ?? 0) + 1
     const dir = app.releaseDir(v)
+    let recorded: Release | undefined
+    // Throws only when nothing was recorded.
+    const commit = async () => {
+      recorded = await ledger.append(entry)
+      // The release stands once recorded; a config.json not written now is set right at the next start.
+      await writeFileAtomic(app.config, `${JSON.stringify(entry.config, null, 2)}\n`, 0o600).catch((error: Error) => {
+        process.stderr.write(`dev-agent: cannot write ${app.config}: ${error.message}\n`)
+      })
+    }
     if (entry.slug !== null) await extractRelease(slugPath(entry.slug), dir)
     try {
-      if (entry.slug !== null) await activate?.({v, dir, slug: entry.slug, config: entry.config, sourceVersion: entry.source_version ?? null})
-      const release = await ledger.append(entry)
-      if (release.v !== v) throw new Error(`release v${release.v} recorded where v${v} was prepared`)
-      await writeFileAtomic(app.config, `${JSON.stringify(entry.config, null, 2)}\n`, 0o600)
-      return release
+      if (entry.slug !== null && activate) await activate({v, dir, slug: entry.slug, config: entry.config, sourceVersion: entry.source_version ?? null}, commit)
+      else await commit()
     } catch (error) {
       await rm(dir, {recursive: true, force: true})
       throw error
     }
+    return recorded!
+  }
+
+  /**
+   * At the agent's start: config.json says what the ledger's current release says (a crash between
+   * recording a release and writing config.json leaves it one release behind).
+   */
+  async reconcileConfig(name: string): Promise<void> {
+    const current = await this.ledger(name).current()
+    if (current === undefined) return
+    const app = this.paths.app(name)
+    const text = `${JSON.stringify(current.config, null, 2)}\n`
+    if ((await readFile(app.config, 'utf8').catch(() => '')) !== text) await writeFileAtomic(app.config, text, 0o600)
   }
 
   /** The app's current release, if it has one. */
@@ -177,6 +201,22 @@ export class AppStore {
   private async existing(name: string) {
     if (!(await this.list()).includes(name)) throw new AppError(404, `no app named ${name}`)
     return this.paths.app(name)
+  }
+}
+
+/** All of an app's config vars, keys and values: what fits every dyno's environment with room to spare. */
+export const MAX_CONFIG_BYTES = 64 * 1024
+
+/**
+ * Refuses (422) a variable a process environment cannot hold: a bad name, a NUL in its value (the
+ * kernel would cut it there), or a value over 32 KiB.
+ */
+export function checkEnvVars(vars: Record<string, string | null>, what: string): void {
+  for (const [key, value] of Object.entries(vars)) {
+    if (!ENV_KEY.test(key) || key.length > 255) throw new AppError(422, `invalid ${what} name "${key.slice(0, 64)}": up to 255 letters, digits, "_", "." and "-", not starting with a digit`)
+    if (value === null) continue
+    if (value.includes('\0')) throw new AppError(422, `${what} ${key} holds a NUL character, which no environment can carry`)
+    if (Buffer.byteLength(value) > 32 * 1024) throw new AppError(422, `${what} ${key} is ${Buffer.byteLength(value)} bytes; a value may take at most 32768`)
   }
 }
 

@@ -1,4 +1,4 @@
-import {createHash} from 'node:crypto'
+import {createHash, randomBytes} from 'node:crypto'
 import {createWriteStream} from 'node:fs'
 import {mkdir, rename, rm, stat, utimes} from 'node:fs/promises'
 import {join} from 'node:path'
@@ -50,7 +50,8 @@ export class BlobStore {
   async put(sha256: string, body: Readable, maxBytes: number): Promise<{created: boolean}> {
     this.checkName(sha256)
     await mkdir(this.dir, {recursive: true, mode: 0o700})
-    const partial = `${this.path(sha256)}.upload-${process.pid}-${Date.now()}`
+    // Uploads of one file may overlap: each writes a file of its own, never one another's.
+    const partial = `${this.path(sha256)}.upload-${randomBytes(8).toString('hex')}`
     const hash = createHash('sha256')
     let size = 0
     try {
@@ -59,7 +60,7 @@ export class BlobStore {
         if (size > maxBytes) body.destroy(new AppError(413, `${this.noun} over ${maxBytes} bytes`))
         hash.update(chunk)
       })
-      await pipeline(body, createWriteStream(partial, {mode: 0o600}))
+      await pipeline(body, createWriteStream(partial, {mode: 0o600, flags: 'wx'}))
       const actual = hash.digest('hex')
       if (actual !== sha256) throw new AppError(422, `the upload's sha256 is ${actual}, not ${sha256}: it was damaged on the way or mislabelled`)
       return await this.moveIn(sha256, partial)

@@ -10,6 +10,10 @@ import {AppStore} from './app-store.js'
 import {DynoManager} from './dyno-manager.js'
 import {logRoutes} from './log-routes.js'
 import {SlugStore} from './slug-store.js'
+import {routingRoutes} from './routing-routes.js'
+import {RoutingStore} from './routing-store.js'
+import {DevError} from '../runtime/dev-error.js'
+import {Router} from '../router/router.js'
 
 /**
  * `dev-agent daemon`: restores every app's formation (adopting the dynos that outlived the last
@@ -35,26 +39,42 @@ export async function runDaemon(home: string, {keepDynos}: {keepDynos: boolean})
     return log
   }
   const apps = new AppStore(home)
-  const dynos = new DynoManager(paths, settings, logFor)
+  const routing = new RoutingStore((app) => paths.app(app).dir)
+  await routing.load(await apps.list())
+  const dynos = new DynoManager(paths, settings, logFor, routing)
+  // The router's port is taken first: an agent that cannot have it stops before touching a dyno.
+  const router = new Router((host) => dynos.routeFor(host))
+  const routerPort = await router.listen(settings.router_port, settings.router_host).catch((error: NodeJS.ErrnoException) => {
+    throw new DevError(`the router cannot listen on port ${settings.router_port} (${error.code ?? error.message}); free it or set router_port in ${paths.settings}`)
+  })
   await dynos.restore(apps)
   // Only an app that exists has a log (the name comes from a URL).
   const existingLog = async (app: string) => {
     await apps.config(app)
     return logFor(app)
   }
-  const server = await startApiServer({home, apps, slugs: new SlugStore(home), dynos, logFor, settings}, [...logRoutes(existingLog), ...buildRoutes({home, apps})])
-  process.stderr.write(`dev-agent listening on ${paths.socket}\n`)
+  const existing = async (app: string) => {
+    await apps.config(app)
+    return app
+  }
+  const api = await startApiServer({home, apps, slugs: new SlugStore(home), dynos, logFor, settings}, [
+    ...logRoutes(existingLog),
+    ...buildRoutes({home, apps}),
+    ...routingRoutes({routing, existing, logFor}),
+  ])
+  process.stderr.write(`dev-agent listening on ${paths.socket}, router on port ${routerPort}\n`)
 
   const signal = await new Promise<NodeJS.Signals>((resolve) => {
     process.once('SIGTERM', resolve)
     process.once('SIGINT', resolve)
   })
   process.stderr.write(`dev-agent: ${signal}: ${keepDynos ? 'leaving the dynos running' : 'stopping the dynos'}\n`)
-  const closed = new Promise<void>((resolve) => server.close(() => resolve()))
   // Held deploy locks and live log streams are open connections; they end with the agent.
-  server.closeAllConnections()
-  await closed
+  api.close()
+  await router.close()
+  // Not waiting for the connections to be gone: attached runs keep theirs until their runs stop.
   await (keepDynos ? dynos.detach() : dynos.shutdown())
+  api.closeAttached()
   await Promise.all([...logs.values()].map((log) => log.close()))
   return 0
 }

@@ -1,10 +1,12 @@
 import type {agentPaths} from './agent-home.js'
 import type {AgentSettings} from './agent-settings.js'
-import {AppDynos, readReleaseTypes} from './app-dynos.js'
+import {AppDynos, readReleaseChecks, readReleaseTypes} from './app-dynos.js'
 import type {AppStore} from './app-store.js'
 import {readDynoRecords} from './dyno-records.js'
 import type {LogSink} from './log-sink.js'
 import {PortAllocator} from './port-allocator.js'
+import type {RoutingStore} from './routing-store.js'
+import type {RoutedApp} from '../router/router.js'
 
 /** The dynos of every app on the host, sharing one port range. */
 export class DynoManager {
@@ -15,6 +17,7 @@ export class DynoManager {
     private readonly paths: ReturnType<typeof agentPaths>,
     private readonly settings: AgentSettings,
     private readonly logFor: (app: string) => LogSink,
+    private readonly routing: RoutingStore,
   ) {
     this.ports = new PortAllocator(settings.dyno_port_range)
   }
@@ -22,7 +25,7 @@ export class DynoManager {
   app(name: string): AppDynos {
     let dynos = this.apps.get(name)
     if (!dynos) {
-      dynos = new AppDynos(name, this.paths.app(name), this.settings, this.ports, this.logFor(name))
+      dynos = new AppDynos(name, this.paths.app(name), this.settings, this.ports, this.logFor(name), () => this.routing.get(name))
       this.apps.set(name, dynos)
     }
     return dynos
@@ -30,23 +33,47 @@ export class DynoManager {
 
   /**
    * At the agent's start: every app runs its current release again, adopting the dynos that
-   * outlived the previous agent and starting the missing ones.
+   * outlived the previous agent and starting the missing ones. An app whose release cannot run has
+   * the dynos the last agent left stopped, never left unsupervised.
    */
   async restore(store: AppStore): Promise<void> {
+    const apps = await Promise.all((await store.list()).map(async (name) => ({name, records: await readDynoRecords(this.paths.app(name).dynos)})))
+    // Every app's surviving dynos keep their ports before any app starts a new dyno.
+    for (const {records} of apps) for (const record of records) this.ports.hold(record.port)
     await Promise.all(
-      (await store.list()).map(async (name) => {
-        const release = await store.current(name)
-        if (release?.slug == null) return
-        const dir = this.paths.app(name).releaseDir(release.v)
+      apps.map(async ({name, records}) => {
+        await store.reconcileConfig(name).catch(() => {})
+        const release = await store.current(name).catch(() => undefined)
         try {
-          const types = await readReleaseTypes(dir, release.v)
-          const records = await readDynoRecords(this.paths.app(name).dynos)
-          await this.app(name).restore({v: release.v, dir, config: release.config, sourceVersion: release.source_version ?? null, types}, records)
+          if (release?.slug == null) {
+            await this.app(name).reapOrphans(records)
+            return
+          }
+          const dir = this.paths.app(name).releaseDir(release.v)
+          const [types, checks] = await Promise.all([readReleaseTypes(dir, release.v), readReleaseChecks(dir, release.v)])
+          await this.app(name).restore({v: release.v, dir, config: release.config, sourceVersion: release.source_version ?? null, types, checks}, records)
         } catch (error) {
-          this.logFor(name).append('agent', 'api', `Error: could not restore v${release.v}: ${(error as Error).message}`)
+          this.logFor(name).append('agent', 'api', `Error: could not restore v${release!.v}: ${(error as Error).message}`)
+          await this.app(name).reapOrphans(records)
         }
       }),
     )
+  }
+
+  /**
+   * The app a request's Host goes to: the app with that domain, else, when the host serves exactly
+   * one app, that one.
+   */
+  routeFor(host: string): RoutedApp | undefined {
+    const named = this.routing.appFor(host)
+    if (named !== undefined) return this.apps.get(named)?.routed
+    let only: AppDynos | undefined
+    for (const dynos of this.apps.values()) {
+      if (!dynos.serving) continue
+      if (only !== undefined) return undefined
+      only = dynos
+    }
+    return only?.routed
   }
 
   /** Stops every dyno of every app, each with the stop grace. */

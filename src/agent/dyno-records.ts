@@ -41,7 +41,7 @@ export class DynoRecordWriter {
 
   save(records: () => DynoRecord[]): Promise<void> {
     this.pending = records
-    this.writing ??= this.drain().finally(() => (this.writing = undefined))
+    this.writing ??= this.drain()
     return this.writing
   }
 
@@ -53,5 +53,7 @@ export class DynoRecordWriter {
         process.stderr.write(`dev-agent: cannot write ${this.path}: ${error.message}\n`)
       })
     }
+    // Cleared in the same step as the last look at `pending`: a later save starts a new drain.
+    this.writing = undefined
   }
 }

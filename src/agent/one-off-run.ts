@@ -1,14 +1,16 @@
 import type {ChildProcess} from 'node:child_process'
-import type {IncomingMessage} from 'node:http'
+import {STATUS_CODES, type IncomingMessage} from 'node:http'
 import {constants} from 'node:os'
-import type {Duplex} from 'node:stream'
+import type {Duplex, Writable} from 'node:stream'
 
 import {z} from 'zod'
 
 import {ENV_KEY} from '../runtime/env-file.js'
 import {signalGroup} from '../runtime/process-group.js'
+import {decodePathParam, errorId, requestUrl} from './api-route.js'
 import {AppError} from './app-error.js'
 import type {AppDynos} from './app-dynos.js'
+import type {LogSink} from './log-sink.js'
 import {encodeFrame, Frame, FrameParser} from './run-protocol.js'
 
 /** What a one-off run asks for: the command as argv (a Procfile type's name runs its command). */
@@ -31,97 +33,162 @@ const PATH = /^\/apps\/([^/]+)\/dynos$/
  * connection. When the connection drops before the run ends, the run gets SIGHUP, then SIGKILL
  * after the stop grace (logged R16).
  */
-export function runUpgradeHandler(deps: {dynosOf: (app: string) => Promise<AppDynos>; graceMs: number}) {
+export function runUpgradeHandler(deps: {dynosOf: (app: string) => Promise<AppDynos>; logFor: (app: string) => LogSink; graceMs: number}) {
   return (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
-    const path = new URL(req.url ?? '/', 'http://agent').pathname
-    const match = PATH.exec(path)
-    if (req.method !== 'POST' || !match || String(req.headers.upgrade).toLowerCase() !== 'dev-run') {
-      refuse(socket, 404, `no upgrade to ${String(req.headers.upgrade)} at ${req.method} ${path}; attached runs are POST /apps/:app/dynos with Upgrade: dev-run`)
+    // Watching the connection comes first: a client may go while anything below waits.
+    const session = new AttachedSession(socket, deps.graceMs)
+    let app: string
+    try {
+      const path = requestUrl(req).pathname
+      const match = PATH.exec(path)
+      if (req.method !== 'POST' || !match || String(req.headers.upgrade).toLowerCase() !== 'dev-run') {
+        throw new AppError(404, `no upgrade to ${String(req.headers.upgrade)} at ${req.method} ${path}; attached runs are POST /apps/:app/dynos with Upgrade: dev-run`)
+      }
+      app = decodePathParam(match[1]!)
+    } catch (error) {
+      refuse(socket, error)
       return
     }
-    const app = decodeURIComponent(match[1]!)
     const user = String(req.headers['dev-user'] ?? 'unknown')
     deps.dynosOf(app).then(
       (dynos) => {
-        socket.write('HTTP/1.1 101 Switching Protocols\r\nUpgrade: dev-run\r\nConnection: Upgrade\r\n\r\n')
-        attach(socket, head, dynos, user, deps.graceMs)
+        // Nothing is started for a client already gone (a run cut short may do more harm than none).
+        if (session.clientGone) deps.logFor(app).append('agent', 'api', `Attached run by ${user} not started: the client went away first`)
+        else session.begin(dynos, user, head)
       },
-      (error: unknown) => refuse(socket, error instanceof AppError ? error.status : 500, error instanceof AppError ? error.message : 'internal error; see the agent log'),
+      (error: unknown) => refuse(socket, error),
     )
   }
 }
 
 /** Answers an upgrade request with a plain HTTP error and closes the connection. */
-function refuse(socket: Duplex, status: number, message: string): void {
-  const body = `${JSON.stringify({id: status === 404 ? 'not_found' : 'bad_request', message})}\n`
-  socket.end(`HTTP/1.1 ${status} Refused\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`)
+function refuse(socket: Duplex, error: unknown): void {
+  const status = error instanceof AppError ? error.status : 500
+  if (!(error instanceof AppError)) console.error(error)
+  const body = `${JSON.stringify({id: errorId(status), message: error instanceof AppError ? error.message : 'internal error; see the agent log'})}\n`
+  const answer = `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`
+  socket.end(answer, () => socket.destroy())
 }
 
-function attach(socket: Duplex, head: Buffer, dynos: AppDynos, user: string, graceMs: number): void {
-  const parser = new FrameParser()
-  let child: ChildProcess | undefined
-  let ended = false
-  const finish = (result: {status: number} | {error: string}) => {
-    if (ended) return
-    ended = true
-    socket.end(encodeFrame(Frame.exit, JSON.stringify(result)))
+/**
+ * One attached run on its upgraded connection. Frames are handled one at a time, in order; the
+ * connection is not read while one waits (the run starting, or its stdin full), so a client that
+ * writes faster than the run reads is held back rather than filling the agent's memory.
+ */
+class AttachedSession {
+  private readonly parser = new FrameParser()
+  private readonly frames: {type: number; payload: Buffer}[] = []
+  private dynos: AppDynos | undefined
+  private user = 'unknown'
+  private child: ChildProcess | undefined
+  private handling = false
+  /** The exit frame is sent: nothing more is read. */
+  private ended = false
+  private gone = false
+  private hungUp = false
+
+  constructor(
+    private readonly socket: Duplex,
+    private readonly graceMs: number,
+  ) {
+    socket.on('error', () => {})
+    // Nothing is read before the app is known to exist (begin).
+    socket.pause()
+    socket.on('data', (chunk: Buffer) => this.read(chunk))
+    // The client's end of the stream means it is gone (its stdin ends with a frame, not with EOF);
+    // upgraded sockets are half-open, so nothing would close ours otherwise.
+    socket.once('end', () => socket.destroy())
+    socket.once('close', () => {
+      this.gone = true
+      this.hangUp()
+    })
   }
-  const onFrames = async (chunk: Buffer) => {
-    let frames
+
+  get clientGone(): boolean {
+    return this.gone
+  }
+
+  begin(dynos: AppDynos, user: string, head: Buffer): void {
+    this.dynos = dynos
+    this.user = user
+    this.socket.write('HTTP/1.1 101 Switching Protocols\r\nUpgrade: dev-run\r\nConnection: Upgrade\r\n\r\n')
+    this.read(head)
+  }
+
+  private read(chunk: Buffer): void {
     try {
-      frames = parser.push(chunk)
+      this.frames.push(...this.parser.push(chunk))
     } catch (error) {
-      finish({error: (error as Error).message})
+      this.finish({error: (error as Error).message})
       return
     }
-    for (const {type, payload} of frames) {
-      if (ended) return
-      if (child === undefined) {
-        if (type !== Frame.request) return finish({error: 'the first frame must be the run request'})
-        child = await start(payload)
-        if (child === undefined) return
-        continue
-      }
-      if (type === Frame.stdin) child.stdin?.write(payload)
-      else if (type === Frame.stdinEnd) child.stdin?.end()
-      else if (type === Frame.signal && CLIENT_SIGNALS.has(payload.toString()) && child.pid !== undefined) signalGroup(child.pid, payload.toString() as NodeJS.Signals)
-    }
+    this.handleFrames().catch((error: unknown) => {
+      console.error(error)
+      this.finish({error: 'internal error; see the agent log'})
+    })
   }
-  const start = async (payload: Buffer): Promise<ChildProcess | undefined> => {
+
+  private async handleFrames(): Promise<void> {
+    if (this.handling) return
+    this.handling = true
+    this.socket.pause()
+    while (!this.ended && !this.gone && this.frames.length > 0) await this.handle(this.frames.shift()!)
+    this.handling = false
+    if (!this.ended && !this.gone) this.socket.resume()
+  }
+
+  private async handle({type, payload}: {type: number; payload: Buffer}): Promise<void> {
+    const child = this.child
+    if (child === undefined) {
+      if (type !== Frame.request) this.finish({error: 'the first frame must be the run request'})
+      else await this.start(payload)
+      return
+    }
+    if (type === Frame.stdin) {
+      if (!child.stdin!.write(payload)) await drained(child.stdin!)
+    } else if (type === Frame.stdinEnd) child.stdin!.end()
+    else if (type === Frame.signal && CLIENT_SIGNALS.has(payload.toString()) && child.pid !== undefined) signalGroup(child.pid, payload.toString() as NodeJS.Signals)
+  }
+
+  private async start(payload: Buffer): Promise<void> {
     let request: RunRequest
     try {
       const parsed = RunRequest.safeParse(JSON.parse(payload.toString()))
       if (!parsed.success) throw new Error(`invalid run request at ${parsed.error.issues[0]!.path.join('.') || 'the top'}: ${parsed.error.issues[0]!.message}`)
       request = parsed.data
     } catch (error) {
-      finish({error: (error as Error).message})
-      return undefined
+      this.finish({error: (error as Error).message})
+      return
     }
-    let run: ChildProcess
+    let child: ChildProcess
     try {
-      run = (await dynos.startRun({...request, attach: true, user})).child
+      child = (await this.dynos!.startRun({...request, attach: true, user: this.user})).child
     } catch (error) {
-      finish({error: error instanceof AppError ? error.message : 'internal error; see the agent log'})
-      return undefined
+      this.finish({error: error instanceof AppError ? error.message : 'internal error; see the agent log'})
+      return
     }
-    relay(run, socket)
-    run.stdin?.on('error', () => {})
-    run.once('close', (code, signal) => finish({status: code ?? 128 + signalNumber(signal)}))
-    return run
+    this.child = child
+    child.stdin!.on('error', () => {})
+    relay(child, this.socket)
+    child.once('close', (code, signal) => this.finish({status: code ?? 128 + signalNumber(signal)}))
+    // The client may have gone while the run started.
+    if (this.gone) this.hangUp()
   }
-  // Frames are handled in order, each chunk after the one before (starting the run takes a moment).
-  let handled = Promise.resolve()
-  const onData = (chunk: Buffer) => {
-    handled = handled.then(() => onFrames(chunk))
+
+  /** The exit frame, then the connection closes (a run still going then gets its SIGHUP). */
+  private finish(result: {status: number} | {error: string}): void {
+    if (this.ended) return
+    this.ended = true
+    this.socket.end(encodeFrame(Frame.exit, JSON.stringify(result)), () => this.socket.destroy())
   }
-  socket.on('data', onData)
-  socket.on('error', () => {})
-  // The client's end of the stream means it is gone (its stdin ends with a frame, not with EOF);
-  // upgraded sockets are half-open, so nothing would close ours otherwise.
-  socket.once('end', () => socket.destroy())
-  socket.once('close', () => {
-    if (ended || child?.pid === undefined || child.exitCode !== null || child.signalCode !== null) return
+
+  /** The client is gone: a run still going gets SIGHUP, and SIGKILL after the grace (R16). */
+  private hangUp(): void {
+    const child = this.child
+    if (this.hungUp || child?.pid === undefined || child.exitCode !== null || child.signalCode !== null) return
+    this.hungUp = true
     const pid = child.pid
+    const dynos = this.dynos!
     dynos.runDisconnected(pid)
     signalGroup(pid, 'SIGHUP')
     setTimeout(() => {
@@ -129,12 +196,28 @@ function attach(socket: Duplex, head: Buffer, dynos: AppDynos, user: string, gra
         dynos.runLost(pid)
         signalGroup(pid, 'SIGKILL')
       }
-    }, graceMs).unref()
-  })
-  if (head.length > 0) onData(head)
+    }, this.graceMs).unref()
+  }
 }
 
-/** The run's stdout and stderr as frames; the run waits while the client reads slowly. */
+/** Resolves when `stream` takes writes again, or when it never will (the run is gone, or its stdin ended). */
+function drained(stream: Writable): Promise<void> {
+  return new Promise((resolve) => {
+    if (stream.destroyed || stream.writableEnded) return resolve()
+    const done = () => {
+      stream.off('drain', done)
+      stream.off('close', done)
+      resolve()
+    }
+    stream.once('drain', done)
+    stream.once('close', done)
+  })
+}
+
+/**
+ * The run's stdout and stderr as frames; the run waits while the client reads slowly. Once the
+ * client is gone the output is read and dropped, so the run can end (and be seen to).
+ */
 function relay(child: ChildProcess, socket: Duplex): void {
   for (const [stream, type] of [
     [child.stdout!, Frame.stdout],
@@ -147,6 +230,7 @@ function relay(child: ChildProcess, socket: Duplex): void {
         socket.once('drain', () => stream.resume())
       }
     })
+    socket.once('close', () => stream.resume())
   }
 }
 

@@ -6,6 +6,9 @@ import {endAfterHangUp} from '../cli/exit-status.js'
 import {withOptionalValues} from '../cli/optional-value.js'
 import {startApp} from '../runtime/start-app.js'
 
+/** Where a bare --router listens. */
+const DEFAULT_ROUTER_PORT = 8080
+
 /** What a bare --watch becomes: watch the app root. */
 const WATCH_ROOT = '(app root)'
 
@@ -42,13 +45,16 @@ killed), or 130/143/129. Under --watch a process that exits waits for the next f
     color: Flags.string({description: 'colour the prefixes', options: ['auto', 'always', 'never'], default: 'auto'}),
     restart: Flags.string({description: 'restart a process that exits instead of stopping the app (bare --restart: on-failure)', options: ['on-failure', 'always']}),
     slug: Flags.string({description: 'run this slug (an id from dev build, or a .tgz path) instead of the working tree', helpValue: 'ID|PATH'}),
+    router: Flags.string({description: 'put an HTTP router in front of the web processes, on this port (bare --router: 8080)', helpValue: 'PORT'}),
     watch: Flags.string({description: 'restart all processes when files change under the app root, or under these paths (--watch=src,lib)', helpValue: 'PATH,...'}),
   }
 
   async run(): Promise<void> {
-    const {argv, flags} = await this.parse(Start, withOptionalValues(this.argv, {restart: 'on-failure', watch: WATCH_ROOT}))
+    const {argv, flags} = await this.parse(Start, withOptionalValues(this.argv, {restart: 'on-failure', watch: WATCH_ROOT, router: String(DEFAULT_ROUTER_PORT)}))
     const timeout = Number(flags.timeout)
     if (!Number.isFinite(timeout) || timeout < 0) this.error(`--timeout must be a number of seconds, got "${flags.timeout}"`, {exit: 2})
+    const router = flags.router === undefined ? undefined : Number(flags.router)
+    if (router !== undefined && !(Number.isInteger(router) && router >= 1 && router <= 65_535)) this.error(`--router takes a port number (1-65535), got "${flags.router}"`, {exit: 2})
     const status = await startApp(
       {
         ...appFileOptions(flags),
@@ -61,6 +67,7 @@ killed), or 130/143/129. Under --watch a process that exits waits for the next f
         restart: (flags.restart ?? 'never') as 'never' | 'on-failure' | 'always',
         watch: flags.watch === undefined ? undefined : flags.watch === WATCH_ROOT ? [] : flags.watch.split(',').filter(Boolean),
         slug: flags.slug,
+        router,
       },
       {stdout: process.stdout, signals: process, env: process.env, cwd: process.cwd()},
     )

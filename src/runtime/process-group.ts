@@ -1,5 +1,6 @@
 import {spawn, type ChildProcess} from 'node:child_process'
 import {readdirSync, readFileSync} from 'node:fs'
+import {Socket} from 'node:net'
 
 /** What a process group runs: `/bin/sh -c COMMAND` in `cwd` with exactly `env`. */
 export interface GroupCommand {
@@ -118,13 +119,19 @@ export function signalGroup(pgid: number, signal: NodeJS.Signals | 0): boolean {
 
 /**
  * The groups among `pgids` that still have a live process, even after their leader has exited. A
- * zombie (dead, waiting for its new parent to reap it) does not count: on Linux one pass over /proc
- * tells them apart; elsewhere any member counts.
+ * zombie (dead, waiting for its new parent to reap it) does not count: on Linux /proc tells them
+ * apart (elsewhere any member counts). A live leader settles it from its own stat; only a group
+ * whose leader is gone costs a pass over every process in /proc.
  */
 export function liveGroups(pgids: Iterable<number>): Set<number> {
   const signalled = new Set([...pgids].filter((pgid) => signalGroup(pgid, 0)))
   if (signalled.size === 0 || process.platform !== 'linux') return signalled
   const live = new Set<number>()
+  for (const pgid of signalled) {
+    const leader = liveStat(pgid)
+    if (leader !== undefined && Number(leader[2]) === pgid) live.add(pgid)
+  }
+  if (live.size === signalled.size) return live
   let entries: string[]
   try {
     entries = readdirSync('/proc')
@@ -133,16 +140,8 @@ export function liveGroups(pgids: Iterable<number>): Set<number> {
   }
   for (const entry of entries) {
     if (entry.charCodeAt(0) < 48 || entry.charCodeAt(0) > 57) continue
-    let stat: string
-    try {
-      stat = readFileSync(`/proc/${entry}/stat`, 'latin1')
-    } catch {
-      continue
-    }
-    // "pid (comm) state ppid pgrp ...": comm may hold spaces and parentheses, so split after the last ")".
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-    const pgid = Number(fields[2])
-    if (signalled.has(pgid) && fields[0] !== 'Z' && fields[0] !== 'X') live.add(pgid)
+    const pgid = Number(liveStat(Number(entry))?.[2])
+    if (signalled.has(pgid)) live.add(pgid)
   }
   return live
 }
@@ -168,13 +167,32 @@ export function groupAlive(pgid: number): boolean {
  * Undefined when there is no such live process (or no /proc).
  */
 export function processStartTime(pid: number): number | undefined {
+  const fields = liveStat(pid)
+  return fields === undefined ? undefined : Number(fields[19])
+}
+
+/**
+ * The fields of /proc/PID/stat from the state on (state, ppid, pgrp, …), or undefined when there is
+ * no such process, or it is a zombie.
+ */
+function liveStat(pid: number): string[] | undefined {
   let stat: string
   try {
     stat = readFileSync(`/proc/${pid}/stat`, 'latin1')
   } catch {
     return undefined
   }
+  // "pid (comm) state ppid pgrp ...": comm may hold spaces and parentheses, so split after the last ")".
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-  if (fields[0] === 'Z' || fields[0] === 'X') return undefined
-  return Number(fields[19])
+  return fields[0] === 'Z' || fields[0] === 'X' ? undefined : fields
+}
+
+/**
+ * Lets a running child go without stopping it (an agent exiting while its processes run on): the
+ * child and its stdio pipes no longer keep this process alive, and whatever still arrives on them
+ * before it exits is read as before.
+ */
+export function releaseChild(child: ChildProcess): void {
+  child.unref()
+  for (const stream of child.stdio) if (stream instanceof Socket) stream.unref()
 }

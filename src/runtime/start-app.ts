@@ -7,9 +7,15 @@ import {portInUse} from './ports.js'
 import {LOCAL_BACKOFF} from './restart-backoff.js'
 import {planStart, type StartIo, type StartOptions} from './start-plan.js'
 import {Supervisor} from './supervisor.js'
+import {DevError} from './dev-error.js'
+import {LocalRoutes} from './local-router.js'
+import {Router} from '../router/router.js'
 import {watchForRestarts} from './watch-restarts.js'
 
 export type {StartIo, StartOptions} from './start-plan.js'
+
+/** The router's lines in the output: `router | at=info method=GET …`. */
+const ROUTER_NAME = 'router'
 
 /** Ctrl-\ (SIGQUIT) stops the app like Ctrl-C: dev's processes are not in the terminal's group. */
 const STOP_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT'] as const
@@ -27,7 +33,7 @@ export async function startApp(options: StartOptions, io: StartIo): Promise<numb
   let supervisor: Supervisor | undefined
   const printer = new LogPrinter(
     io.stdout,
-    {names, types: plan.formation.map((entry) => entry.type.name), colour: options.colour, timestamp: options.timestamp},
+    {names: options.router === undefined ? names : [...names, ROUTER_NAME], types: plan.formation.map((entry) => entry.type.name), colour: options.colour, timestamp: options.timestamp},
     {pause: () => supervisor?.pauseOutput(), resume: () => supervisor?.resumeOutput()},
   )
 
@@ -47,12 +53,15 @@ export async function startApp(options: StartOptions, io: StartIo): Promise<numb
     stopped(supervisor!.shutdown())
   }
 
+  let routes: LocalRoutes | undefined
+  let router: Router | undefined
   supervisor = new Supervisor(
     {stopTimeoutMs: options.timeout * 1000, restart: options.restart, backoff: LOCAL_BACKOFF},
     {
       onOutput: (dyno, block) => printer.output(dyno, block),
       onEvent: (event) => {
         printer.event(event)
+        routes?.onEvent(event)
         const crashed = (event.kind === 'exited' && !event.stopping) || event.kind === 'spawn-failed'
         if (crashed && options.restart === 'never') {
           // Under --watch a crash waits for the fix instead of ending the session.
@@ -89,6 +98,15 @@ export async function startApp(options: StartOptions, io: StartIo): Promise<numb
 
   let watcher: FileWatcher | undefined
   try {
+    if (options.router !== undefined) {
+      const local = new LocalRoutes(plan.specs, {root: plan.files.root, log: (line) => printer.message(ROUTER_NAME, line)})
+      routes = local
+      router = new Router(() => local.routed)
+      await router.listen(options.router).catch((error: NodeJS.ErrnoException) => {
+        throw new DevError(`the router cannot listen on port ${options.router} (${error.code ?? error.message}); pick another with --router=PORT`)
+      })
+      printer.message(SYSTEM_NAME, `router listening on http://localhost:${options.router}`)
+    }
     // Watch before starting, so no change made after a process starts can be missed.
     if (watching) watcher = await watchForRestarts({options, io, plan, printer, supervisor, stopped: () => status !== undefined})
     supervisor.start(plan.specs)
@@ -98,6 +116,8 @@ export async function startApp(options: StartOptions, io: StartIo): Promise<numb
     for (const [signal, handler] of handlers) io.signals.off(signal, handler)
     io.stdout.off('error', onOutputError)
     await watcher?.close()
+    routes?.close()
+    await router?.close()
     await plan.dispose()
   }
   if (!printer.closed) await new Promise<void>((resolve) => io.stdout.write('', () => resolve()))

@@ -30,6 +30,8 @@ export interface StartOptions extends AppFileOptions {
   watch?: readonly string[]
   /** Run this slug (an id from dev build, or a .tgz path) instead of the working tree. */
   slug?: string
+  /** Put the HTTP router in front of the web processes, on this port. */
+  router?: number
 }
 
 /** Where `dev start` reads signals from and writes to; tests pass their own. */

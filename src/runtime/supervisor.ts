@@ -6,7 +6,7 @@ import type {Readable} from 'node:stream'
 import {setTimeout as sleep} from 'node:timers/promises'
 
 import {LineSplitter} from './line-splitter.js'
-import {groupAlive, liveGroups, signalGroup, spawnGroup} from './process-group.js'
+import {groupAlive, liveGroups, releaseChild, signalGroup, spawnGroup} from './process-group.js'
 import {RestartBackoff, type BackoffPolicy} from './restart-backoff.js'
 
 /** One process to supervise: a "dyno" in Heroku's words, named TYPE.N. */
@@ -53,7 +53,7 @@ export interface SupervisorHandlers {
   onEvent(event: DynoEvent): void
   /**
    * A block of whole lines of a process's output (stdout and stderr, in order), each ending in
-   * "\n", bytes untouched. `linesOf(block)` splits it.
+   * "\n", bytes untouched; a line longer than MAX_LINE_BYTES comes in pieces. `linesOf(block)` splits it.
    */
   onOutput(dyno: string, block: Buffer): void
 }
@@ -68,21 +68,38 @@ interface Dyno {
   state: DynoState
   /** Set when replace() put a new formation in its place: it must never run again. */
   retired: boolean
-  child?: ChildProcess
-  /** Set while the current run is an adopted process (not our child): its end is seen by polling. */
-  adopted?: boolean
+  /** The current or last run. */
+  run?: Run
   /** The output stream of the current run. */
   output?: Readable
-  /** The process group of the current or last run, until it is seen empty. */
-  pgid?: number
-  startedAt: number
   backoff: RestartBackoff
   restartTimer?: NodeJS.Timeout
-  /** Settles when the current run has exited and its group is empty. */
-  finished?: Promise<void>
-  resolveFinished?: () => void
-  /** Writes out a held partial line of the current run. */
+}
+
+/**
+ * One run of a dyno: a process group started (or adopted) once. Stopping and clearing up target a
+ * run, not a dyno, so what is done about one run never reaches the next (a restart racing a crash).
+ */
+interface Run {
+  /** Our child, until its exit has been handled. */
+  child?: ChildProcess
+  /** An adopted process (not our child): its end is seen by polling. */
+  adopted: boolean
+  /** The process group, until it is seen empty. */
+  pgid?: number
+  startedAt: number
+  /** Set once stop() or kill() signalled it: its exit is then no crash. */
+  stopping: boolean
+  /** Settles when it has exited, its group is empty and any restart is scheduled. */
+  finished: Promise<void>
+  resolveFinished: () => void
+  /** Writes out a held partial line. */
   flushPartial?: () => void
+}
+
+interface DynoRun {
+  dyno: Dyno
+  run: Run
 }
 
 /**
@@ -110,7 +127,7 @@ export class Supervisor {
 
   /** Starts a process for each spec. */
   start(specs: readonly DynoSpec[]): void {
-    for (const spec of specs) this.run(this.add(spec))
+    for (const spec of specs) this.launch(this.add(spec))
   }
 
   /**
@@ -122,11 +139,10 @@ export class Supervisor {
     if (spec.fifo === undefined) throw new Error(`dyno ${spec.name}: only a process whose output goes to a FIFO can be adopted`)
     const dyno = this.add(spec)
     dyno.state = 'running'
-    dyno.adopted = true
-    dyno.pgid = pid
-    dyno.startedAt = startedAt
-    dyno.finished = new Promise((resolve) => (dyno.resolveFinished = resolve))
-    this.pump(dyno, openFifoReader(spec.fifo))
+    const run = newRun(dyno, startedAt)
+    run.adopted = true
+    run.pgid = pid
+    this.pump(dyno, run, openFifoReader(spec.fifo))
     this.handlers.onEvent({kind: 'started', dyno: spec.name, pid, port: spec.port, adopted: true})
     this.adoptionPoll ??= setInterval(() => this.pollAdopted(), ADOPTION_POLL_MS).unref()
   }
@@ -134,7 +150,7 @@ export class Supervisor {
   /** Kills the process's group as if it had crashed (a boot timeout, say): the restart policy applies. */
   crash(name: string): void {
     const dyno = this.dynos.get(name)
-    if (dyno?.state === 'running') signalDyno(dyno, 'SIGKILL')
+    if (dyno?.state === 'running' && dyno.run) signalRun(dyno.run, 'SIGKILL')
   }
 
   /** Stops the named processes and forgets them. */
@@ -147,12 +163,12 @@ export class Supervisor {
 
   /** What each supervised process is doing now. */
   snapshot(): {name: string; state: DynoState; pid?: number; startedAt: number}[] {
-    return [...this.dynos.values()].map((dyno) => ({name: dyno.spec.name, state: dyno.state, pid: dyno.child?.pid ?? (dyno.adopted ? dyno.pgid : undefined), startedAt: dyno.startedAt}))
+    return [...this.dynos.values()].map(({spec, state, run}) => ({name: spec.name, state, pid: run?.child?.pid ?? (run?.adopted ? run.pgid : undefined), startedAt: run?.startedAt ?? 0}))
   }
 
   private add(spec: DynoSpec): Dyno {
     if (this.dynos.has(spec.name)) throw new Error(`dyno ${spec.name} is already supervised`)
-    const dyno: Dyno = {spec, state: 'down', retired: false, startedAt: 0, backoff: new RestartBackoff(this.options.backoff)}
+    const dyno: Dyno = {spec, state: 'down', retired: false, backoff: new RestartBackoff(this.options.backoff)}
     this.dynos.set(spec.name, dyno)
     return dyno
   }
@@ -179,20 +195,24 @@ export class Supervisor {
   async stop(names?: readonly string[]): Promise<void> {
     const targets = this.select(names)
     for (const dyno of targets) this.cancelRestart(dyno)
-    const groups = liveGroups(targets.flatMap((dyno) => (dyno.pgid === undefined ? [] : [dyno.pgid])))
-    const live = targets.filter((dyno) => dyno.child !== undefined || dyno.adopted || (dyno.pgid !== undefined && groups.has(dyno.pgid)))
+    await this.stopRuns(currentRuns(targets), names === undefined)
+  }
+
+  /** stop() for these runs alone: a later run of the same dyno is not touched. */
+  private async stopRuns(targets: readonly DynoRun[], all: boolean): Promise<void> {
+    const live = liveRuns(targets)
     if (live.length === 0) return
-    const signalled = live.filter((dyno) => signalDyno(dyno, 'SIGTERM'))
-    for (const dyno of live) if (dyno.state === 'running') dyno.state = 'stopping'
+    const signalled = live.filter(({run}) => signalRun(run, 'SIGTERM'))
+    for (const target of live) markStopping(target)
     if (signalled.length > 0) {
-      this.handlers.onEvent({kind: 'signalling', signal: 'SIGTERM', dynos: nameList(signalled), all: names === undefined})
+      this.handlers.onEvent({kind: 'signalling', signal: 'SIGTERM', dynos: nameList(signalled), all})
     }
     const deadline = Date.now() + this.options.stopTimeoutMs
-    const stubborn = await this.waitForGroups(live, deadline)
+    const stubborn = await this.waitForRuns(live, deadline)
     if (stubborn.length > 0) {
       this.handlers.onEvent({kind: 'signalling', signal: 'SIGKILL', dynos: nameList(stubborn), all: false, afterMs: this.options.stopTimeoutMs})
-      for (const dyno of stubborn) signalDyno(dyno, 'SIGKILL')
-      await this.waitForGroups(stubborn, Number.POSITIVE_INFINITY)
+      for (const {run} of stubborn) signalRun(run, 'SIGKILL')
+      await this.waitForRuns(stubborn, Number.POSITIVE_INFINITY)
     }
   }
 
@@ -205,9 +225,9 @@ export class Supervisor {
     clearInterval(this.adoptionPoll)
     for (const dyno of this.dynos.values()) {
       this.cancelRestart(dyno)
-      // A running child would keep this process alive.
-      dyno.child?.unref()
+      if (dyno.run?.child) releaseChild(dyno.run.child)
     }
+    // Destroyed, not just let go: a reader left on a FIFO would take a share of the next reader's lines.
     for (const output of this.outputs) output.destroy()
   }
 
@@ -215,24 +235,27 @@ export class Supervisor {
   kill(): void {
     this.closing = true
     for (const dyno of this.dynos.values()) this.cancelRestart(dyno)
-    const groups = liveGroups([...this.dynos.values()].flatMap((dyno) => (dyno.pgid === undefined ? [] : [dyno.pgid])))
-    const live = [...this.dynos.values()].filter((dyno) => dyno.child !== undefined || dyno.adopted || (dyno.pgid !== undefined && groups.has(dyno.pgid)))
+    const live = liveRuns(currentRuns([...this.dynos.values()]))
     if (live.length === 0) return
     this.handlers.onEvent({kind: 'signalling', signal: 'SIGKILL', dynos: nameList(live), all: true})
-    for (const dyno of live) {
-      if (dyno.state === 'running') dyno.state = 'stopping'
-      signalDyno(dyno, 'SIGKILL')
+    for (const target of live) {
+      markStopping(target)
+      signalRun(target.run, 'SIGKILL')
     }
   }
 
   /** Gracefully stops the named processes (all by default), then starts them again. */
   async restart(names?: readonly string[]): Promise<void> {
     const targets = this.select(names)
+    const stopped = targets.map((dyno) => dyno.run)
     await this.stop(names)
     if (this.closing) return
-    for (const dyno of targets) {
+    for (const [index, dyno] of targets.entries()) {
+      // A run started while this one was stopping (another restart, the restart policy) stays.
+      if (dyno.run !== stopped[index]) continue
+      this.cancelRestart(dyno)
       dyno.backoff.reset()
-      this.run(dyno)
+      this.launch(dyno)
     }
   }
 
@@ -258,7 +281,7 @@ export class Supervisor {
 
   /** Settles once every process has finished and its group is empty. */
   async settled(): Promise<void> {
-    await Promise.all([...this.dynos.values()].map((dyno) => dyno.finished))
+    await Promise.all([...this.dynos.values()].map((dyno) => dyno.run?.finished))
   }
 
   private select(names?: readonly string[]): Dyno[] {
@@ -275,17 +298,17 @@ export class Supervisor {
     return !this.closing && !dyno.retired
   }
 
-  private run(dyno: Dyno): void {
+  private launch(dyno: Dyno): void {
     if (!this.mayRun(dyno)) return
     const {spec} = dyno
+    const run = newRun(dyno)
     let fifo: number | undefined
     try {
       if (spec.fifo !== undefined) fifo = openSync(spec.fifo, constants_fs.O_RDWR)
     } catch (error) {
       dyno.state = 'down'
-      dyno.startedAt = Date.now()
       this.handlers.onEvent({kind: 'spawn-failed', dyno: spec.name, message: `cannot open its output FIFO: ${(error as Error).message}`})
-      dyno.finished = this.afterExit(dyno, 127, 0)
+      this.afterExit(dyno, run, 127, 0).finally(run.resolveFinished)
       return
     }
     let child: ChildProcess
@@ -297,22 +320,18 @@ export class Supervisor {
       // The process has its own copy now; ours would keep the FIFO from ever reporting its end.
       if (fifo !== undefined) closeSync(fifo)
     }
-    dyno.child = child
-    dyno.startedAt = Date.now()
+    run.child = child
+    run.pgid = child.pid
     dyno.state = 'running'
-    dyno.pgid = child.pid
-
-    let resolveFinished!: () => void
-    dyno.finished = new Promise((resolve) => (resolveFinished = resolve))
-    const outputDone = this.pump(dyno, stdout)
+    const outputDone = this.pump(dyno, run, stdout)
 
     child.once('error', (error) => {
       // Only a spawn failure (a missing cwd, say) lands here: there is no process to wait for.
       if (child.pid !== undefined) return
       dyno.state = 'down'
-      dyno.pgid = undefined
+      run.child = undefined
       this.handlers.onEvent({kind: 'spawn-failed', dyno: spec.name, message: error.message})
-      this.afterExit(dyno, 127, Date.now() - dyno.startedAt).finally(resolveFinished)
+      this.afterExit(dyno, run, 127, Date.now() - run.startedAt).finally(run.resolveFinished)
     })
     if (child.pid === undefined) return
     this.handlers.onEvent({kind: 'started', dyno: spec.name, pid: child.pid, port: spec.port})
@@ -322,46 +341,46 @@ export class Supervisor {
       setImmediate(() => {
         if (this.paused) stdout.pause()
       })
-      const stopping = dyno.state === 'stopping'
+      const stopping = run.stopping
       const status = code ?? 128 + (signal ? (constants.signals[signal] ?? 0) : 0)
       // Let the last output arrive before the exit is reported, without waiting on grandchildren.
       void Promise.race([outputDone, sleep(this.idleFlushMs, undefined, {ref: false})]).then(() => {
-        dyno.child = undefined
-        if (dyno.pgid !== undefined && !groupAlive(dyno.pgid)) dyno.pgid = undefined
-        this.finishRun(dyno, {code, signal, status, stopping}, resolveFinished)
+        run.child = undefined
+        if (run.pgid !== undefined && !groupAlive(run.pgid)) run.pgid = undefined
+        this.finishRun(dyno, run, {code, signal, status, stopping})
       })
     })
   }
 
   /** Reports the end of a run, then restarts it or not. */
-  private finishRun(dyno: Dyno, exit: {code: number | null; signal: NodeJS.Signals | null; status: number | null; stopping: boolean}, resolveFinished: () => void): void {
-    const uptimeMs = Date.now() - dyno.startedAt
-    dyno.flushPartial?.()
+  private finishRun(dyno: Dyno, run: Run, exit: {code: number | null; signal: NodeJS.Signals | null; status: number | null; stopping: boolean}): void {
+    const uptimeMs = Date.now() - run.startedAt
+    run.flushPartial?.()
     dyno.state = exit.stopping ? 'stopping' : 'down'
     this.handlers.onEvent({kind: 'exited', dyno: dyno.spec.name, ...exit, uptimeMs})
     if (exit.stopping) {
-      resolveFinished()
+      run.resolveFinished()
       return
     }
-    this.afterExit(dyno, exit.status, uptimeMs).finally(resolveFinished)
+    this.afterExit(dyno, run, exit.status, uptimeMs).finally(run.resolveFinished)
   }
 
   /** Adopted processes whose group is empty have ended: report each once. */
   private pollAdopted(): void {
-    const adopted = [...this.dynos.values()].filter((dyno) => dyno.adopted)
-    const groups = liveGroups(adopted.flatMap((dyno) => (dyno.pgid === undefined ? [] : [dyno.pgid])))
-    for (const dyno of adopted) if (dyno.pgid === undefined || !groups.has(dyno.pgid)) this.adoptedEnded(dyno)
+    const adopted = currentRuns([...this.dynos.values()]).filter(({run}) => run.adopted)
+    const groups = liveGroups(pgidsOf(adopted))
+    for (const {dyno, run} of adopted) if (run.pgid === undefined || !groups.has(run.pgid)) this.adoptedEnded(dyno, run)
   }
 
-  private adoptedEnded(dyno: Dyno): void {
-    if (!dyno.adopted) return
-    dyno.adopted = false
-    dyno.pgid = undefined
-    this.finishRun(dyno, {code: null, signal: null, status: null, stopping: dyno.state === 'stopping'}, dyno.resolveFinished ?? (() => {}))
+  private adoptedEnded(dyno: Dyno, run: Run): void {
+    if (!run.adopted) return
+    run.adopted = false
+    run.pgid = undefined
+    this.finishRun(dyno, run, {code: null, signal: null, status: null, stopping: run.stopping})
   }
 
   /** Reads the process's output into whole lines; resolves when the stream closes. */
-  private pump(dyno: Dyno, stdout: Readable): Promise<void> {
+  private pump(dyno: Dyno, run: Run, stdout: Readable): Promise<void> {
     const splitter = new LineSplitter()
     let idleTimer: NodeJS.Timeout | undefined
     // A previous run's reader of the same FIFO would take a share of this run's output.
@@ -374,7 +393,7 @@ export class Supervisor {
       if (block) this.handlers.onOutput(dyno.spec.name, block)
     }
     const flushIdle = () => flush(true)
-    dyno.flushPartial = () => {
+    run.flushPartial = () => {
       if (idleTimer) clearTimeout(idleTimer)
       flush()
     }
@@ -397,7 +416,7 @@ export class Supervisor {
   }
 
   /** A process exited by itself: clear out what it left in its group, then restart or not. */
-  private async afterExit(dyno: Dyno, status: number | null, uptimeMs: number): Promise<void> {
+  private async afterExit(dyno: Dyno, run: Run, status: number | null, uptimeMs: number): Promise<void> {
     const {restart} = this.options
     const again = restart === 'always' || (restart === 'on-failure' && status !== 0)
     if (!again) {
@@ -406,7 +425,9 @@ export class Supervisor {
       return
     }
     // Whatever the process left in its group goes first, so it cannot hold on to the port.
-    if (dyno.pgid !== undefined) await this.stop([dyno.spec.name])
+    if (run.pgid !== undefined) await this.stopRuns([{dyno, run}], false)
+    // A restart() that raced this exit has started the next run already.
+    if (dyno.run !== run) return
     if (!this.mayRun(dyno)) {
       dyno.state = 'down'
       return
@@ -416,7 +437,7 @@ export class Supervisor {
     dyno.state = 'waiting'
     dyno.restartTimer = setTimeout(() => {
       dyno.restartTimer = undefined
-      if (dyno.state === 'waiting') this.run(dyno)
+      if (dyno.state === 'waiting') this.launch(dyno)
     }, delayMs)
   }
 
@@ -427,29 +448,57 @@ export class Supervisor {
     dyno.state = 'down'
   }
 
-  /** Waits until each dyno's leader has exited and its group is empty; returns those still alive at the deadline. */
-  private async waitForGroups(dynos: readonly Dyno[], deadline: number): Promise<Dyno[]> {
-    let waiting = [...dynos]
+  /** Waits until each run's leader has exited and its group is empty; returns those still alive at the deadline. */
+  private async waitForRuns(targets: readonly DynoRun[], deadline: number): Promise<DynoRun[]> {
+    let waiting = [...targets]
     for (;;) {
-      const groups = liveGroups(waiting.flatMap((dyno) => (dyno.pgid === undefined ? [] : [dyno.pgid])))
-      for (const dyno of waiting) {
-        if (dyno.pgid !== undefined && groups.has(dyno.pgid)) continue
-        if (dyno.adopted) this.adoptedEnded(dyno)
-        dyno.pgid = undefined
+      const groups = liveGroups(pgidsOf(waiting))
+      for (const {dyno, run} of waiting) {
+        if (run.pgid !== undefined && groups.has(run.pgid)) continue
+        if (run.adopted) this.adoptedEnded(dyno, run)
+        run.pgid = undefined
       }
-      waiting = waiting.filter((dyno) => dyno.child !== undefined || dyno.pgid !== undefined)
+      waiting = waiting.filter(({run}) => run.child !== undefined || run.pgid !== undefined)
       if (waiting.length === 0 || Date.now() >= deadline) break
       await sleep(Math.min(20, Math.max(1, deadline - Date.now())))
     }
-    for (const dyno of dynos) if (!waiting.includes(dyno) && dyno.state === 'stopping') dyno.state = 'down'
+    for (const target of targets) if (!waiting.includes(target) && target.dyno.run === target.run && target.dyno.state === 'stopping') target.dyno.state = 'down'
     return waiting
   }
 }
 
-/** Signals the dyno's process group; its leader alone if it left the group (a self-daemonising app). */
-function signalDyno(dyno: Dyno, signal: 'SIGTERM' | 'SIGKILL'): boolean {
-  if (dyno.pgid !== undefined && signalGroup(dyno.pgid, signal)) return true
-  return dyno.child?.kill(signal) ?? false
+/** Starts the dyno's next run (its current one from now on). */
+function newRun(dyno: Dyno, startedAt = Date.now()): Run {
+  let resolveFinished!: () => void
+  const finished = new Promise<void>((resolve) => (resolveFinished = resolve))
+  dyno.run = {adopted: false, startedAt, stopping: false, finished, resolveFinished}
+  return dyno.run
+}
+
+function currentRuns(dynos: readonly Dyno[]): DynoRun[] {
+  return dynos.flatMap((dyno) => (dyno.run === undefined ? [] : [{dyno, run: dyno.run}]))
+}
+
+function pgidsOf(targets: readonly DynoRun[]): number[] {
+  return targets.flatMap(({run}) => (run.pgid === undefined ? [] : [run.pgid]))
+}
+
+/** The runs still going: a child not yet reaped, an adopted process, or a group with members left. */
+function liveRuns(targets: readonly DynoRun[]): DynoRun[] {
+  const groups = liveGroups(pgidsOf(targets))
+  return targets.filter(({run}) => run.child !== undefined || run.adopted || (run.pgid !== undefined && groups.has(run.pgid)))
+}
+
+/** Its exit is no crash; the dyno shows it stopping while this is its current run. */
+function markStopping({dyno, run}: DynoRun): void {
+  run.stopping = true
+  if (dyno.run === run && dyno.state === 'running') dyno.state = 'stopping'
+}
+
+/** Signals the run's process group; its leader alone if it left the group (a self-daemonising app). */
+function signalRun(run: Run, signal: 'SIGTERM' | 'SIGKILL'): boolean {
+  if (run.pgid !== undefined && signalGroup(run.pgid, signal)) return true
+  return run.child?.kill(signal) ?? false
 }
 
 /** A non-blocking reader of a FIFO, as a stream (a plain file stream would hold a thread per read). */
@@ -457,6 +506,6 @@ function openFifoReader(path: string): Readable {
   return new Socket({fd: openSync(path, constants_fs.O_RDONLY | constants_fs.O_NONBLOCK), readable: true, writable: false})
 }
 
-function nameList(dynos: readonly Dyno[]): string[] {
-  return dynos.map((dyno) => dyno.spec.name)
+function nameList(targets: readonly DynoRun[]): string[] {
+  return targets.map(({dyno}) => dyno.spec.name)
 }

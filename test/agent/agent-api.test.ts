@@ -83,7 +83,7 @@ describe('the agent API (bundled agent, real socket)', () => {
     const wrong = 'f'.repeat(64)
     expect(await call('PUT', `/slugs/${wrong}`, bytes)).toMatchObject({status: 422, json: {message: expect.stringMatching(/^the upload's sha256 is [0-9a-f]{64}, not f+: it was damaged/)}})
     expect(await readdir(join(home, 'slugs'))).toEqual([`${sha256}.tgz`])
-    expect((await call('PUT', '/slugs/not-a-sha', bytes)).status).toBe(422)
+    expect((await call('PUT', '/slugs/not-a-sha', bytes)).status).toBe(400)
   })
 
   it('deploys a slug as a release, extracted to releases/vN, and rolls back with a new release', async () => {
@@ -102,6 +102,20 @@ describe('the agent API (bundled agent, real socket)', () => {
     expect((await call('GET', '/apps/shop/config-vars')).json).toEqual({A: '1'})
     expect(await call('POST', '/apps/shop/releases', {rollback: 1})).toMatchObject({status: 422, json: {message: 'v1 has no slug to roll back to'}})
     expect((await call('POST', '/apps/shop/releases', {rollback: 9})).status).toBe(404)
+  })
+
+  it('shows one release, named v2 or 2', async () => {
+    const {call} = await startAgent()
+    await call('POST', '/apps', {name: 'shop'})
+    await call('PATCH', '/apps/shop/config-vars', {A: '1'})
+    await call('PATCH', '/apps/shop/config-vars', {A: '2'})
+    const [, v2] = (await call('GET', '/apps/shop/releases')).json
+    expect(v2).toMatchObject({v: 2, config: {A: '2'}, description: 'Set A config vars', user: 'ann'})
+    expect(await call('GET', '/apps/shop/releases/v2')).toEqual({status: 200, json: v2})
+    expect(await call('GET', '/apps/shop/releases/2')).toEqual({status: 200, json: v2})
+    expect(await call('GET', '/apps/shop/releases/v3')).toEqual({status: 404, json: {id: 'not_found', message: 'app shop has no release v3'}})
+    expect(await call('GET', '/apps/shop/releases/latest')).toEqual({status: 404, json: {id: 'not_found', message: 'app shop has no release latest; name one as v2 or 2'}})
+    expect(await call('GET', '/apps/nope/releases/v1')).toEqual({status: 404, json: {id: 'not_found', message: 'no app named nope'}})
   })
 
   it('keeps the extracted slugs of the last five releases after each deploy', async () => {

@@ -8,7 +8,7 @@ import {PassThrough, Writable} from 'node:stream'
 import {afterEach, describe, expect, it, vi} from 'vitest'
 
 import {AppError} from '../../src/agent/app-error.js'
-import {AppLog, formatLogLine, formatLogTime, parseLogLine} from '../../src/agent/app-log.js'
+import {AppLog, formatLogLine, formatLogTime, MAX_ENTRY_BYTES, parseLogLine} from '../../src/agent/app-log.js'
 import {logRoutes} from '../../src/agent/log-routes.js'
 
 const LINE = /^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}\+00:00) (app|agent|router)(?:\[([^\]]+)\])?: (.*)$/
@@ -86,6 +86,22 @@ describe('AppLog', () => {
     expect(parseLogLine(lines[0]!)!.time).toBe(parseLogLine(lines[1]!)!.time)
     expect(parseLogLine(lines[2]!)!.time).toBe(parseLogLine(lines[3]!)!.time)
     await log.close()
+  })
+
+  it('cuts a line longer than MAX_ENTRY_BYTES into entries of at most that, as Heroku does, never inside a character', async () => {
+    const dir = await logDir()
+    const log = new AppLog(dir)
+    log.append('app', 'web.1', 'x'.repeat(25_000))
+    // One byte, then two-byte characters: a cut at MAX_ENTRY_BYTES would fall inside one.
+    const wide = `a${'é'.repeat(6000)}`
+    log.appendBlock('app', 'web.1', Buffer.from(`${wide}\nshort\n`))
+    const texts = log.recent({lines: 100}).map(textOf)
+    expect(texts.map((text) => Buffer.byteLength(text))).toEqual([10_000, 10_000, 5000, 9999, 2002, 5])
+    expect(texts.slice(0, 3).join('')).toBe('x'.repeat(25_000))
+    expect(texts.slice(3, 5).join('')).toBe(wide)
+    expect(texts.every((text) => Buffer.byteLength(text) <= MAX_ENTRY_BYTES)).toBe(true)
+    await log.close()
+    expect((await fileLines(join(dir, 'app.log'))).map(textOf)).toEqual(texts)
   })
 
   it('keeps the last memoryLines lines in memory', async () => {

@@ -5,20 +5,11 @@ import {join} from 'node:path'
 import {beforeAll, describe, expect, it} from 'vitest'
 
 import {packSource} from '../../src/slug/pack-source.js'
-import {agentAppSlug, eventually, startAgent} from '../support/agent.js'
+import {agentAppSlug, eventually, startAgent, allUp, type AgentDyno} from '../support/agent.js'
 import {processAlive} from '../support/processes.js'
 import {projectRoot} from '../support/run-bin.js'
 import {tempApp} from '../support/temp-app.js'
 
-interface Dyno {
-  name: string
-  type: string
-  state: string
-  release: string
-  port: number
-  pid: number | null
-  restarts: number
-}
 
 let slug: {sha256: string; bytes: Buffer}
 beforeAll(async () => {
@@ -33,7 +24,7 @@ async function deployedShop(options: Parameters<typeof startAgent>[0] = {}, conf
   await agent.call('PUT', `/slugs/${slug.sha256}`, slug.bytes)
   const release = await agent.call('POST', '/apps/shop/releases', {slug: slug.sha256, source_version: 'c0ffee1'})
   expect(release.status, JSON.stringify(release.json)).toBe(201)
-  const dynos = async () => (await agent.call('GET', '/apps/shop/dynos')).json as Dyno[]
+  const dynos = async () => (await agent.call('GET', '/apps/shop/dynos')).json as AgentDyno[]
   const log = async (query = 'lines=1500') => {
     const answer = await get(agent.home, `/apps/shop/log?${query}`)
     return answer.split('\n').filter(Boolean)
@@ -59,12 +50,11 @@ function fetchDyno(port: number): Promise<string> {
   return fetch(`http://127.0.0.1:${port}/`).then((res) => res.text())
 }
 
-const upState = (dynos: Dyno[]) => dynos.length > 0 && dynos.every((dyno) => dyno.state === 'up')
 
 describe('dynos on a host (bundled agent, real processes)', () => {
   it('runs the formation of a release with its env, one web dyno at first, and logs it in one stream', async () => {
     const shop = await deployedShop({}, {GREETING: 'hi', SECRET_TOKEN: 'hunter2'})
-    const dynos = await eventually(shop.dynos, upState)
+    const dynos = await eventually(shop.dynos, allUp)
     expect(dynos).toEqual([expect.objectContaining({name: 'web.1', type: 'web', state: 'up', release: 'v2', restarts: 0})])
     expect(await fetchDyno(dynos[0]!.port)).toBe('hi from web.1 of v2 at c0ffee1\n')
     expect((await shop.call('GET', '/apps/shop/formation')).json).toEqual([
@@ -101,7 +91,7 @@ describe('dynos on a host (bundled agent, real processes)', () => {
       {type: 'web', quantity: 2, command: 'node server.js'},
       {type: 'worker', quantity: 1, command: 'node worker.js'},
     ])
-    const dynos = await eventually(shop.dynos, (list) => list.length === 3 && upState(list))
+    const dynos = await eventually(shop.dynos, (list) => list.length === 3 && allUp(list))
     expect(dynos.map((dyno) => dyno.name)).toEqual(['web.1', 'web.2', 'worker.1'])
     expect(new Set(dynos.map((dyno) => dyno.port)).size).toBe(3)
     expect(await fetchDyno(dynos[1]!.port)).toMatch(/^hello from web.2 of v1/)
@@ -119,7 +109,7 @@ describe('dynos on a host (bundled agent, real processes)', () => {
 
   it('replaces web dynos without a gap on a config change: the new one is up before the old one stops', async () => {
     const shop = await deployedShop()
-    const [before] = await eventually(shop.dynos, upState)
+    const [before] = await eventually(shop.dynos, allUp)
     await shop.call('PATCH', '/apps/shop/config-vars', {GREETING: 'bonjour'})
     const [after] = await eventually(shop.dynos, (list) => list.length === 1)
     expect(after).toMatchObject({name: 'web.1', state: 'up', release: 'v2'})
@@ -134,7 +124,7 @@ describe('dynos on a host (bundled agent, real processes)', () => {
 
   it('refuses a release whose web dyno crashes at boot: nothing switched, no release recorded, the old dyno serves', async () => {
     const shop = await deployedShop()
-    const [before] = await eventually(shop.dynos, upState)
+    const [before] = await eventually(shop.dynos, allUp)
     const refused = await shop.call('PATCH', '/apps/shop/config-vars', {CRASH_ON_BOOT: '1'})
     expect(refused.status).toBe(422)
     expect(refused.json.message).toMatch(/^web.1 of v2 crashed, so nothing was switched; its last lines: .*web.1: crashing on boot as asked/)
@@ -178,13 +168,13 @@ describe('dynos on a host (bundled agent, real processes)', () => {
   it('restarts all dynos, a type, or one dyno; an unknown target is a 404', async () => {
     const shop = await deployedShop()
     await shop.call('PATCH', '/apps/shop/formation', {updates: [{type: 'worker', quantity: 1}]})
-    const before = await eventually(shop.dynos, (list) => list.length === 2 && upState(list))
+    const before = await eventually(shop.dynos, (list) => list.length === 2 && allUp(list))
     expect((await shop.call('DELETE', '/apps/shop/dynos/web')).json).toEqual({restarted: ['web.1']})
-    const afterWeb = await eventually(shop.dynos, (list) => list.length === 2 && upState(list))
+    const afterWeb = await eventually(shop.dynos, (list) => list.length === 2 && allUp(list))
     expect(afterWeb.find((dyno) => dyno.name === 'web.1')!.pid).not.toBe(before[0]!.pid)
     expect(afterWeb.find((dyno) => dyno.name === 'worker.1')!.pid).toBe(before[1]!.pid)
     expect((await shop.call('DELETE', '/apps/shop/dynos/worker.1')).json).toEqual({restarted: ['worker.1']})
-    const afterWorker = await eventually(shop.dynos, (list) => list.length === 2 && upState(list) && list[1]!.pid !== before[1]!.pid)
+    const afterWorker = await eventually(shop.dynos, (list) => list.length === 2 && allUp(list) && list[1]!.pid !== before[1]!.pid)
     expect(afterWorker[1]!.pid).not.toBe(before[1]!.pid)
     expect((await shop.call('DELETE', '/apps/shop/dynos')).json).toEqual({restarted: ['web.1', 'worker.1']})
     expect(await shop.call('DELETE', '/apps/shop/dynos/clock')).toMatchObject({status: 404, json: {message: 'app shop has no dyno or process type named clock'}})
@@ -192,7 +182,7 @@ describe('dynos on a host (bundled agent, real processes)', () => {
 
   it('kills the whole group after the stop grace when a dyno ignores SIGTERM (R12)', async () => {
     const shop = await deployedShop({settings: {stop_grace_seconds: 0.5}}, {IGNORE_TERM: '1'})
-    const [before] = await eventually(shop.dynos, upState)
+    const [before] = await eventually(shop.dynos, allUp)
     await shop.call('DELETE', '/apps/shop/dynos/web.1')
     const log = await eventually(
       () => shop.log('source=agent&ps=web.1'),
@@ -206,7 +196,7 @@ describe('dynos on a host (bundled agent, real processes)', () => {
   it('adopts the dynos that outlive a kill -9 of the agent, restarts the dead ones, and loses nothing from the ledger', async () => {
     const shop = await deployedShop()
     await shop.call('PATCH', '/apps/shop/formation', {updates: [{type: 'web', quantity: 2}, {type: 'worker', quantity: 1}]})
-    const before = await eventually(shop.dynos, (list) => list.length === 3 && upState(list))
+    const before = await eventually(shop.dynos, (list) => list.length === 3 && allUp(list))
     const ledger = await readFile(join(shop.home, 'apps/shop/releases.jsonl'), 'utf8')
     shop.child.kill('SIGKILL')
     await new Promise((resolve) => shop.child.once('exit', resolve))
@@ -217,8 +207,8 @@ describe('dynos on a host (bundled agent, real processes)', () => {
 
     const again = await startAgent({home: shop.home})
     const after = await eventually(
-      async () => (await again.call('GET', '/apps/shop/dynos')).json as Dyno[],
-      (list) => list.length === 3 && upState(list),
+      async () => (await again.call('GET', '/apps/shop/dynos')).json as AgentDyno[],
+      (list) => list.length === 3 && allUp(list),
     )
     expect(after.slice(0, 2).map((dyno) => dyno.pid)).toEqual([before[0]!.pid, before[1]!.pid])
     expect(after[2]!.pid).not.toBe(before[2]!.pid)
@@ -249,22 +239,22 @@ describe('dynos on a host (bundled agent, real processes)', () => {
     const built = events.at(-1)!.slug
     expect(built, JSON.stringify(events)).toMatchObject({buildpacks: ['none']})
     expect(await agent.call('POST', '/apps/shop/releases', {slug: built!.sha256, source_version: 'abc1234'})).toMatchObject({status: 201})
-    const [web] = await eventually(async () => (await agent.call('GET', '/apps/shop/dynos')).json as Dyno[], upState)
+    const [web] = await eventually(async () => (await agent.call('GET', '/apps/shop/dynos')).json as AgentDyno[], allUp)
     expect(await fetchDyno(web!.port)).toBe('hello from web.1 of v1 at abc1234\n')
     await source.dispose()
   })
 
   it('stops its dynos on SIGTERM, and leaves them for the next agent with --keep-dynos', async () => {
     const shop = await deployedShop({args: ['--keep-dynos']})
-    const [kept] = await eventually(shop.dynos, upState)
+    const [kept] = await eventually(shop.dynos, allUp)
     shop.child.kill('SIGTERM')
     await new Promise((resolve) => shop.child.once('exit', resolve))
     expect(processAlive(kept!.pid!)).toBe(true)
 
     const again = await startAgent({home: shop.home})
     const [adopted] = await eventually(
-      async () => (await again.call('GET', '/apps/shop/dynos')).json as Dyno[],
-      upState,
+      async () => (await again.call('GET', '/apps/shop/dynos')).json as AgentDyno[],
+      allUp,
     )
     expect(adopted!.pid).toBe(kept!.pid)
     again.child.kill('SIGTERM')

@@ -6,6 +6,7 @@ import {EventEmitter} from 'node:events'
 
 import {describe, expect, it} from 'vitest'
 
+import {MAX_LINE_BYTES} from '../../src/runtime/line-splitter.js'
 import {startApp} from '../../src/runtime/start-app.js'
 import {fixture, startInApp} from '../support/start-harness.js'
 import {tempApp} from '../support/temp-app.js'
@@ -137,12 +138,13 @@ describe('dev start: output', () => {
     expect(outputOf(run.lines(), 'b.1')).toEqual(Array.from({length: 50}, (_, i) => `line ${i}`))
   })
 
-  it('writes a 2 MB line as one line', async () => {
+  it('writes a 2 MB line as lines of at most MAX_LINE_BYTES, every byte kept', async () => {
     const run = await startInApp({Procfile: `a: ${emit('big', '2000000')}\n`})
     await run.status
-    const big = run.lines().filter((line) => line.startsWith('a.1    | x'))
-    expect(big).toHaveLength(1)
-    expect(big[0]).toBe(`a.1    | ${'x'.repeat(2_000_000)}`)
+    const big = run.lines().flatMap((line) => (line.startsWith('a.1    | x') ? [line.slice('a.1    | '.length)] : []))
+    expect(big).toHaveLength(Math.ceil(2_000_000 / MAX_LINE_BYTES))
+    expect(big.every((line) => line.length <= MAX_LINE_BYTES)).toBe(true)
+    expect(big.join('')).toBe('x'.repeat(2_000_000))
   })
 
   it('passes invalid UTF-8 bytes through unchanged', async () => {

@@ -1,9 +1,16 @@
+import {spawn} from 'node:child_process'
+import {once} from 'node:events'
+import {mkdtemp} from 'node:fs/promises'
+import {tmpdir} from 'node:os'
+import {join} from 'node:path'
+
 import {describe, expect, it} from 'vitest'
 
-import {linesOf} from '../../src/runtime/line-splitter.js'
-import {isSimpleCommand} from '../../src/runtime/process-group.js'
+import {linesOf, MAX_LINE_BYTES} from '../../src/runtime/line-splitter.js'
+import {isSimpleCommand, signalGroup} from '../../src/runtime/process-group.js'
 import {Supervisor, type DynoEvent, type DynoSpec, type SupervisorOptions} from '../../src/runtime/supervisor.js'
 import {liveGroupMembers, processAlive} from '../support/processes.js'
+import {projectRoot} from '../support/run-bin.js'
 
 function supervise(options: Partial<SupervisorOptions> = {}) {
   const events: DynoEvent[] = []
@@ -130,6 +137,58 @@ describe('Supervisor', () => {
     supervisor.resumeOutput()
     await until(() => lines.includes('a.1: done'))
     await supervisor.shutdown()
+  })
+
+  it('hands out a long line without a newline in pieces of at most MAX_LINE_BYTES, every byte kept', async () => {
+    const pieces: Buffer[] = []
+    let exited!: () => void
+    const supervisor = new Supervisor(
+      {stopTimeoutMs: 1000, restart: 'never', backoff: {initialMs: 100, maxMs: 400, resetAfterMs: 60_000}},
+      {onEvent: (event) => event.kind === 'exited' && exited(), onOutput: (_dyno, block) => pieces.push(...linesOf(block))},
+    )
+    await new Promise<void>((resolve) => {
+      exited = resolve
+      supervisor.start([spec('a.1', "head -c 1048576 /dev/zero | tr '\\0' x")])
+    })
+    expect(Math.max(...pieces.map((piece) => piece.length))).toBeLessThanOrEqual(MAX_LINE_BYTES)
+    expect(Buffer.concat(pieces).equals(Buffer.alloc(1024 * 1024, 'x'))).toBe(true)
+  })
+
+  it('never stops the next run when a restart races the clearing up after a crash', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'dev-race-'))
+    const {supervisor, events, until} = supervise({restart: 'always', stopTimeoutMs: 1000})
+    // The first run crashes, leaving in its group a process that exits at the second SIGTERM only;
+    // every later run just keeps running.
+    const leftover = `sh -c 'n=0; trap "n=\\$((n+1)); [ \\$n -ge 2 ] && exit 0" TERM; while :; do sleep 0.05; done'`
+    supervisor.start([spec('a.1', `if [ -e ${dir}/ran ]; then exec sleep 30; fi; touch ${dir}/ran; ${leftover} & exit 1`)])
+    // The crash's clearing up has sent its SIGTERM; the restart sends the second one and starts a new run.
+    await until(() => events.some((event) => event.kind === 'signalling' && event.signal === 'SIGTERM'))
+    await supervisor.restart(['a.1'])
+    const started = events.filter((event) => event.kind === 'started')
+    expect(started).toHaveLength(2)
+    const successor = (started[1] as {pid: number}).pid
+    // Past the clearing up's own SIGKILL deadline, which once fell on the new run.
+    await new Promise((resolve) => setTimeout(resolve, 1500))
+    expect(processAlive(successor)).toBe(true)
+    expect(supervisor.snapshot()).toMatchObject([{name: 'a.1', state: 'running', pid: successor}])
+    expect(events.filter((event) => event.kind === 'started')).toHaveLength(2)
+    await supervisor.shutdown()
+    expect(liveGroupMembers(successor)).toEqual([])
+  })
+
+  it('lets go of its processes, and of one-off runs on pipes, so the process holding them can exit', async () => {
+    const holder = spawn(process.execPath, ['--import', 'tsx', join(projectRoot, 'test/support/detach-entry.ts')], {cwd: projectRoot, stdio: ['ignore', 'pipe', 'inherit']})
+    let out = ''
+    holder.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()))
+    const [code] = (await once(holder, 'exit')) as [number | null]
+    const pids = JSON.parse(out) as {dyno: number; run: number}
+    try {
+      expect(code).toBe(0)
+      expect(processAlive(pids.dyno)).toBe(true)
+      expect(processAlive(pids.run)).toBe(true)
+    } finally {
+      for (const pid of [pids.dyno, pids.run]) signalGroup(pid, 'SIGKILL')
+    }
   })
 })
 

@@ -17,6 +17,20 @@ export interface AgentCallResult {
   readonly text: string
 }
 
+/** A dyno as GET /apps/:app/dynos lists it. */
+export interface AgentDyno {
+  name: string
+  type: string
+  state: string
+  release: string
+  port: number
+  pid: number | null
+  restarts: number
+}
+
+/** True once there are dynos and every one is up. */
+export const allUp = (dynos: AgentDyno[]) => dynos.length > 0 && dynos.every((dyno) => dyno.state === 'up')
+
 const running: ChildProcess[] = []
 /** Each agent stops as a host's would (its dynos with it), and the test waits for that. */
 afterEach(async () => {
@@ -48,6 +62,9 @@ export function testAgentSettings(): Record<string, unknown> {
     boot_timeout_seconds: 5,
     deploy_timeout_seconds: 10,
     restart_backoff: {initial_seconds: 0.2, max_seconds: 1, reset_after_seconds: 60},
+    drain_timeout_seconds: 2,
+    router_port: 0,
+    router_host: '127.0.0.1',
   }
 }
 
@@ -57,6 +74,8 @@ export async function startAgent(options: {home?: string; settings?: Record<stri
   child: ChildProcess
   stderr: () => string
   call: (method: string, path: string, body?: unknown, headers?: Record<string, string>) => Promise<AgentCallResult>
+  /** Where the agent's router takes HTTP requests (on 127.0.0.1). */
+  routerPort: number
 }> {
   const home = options.home ?? join(await tempApp({}), 'agent-home')
   await mkdir(home, {recursive: true, mode: 0o700})
@@ -87,7 +106,8 @@ export async function startAgent(options: {home?: string; settings?: Record<stri
       req.on('error', reject)
       req.end(body === undefined ? undefined : Buffer.isBuffer(body) || typeof body === 'string' ? body : JSON.stringify(body))
     })
-  return {home, child, stderr: () => stderr, call}
+  const routerPort = Number(/router on port (\d+)/.exec(stderr)?.[1])
+  return {home, child, stderr: () => stderr, call, routerPort}
 }
 
 

@@ -1,0 +1,169 @@
+#!/usr/bin/env node
+// Compares the host agent's HTTP router with nginx (Debian) in one run on this machine, with wrk
+// (Debian) as the client, over the same two web dynos of a trivial Node app run by the agent:
+//   direct   wrk → one dyno
+//   dev      wrk → the agent's router → 2 dynos (least outstanding; a log line per request)
+//   nginx    wrk → nginx (1 worker, upstream keepalive, access log on) → the same 2 dynos
+// Reports requests/s and p99 latency of each, and the ratios the router is held to: at least
+// 0.5 × nginx's requests/s, and under 2 ms of p99 added to the direct run.
+// Usage: node bench/router.mjs [--connections N] [--seconds N] [--runs N] [--only direct,dev,nginx]
+// Needs: `npm ci && npm run build`, `apt-get install -y wrk nginx`.
+import {execFileSync, spawn} from 'node:child_process'
+import {existsSync, mkdirSync, mkdtempSync, writeFileSync} from 'node:fs'
+import {request} from 'node:http'
+import {createServer} from 'node:net'
+import {cpus, tmpdir, totalmem} from 'node:os'
+import {join} from 'node:path'
+import {fileURLToPath} from 'node:url'
+
+const root = fileURLToPath(new URL('..', import.meta.url))
+const args = process.argv.slice(2)
+const option = (name, fallback) => (args.includes(name) ? Number(args[args.indexOf(name) + 1]) : fallback)
+const CONNECTIONS = option('--connections', 32)
+const SECONDS = option('--seconds', 10)
+const RUNS = option('--runs', 3)
+// --only dev,nginx: run just these targets (the ratios need all three).
+
+for (const [path, hint] of [
+  ['/usr/bin/wrk', 'apt-get install -y wrk'],
+  ['/usr/sbin/nginx', 'apt-get install -y nginx'],
+  [join(root, 'dist/agent.cjs'), 'npm run build'],
+]) {
+  if (!existsSync(path)) {
+    console.error(`missing ${path}: run "${hint}" first`)
+    process.exit(1)
+  }
+}
+
+const {buildSlug} = await import(join(root, 'dist/slug/slug-build.js'))
+const work = mkdtempSync(join(tmpdir(), 'dev-bench-router-'))
+
+function freePort() {
+  return new Promise((resolve) => {
+    const server = createServer().listen(0, '127.0.0.1', () => {
+      const {port} = server.address()
+      server.close(() => resolve(port))
+    })
+  })
+}
+
+/** The app: a web process that answers "ok" and logs nothing, as small as a backend gets. */
+const appDir = join(work, 'app')
+mkdirSync(appDir)
+writeFileSync(join(appDir, 'Procfile'), 'web: node server.js\n')
+writeFileSync(join(appDir, 'server.js'), "require('node:http').createServer((req, res) => res.end('ok\\n')).listen(Number(process.env.PORT))\n")
+const {sha256} = await buildSlug({root: appDir, secrets: []})
+const slugPath = join(appDir, '.dev/slugs', `${sha256}.tgz`)
+
+const home = join(work, 'agent-home')
+mkdirSync(home, {mode: 0o700})
+const routerPort = await freePort()
+writeFileSync(join(home, 'agent.json'), JSON.stringify({router_port: routerPort, router_host: '127.0.0.1', dyno_port_range: [41000, 41099]}))
+const agent = spawn(process.execPath, [join(root, 'dist/agent.cjs'), 'daemon'], {env: {...process.env, DEV_AGENT_HOME: home}, stdio: ['ignore', 'ignore', 'pipe']})
+await new Promise((resolve, reject) => {
+  let text = ''
+  agent.stderr.on('data', (chunk) => {
+    text += chunk
+    if (text.includes('listening')) resolve()
+  })
+  agent.once('exit', (code) => reject(new Error(`the agent exited (${code}): ${text}`)))
+})
+
+function api(method, path, body) {
+  return new Promise((resolve, reject) => {
+    const req = request({socketPath: join(home, 'agent.sock'), method, path, headers: {'content-type': 'application/json', 'dev-user': 'bench'}}, (res) => {
+      let text = ''
+      res.on('data', (chunk) => (text += chunk))
+      res.on('end', () => resolve({status: res.statusCode, json: text ? JSON.parse(text) : undefined}))
+    })
+    req.on('error', reject)
+    req.end(body === undefined ? undefined : Buffer.isBuffer(body) ? body : JSON.stringify(body))
+  })
+}
+
+const {readFileSync} = await import('node:fs')
+await api('POST', '/apps', {name: 'bench'})
+await api('PUT', `/slugs/${sha256}`, readFileSync(slugPath))
+const released = await api('POST', '/apps/bench/releases', {slug: sha256})
+if (released.status !== 201) throw new Error(`deploy failed: ${JSON.stringify(released.json)}`)
+await api('PATCH', '/apps/bench/formation', {updates: [{type: 'web', quantity: 2}]})
+let dynos = []
+for (let tries = 0; tries < 100; tries++) {
+  dynos = (await api('GET', '/apps/bench/dynos')).json
+  if (dynos.length === 2 && dynos.every((dyno) => dyno.state === 'up')) break
+  await new Promise((resolve) => setTimeout(resolve, 100))
+}
+const [p1, p2] = dynos.map((dyno) => dyno.port)
+
+const nginxPort = await freePort()
+const nginxDir = join(work, 'nginx')
+mkdirSync(nginxDir)
+writeFileSync(
+  join(nginxDir, 'nginx.conf'),
+  `worker_processes 1;
+daemon off;
+pid ${nginxDir}/nginx.pid;
+error_log ${nginxDir}/error.log;
+events { worker_connections 4096; }
+http {
+  access_log ${nginxDir}/access.log;
+  client_body_temp_path ${nginxDir}/body;
+  proxy_temp_path ${nginxDir}/proxy;
+  fastcgi_temp_path ${nginxDir}/fastcgi;
+  uwsgi_temp_path ${nginxDir}/uwsgi;
+  scgi_temp_path ${nginxDir}/scgi;
+  upstream dynos { least_conn; server 127.0.0.1:${p1}; server 127.0.0.1:${p2}; keepalive 64; }
+  server {
+    listen 127.0.0.1:${nginxPort};
+    location / {
+      proxy_pass http://dynos;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header Host $host;
+      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+      proxy_set_header X-Forwarded-Proto $scheme;
+    }
+  }
+}
+`,
+)
+const nginx = spawn('/usr/sbin/nginx', ['-c', join(nginxDir, 'nginx.conf'), '-e', join(nginxDir, 'error.log')], {stdio: 'ignore'})
+for (let tries = 0; tries < 50; tries++) {
+  const up = await fetch(`http://127.0.0.1:${nginxPort}/`).then((res) => res.ok, () => false)
+  if (up) break
+  await new Promise((resolve) => setTimeout(resolve, 100))
+}
+
+/** One wrk run: requests/s and p99 in ms. */
+function wrk(port) {
+  const out = execFileSync('/usr/bin/wrk', ['-t2', `-c${CONNECTIONS}`, `-d${SECONDS}s`, '--latency', `http://127.0.0.1:${port}/`], {encoding: 'utf8'})
+  const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)[1])
+  const [, value, unit] = /\s99%\s+([\d.]+)(us|ms|s)/.exec(out)
+  const p99 = Number(value) * (unit === 'us' ? 0.001 : unit === 's' ? 1000 : 1)
+  const errors = /Non-2xx or 3xx responses: (\d+)|Socket errors: (.*)/.exec(out)?.[0] ?? ''
+  return {rps, p99, errors}
+}
+
+const only = args.includes('--only') ? args[args.indexOf('--only') + 1].split(',') : undefined
+const targets = Object.fromEntries(Object.entries({direct: p1, dev: routerPort, nginx: nginxPort}).filter(([name]) => only === undefined || only.includes(name)))
+const results = Object.fromEntries(Object.keys(targets).map((name) => [name, []]))
+try {
+  // Warm up each (JIT, connection pools), then alternate runs so drift hits all alike.
+  for (const port of Object.values(targets)) execFileSync('/usr/bin/wrk', ['-t2', `-c${CONNECTIONS}`, '-d2s', `http://127.0.0.1:${port}/`])
+  for (let run = 0; run < RUNS; run++) for (const [name, port] of Object.entries(targets)) results[name].push(wrk(port))
+} finally {
+  nginx.kill('SIGTERM')
+  agent.kill('SIGTERM')
+}
+
+const median = (values) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]
+const summary = Object.fromEntries(Object.entries(results).map(([name, runs]) => [name, {rps: median(runs.map((r) => r.rps)), p99: median(runs.map((r) => r.p99)), errors: runs.map((r) => r.errors).filter(Boolean)}]))
+const nginxVersion = execFileSync('/usr/sbin/nginx', ['-v'], {encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe']}).trim() || '(nginx -v wrote to stderr)'
+console.log(`machine: ${cpus().length} × ${cpus()[0].model}, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}; wrk -t2 -c${CONNECTIONS} -d${SECONDS}s, median of ${RUNS} runs`)
+console.log('| target | requests/s | p99 latency | errors |')
+console.log('|---|---|---|---|')
+for (const [name, result] of Object.entries(summary)) console.log(`| ${name} | ${Math.round(result.rps)} | ${result.p99.toFixed(2)} ms | ${result.errors.join('; ') || 'none'} |`)
+if (only !== undefined) process.exit(0)
+console.log(`dev router / nginx requests/s: ${(summary.dev.rps / summary.nginx.rps).toFixed(2)} (target ≥ 0.5)`)
+console.log(`p99 added by the dev router: ${(summary.dev.p99 - summary.direct.p99).toFixed(2)} ms (target < 2 ms); by nginx: ${(summary.nginx.p99 - summary.direct.p99).toFixed(2)} ms`)
+void nginxVersion

@@ -1,0 +1,56 @@
+import {z} from 'zod'
+
+import {parseBody, type Route} from './api-route.js'
+import type {LogSink} from './log-sink.js'
+import {RoutingChange, type RoutingStore} from './routing-store.js'
+
+const AddDomain = z.object({hostname: z.string().min(1).max(300)}).strict()
+
+/**
+ * The router's side of an app: `GET`/`PATCH /apps/:app` (maintenance mode, request timeout) and
+ * `GET`/`POST /apps/:app/domains`, `DELETE /apps/:app/domains/:hostname`.
+ */
+export function routingRoutes({routing, existing, logFor}: {routing: RoutingStore; existing: (app: string) => Promise<string>; logFor: (app: string) => LogSink}): Route[] {
+  const info = (app: string) => {
+    const {domains, maintenance, request_timeout_seconds} = routing.get(app)
+    return {name: app, maintenance, request_timeout_seconds, domains: domains.map((domain) => domain.hostname)}
+  }
+  return [
+    ['GET', /^\/apps\/([^/]+)$/, async ({params}) => ({json: info(await existing(params[0]!))})],
+    [
+      'PATCH',
+      /^\/apps\/([^/]+)$/,
+      async ({params, body, user}) => {
+        const app = await existing(params[0]!)
+        const change = parseBody(RoutingChange, await body())
+        const before = routing.get(app)
+        await routing.update(app, change)
+        if (change.maintenance !== undefined && change.maintenance !== before.maintenance) {
+          logFor(app).append('agent', 'api', `Maintenance mode ${change.maintenance ? 'enabled' : 'disabled'} by ${user}`)
+        }
+        return {json: info(app)}
+      },
+    ],
+    ['GET', /^\/apps\/([^/]+)\/domains$/, async ({params}) => ({json: routing.get(await existing(params[0]!)).domains})],
+    [
+      'POST',
+      /^\/apps\/([^/]+)\/domains$/,
+      async ({params, body, user}) => {
+        const app = await existing(params[0]!)
+        const domain = await routing.addDomain(app, parseBody(AddDomain, await body()).hostname)
+        logFor(app).append('agent', 'api', `Domain ${domain.hostname} added by ${user}`)
+        return {status: 201, json: domain}
+      },
+    ],
+    [
+      'DELETE',
+      /^\/apps\/([^/]+)\/domains\/([^/]+)$/,
+      async ({params, user}) => {
+        const app = await existing(params[0]!)
+        const domain = await routing.removeDomain(app, params[1]!)
+        logFor(app).append('agent', 'api', `Domain ${domain.hostname} removed by ${user}`)
+        return {json: domain}
+      },
+    ],
+  ]
+}

@@ -1,0 +1,70 @@
+import type {Duplex} from 'node:stream'
+
+/**
+ * One web dyno as the router sees it: where it listens, how many requests it is serving now (for
+ * least-outstanding balancing), and its open WebSocket tunnels, so a switch can drain it before
+ * it is stopped.
+ */
+export class Backend {
+  /** Requests sent and not yet answered in full. */
+  active = 0
+  private readonly tunnels = new Set<Duplex>()
+  private readonly idleWaiters = new Set<() => void>()
+
+  constructor(
+    /** The dyno's name in router log lines (`web.2`). */
+    readonly name: string,
+    readonly port: number,
+    public host = '127.0.0.1',
+  ) {}
+
+  begin(): void {
+    this.active++
+  }
+
+  end(): void {
+    this.active--
+    this.wakeIfIdle()
+  }
+
+  /** A WebSocket (or other upgraded) connection through this dyno, open until `client` closes. */
+  addTunnel(client: Duplex): void {
+    this.tunnels.add(client)
+    client.once('close', () => {
+      this.tunnels.delete(client)
+      this.wakeIfIdle()
+    })
+  }
+
+  get idle(): boolean {
+    return this.active === 0 && this.tunnels.size === 0
+  }
+
+  /**
+   * Resolves once the dyno has finished its requests and its tunnels have closed, or at `deadlineMs`
+   * (epoch ms): then the tunnels still open are closed and requests still running are left to the
+   * stop that follows. The caller has already taken the dyno out of rotation.
+   */
+  async drain(deadlineMs: number): Promise<void> {
+    if (!this.idle) {
+      await new Promise<void>((resolve) => {
+        const done = () => {
+          clearTimeout(timer)
+          this.idleWaiters.delete(done)
+          resolve()
+        }
+        const timer = setTimeout(done, Math.max(0, deadlineMs - Date.now()))
+        this.idleWaiters.add(done)
+      })
+    }
+    const closing = [...this.tunnels].map((tunnel) => new Promise<void>((resolve) => {
+      tunnel.once('close', () => resolve())
+      tunnel.destroy()
+    }))
+    await Promise.all(closing)
+  }
+
+  private wakeIfIdle(): void {
+    if (this.idle) for (const wake of [...this.idleWaiters]) wake()
+  }
+}

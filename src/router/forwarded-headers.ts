@@ -1,0 +1,92 @@
+import {randomUUID} from 'node:crypto'
+import type {IncomingMessage} from 'node:http'
+
+/** Headers that belong to one connection, never forwarded (RFC 9110 §7.6.1). */
+const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'proxy-authenticate', 'proxy-authorization', 'te', 'trailer', 'transfer-encoding', 'upgrade'])
+
+/** Set by the router alone: a client's values are dropped, never taken as the router's own. */
+const ROUTER_SET = new Set(['x-forwarded-proto', 'x-forwarded-port', 'x-forwarded-host', 'x-request-id', 'x-request-start', 'via'])
+
+/** A client's request id is kept when it is sane (Heroku's rule); anything else gets a new one. */
+const SANE_REQUEST_ID = /^[A-Za-z0-9+/=_-]{20,200}$/
+
+export function requestIdOf(req: IncomingMessage): string {
+  const given = req.headers['x-request-id']
+  return typeof given === 'string' && SANE_REQUEST_ID.test(given) ? given : randomUUID()
+}
+
+/** What the router knows about the connection a request came on. */
+export interface ClientSide {
+  requestId: string
+  /** The peer's address (what `fwd=` logs and X-Forwarded-For gets appended). */
+  clientIp: string
+  /** The port the router took the request on. */
+  port: number
+  startedAt: number
+}
+
+/**
+ * The request headers for the dyno, as a flat [name, value, …] list in the client's order and
+ * spelling: hop-by-hop headers (and those the Connection header names) removed, X-Forwarded-For
+ * appended to, and the router's own headers set. `upgrade` keeps Connection and Upgrade (a
+ * WebSocket handshake needs them).
+ */
+export function forwardedHeaders(req: IncomingMessage, client: ClientSide, {upgrade = false} = {}): string[] {
+  const named = new Set(
+    String(req.headers.connection ?? '')
+      .toLowerCase()
+      .split(',')
+      .map((token) => token.trim())
+      .filter((token) => token !== '' && !(upgrade && token === 'upgrade')),
+  )
+  const out: string[] = []
+  let forwardedFor: string | undefined
+  let via: string | undefined
+  const raw = req.rawHeaders
+  for (let index = 0; index < raw.length; index += 2) {
+    const name = raw[index]!
+    const value = raw[index + 1]!
+    const lower = name.toLowerCase()
+    if (lower === 'x-forwarded-for') {
+      forwardedFor = forwardedFor === undefined ? value : `${forwardedFor}, ${value}`
+      continue
+    }
+    if (lower === 'via') via = via === undefined ? value : `${via}, ${value}`
+    if (ROUTER_SET.has(lower) || named.has(lower)) continue
+    if (HOP_BY_HOP.has(lower) && !(upgrade && (lower === 'connection' || lower === 'upgrade'))) continue
+    out.push(name, value)
+  }
+  const version = `${req.httpVersionMajor}.${req.httpVersionMinor}`
+  out.push(
+    'X-Request-Id', client.requestId,
+    'X-Forwarded-For', forwardedFor === undefined ? client.clientIp : `${forwardedFor}, ${client.clientIp}`,
+    'X-Forwarded-Proto', 'http',
+    'X-Forwarded-Port', String(client.port),
+    'X-Request-Start', `t=${client.startedAt}`,
+    'Via', via === undefined ? `${version} dev-router` : `${via}, ${version} dev-router`,
+  )
+  return out
+}
+
+/** A dyno's response headers for the client: hop-by-hop headers removed, the rest as they came. */
+export function responseHeaders(raw: readonly string[], connection: string | string[] | undefined): string[] {
+  const named = new Set(
+    String(connection ?? '')
+      .toLowerCase()
+      .split(',')
+      .map((token) => token.trim()),
+  )
+  const out: string[] = []
+  for (let index = 0; index < raw.length; index += 2) {
+    const lower = raw[index]!.toLowerCase()
+    if (HOP_BY_HOP.has(lower) || named.has(lower)) continue
+    out.push(raw[index]!, raw[index + 1]!)
+  }
+  return out
+}
+
+/** The peer address without the IPv4-mapped prefix (`::ffff:203.0.113.9` → `203.0.113.9`). */
+export function peerAddress(address: string | undefined): string {
+  if (address === undefined) return 'unknown'
+  return address.startsWith('::ffff:') ? address.slice(7) : address
+}

@@ -1,0 +1,51 @@
+import {ROUTER_ERRORS, type RouterCode} from './router-errors.js'
+
+/** What one request through the router was, for its log line. */
+export interface RoutedRequest {
+  code?: RouterCode
+  method: string
+  path: string
+  host: string
+  requestId: string
+  fwd: string
+  dyno?: string
+  connectMs: number
+  serviceMs: number
+  status: number
+  bytes: number
+}
+
+/**
+ * Heroku's router line: `at=info method=GET path="/a?b=1" host=… request_id=… fwd="…" dyno=web.2
+ * connect=0ms service=12ms status=200 bytes=512 protocol=http`, with `code=` and `desc=` after
+ * `at=` for the router's own answers. Client-supplied values are quoted or cleaned, so a request
+ * cannot forge fields or lines.
+ */
+export function routerLogLine(request: RoutedRequest): string {
+  const error = request.code === undefined ? undefined : ROUTER_ERRORS[request.code]
+  const fields = [`at=${error?.level ?? 'info'}`]
+  if (error) fields.push(`code=${request.code}`, `desc="${error.desc}"`)
+  fields.push(
+    `method=${token(request.method)}`,
+    `path=${quoted(request.path)}`,
+    `host=${token(request.host)}`,
+    `request_id=${token(request.requestId)}`,
+    `fwd=${quoted(request.fwd)}`,
+    `dyno=${request.dyno ?? ''}`,
+    `connect=${Math.round(request.connectMs)}ms`,
+    `service=${Math.round(request.serviceMs)}ms`,
+    `status=${request.status}`,
+    `bytes=${request.bytes}`,
+    'protocol=http',
+  )
+  return fields.join(' ')
+}
+
+function quoted(value: string): string {
+  return `"${value.replace(/[\\"]/g, (char) => `\\${char}`).replace(/[\u0000-\u001f\u007f]/g, '')}"`
+}
+
+/** A bare value: anything that could break the key=value form is dropped. */
+function token(value: string): string {
+  return value.replace(/[^\x21-\x7e]|"/g, '').slice(0, 255)
+}

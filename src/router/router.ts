@@ -1,0 +1,316 @@
+import {Agent, createServer, request, type IncomingMessage, type Server, type ServerResponse} from 'node:http'
+import {connect, type AddressInfo, type Socket} from 'node:net'
+import {performance} from 'node:perf_hooks'
+import type {Duplex} from 'node:stream'
+import {setTimeout as sleep} from 'node:timers/promises'
+
+import type {Backend} from './backend.js'
+import type {Balancer} from './balancer.js'
+import {forwardedHeaders, peerAddress, requestIdOf, responseHeaders, type ClientSide} from './forwarded-headers.js'
+import {errorPage, NO_SUCH_APP_PAGE, type RouterCode} from './router-errors.js'
+import {routerLogLine, type RoutedRequest} from './router-log-line.js'
+
+/** One app behind the router, asked afresh for each request (a switch changes it between two). */
+export interface RoutedApp {
+  /** The web dynos that take new requests now: up, of the current release, not draining. */
+  backends(): readonly Backend[]
+  /** Why no dyno takes requests: some are starting (the request waits), all crashed (H10), or there are none (H14). */
+  whyNoBackend(): 'starting' | 'crashed' | 'none'
+  maintenance(): boolean
+  /** No first byte from the dyno within this long: H12. Also how long a request waits for a booting app (H20). */
+  firstByteTimeoutMs(): number
+  /** Where the app's `error.html` and `maintenance.html` would be (its current release). */
+  releaseDir(): string | undefined
+  balancer: Balancer
+  /** One router line into the app's log stream. */
+  log(line: string): void
+}
+
+/** Which app a Host header names; undefined for a Host no app answers to. */
+export type RouteTable = (host: string) => RoutedApp | undefined
+
+/** A body of known length up to this size is sent with its head in one write. */
+const SMALL_BODY_BYTES = 16 * 1024
+
+/** How often a request for an app whose dynos are starting looks for one that is up. */
+const BOOT_POLL_MS = 100
+
+/**
+ * The HTTP front door: picks the app by Host, the dyno by least outstanding requests (a dyno that
+ * refuses the connection is skipped while nothing was sent to it), forwards with X-Request-Id,
+ * X-Forwarded-* and Via, streams the answer back as it comes, proxies WebSocket upgrades, and
+ * answers for the app with Heroku's codes (H10, H12, H13, H14, H80…) when it cannot. One log line
+ * per request goes to the app's stream.
+ */
+export class Router {
+  private readonly server: Server
+  /** Kept-alive connections to the dynos, so a request does not pay for a TCP handshake. */
+  private readonly agent = new Agent({keepAlive: true, maxSockets: Infinity, maxFreeSockets: 1024, scheduling: 'lifo'})
+  private port = 0
+
+  constructor(private readonly table: RouteTable) {
+    this.server = createServer({noDelay: true}, (req, res) => void this.handle(req, res))
+    this.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => void this.tunnel(req, socket as Socket, head))
+    this.server.on('clientError', (_error, socket) => {
+      if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n')
+      else socket.destroy()
+    })
+  }
+
+  /** Listens on `port` (0: any free one) and resolves to the port. */
+  async listen(port: number, host?: string): Promise<number> {
+    await new Promise<void>((resolve, reject) => {
+      this.server.once('error', reject)
+      this.server.listen(port, host, () => {
+        this.server.off('error', reject)
+        resolve()
+      })
+    })
+    this.port = (this.server.address() as AddressInfo).port
+    return this.port
+  }
+
+  /** Stops taking connections and closes the open ones. */
+  async close(): Promise<void> {
+    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()))
+    this.server.closeAllConnections()
+    this.agent.destroy()
+    await closed
+  }
+
+  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const {app, client, record} = this.arrival(req)
+    const startedAt = client.startedAt
+    if (app === undefined) {
+      send(res, 404, NO_SUCH_APP_PAGE)
+      return
+    }
+    if (app.maintenance()) return this.answer(app, res, record, 'H80')
+    const tried = new Set<Backend>()
+    let resets = 0
+    for (;;) {
+      let backend = app.balancer.pick(app.backends(), tried)
+      if (backend === undefined && tried.size === 0 && app.whyNoBackend() === 'starting') backend = await this.waitForBoot(app, res, startedAt)
+      if (res.destroyed) return
+      if (backend === undefined) {
+        const why = app.whyNoBackend()
+        const code: RouterCode = tried.size > 0 ? 'H19' : why === 'crashed' ? 'H10' : why === 'starting' ? 'H20' : 'H14'
+        record.serviceMs = Date.now() - startedAt
+        return this.answer(app, res, record, code)
+      }
+      const outcome = await this.forward(app, backend, req, res, client, record)
+      if (outcome === 'refused') tried.add(backend)
+      else if (outcome === 'reset' && resets++ === 0) continue
+      else return
+    }
+  }
+
+  /** A request as it arrives: the app its Host names, who sent it, and its log record so far. */
+  private arrival(req: IncomingMessage): {app: RoutedApp | undefined; client: ClientSide; record: RoutedRequest} {
+    const host = hostOf(req)
+    const client: ClientSide = {requestId: requestIdOf(req), clientIp: peerAddress(req.socket.remoteAddress), port: this.port, startedAt: Date.now()}
+    const record: RoutedRequest = {method: req.method ?? 'GET', path: req.url ?? '/', host, requestId: client.requestId, fwd: client.clientIp, connectMs: 0, serviceMs: 0, status: 0, bytes: 0}
+    return {app: this.table(host), client, record}
+  }
+
+  /** Waits (up to the first-byte timeout) for a dyno of an app whose dynos are booting. */
+  private async waitForBoot(app: RoutedApp, res: ServerResponse, startedAt: number): Promise<Backend | undefined> {
+    const deadline = startedAt + app.firstByteTimeoutMs()
+    while (Date.now() < deadline && !res.destroyed) {
+      await sleep(BOOT_POLL_MS)
+      const backend = app.balancer.pick(app.backends(), new Set())
+      if (backend !== undefined) return backend
+      if (app.whyNoBackend() !== 'starting') return undefined
+    }
+    return undefined
+  }
+
+  /**
+   * Sends one request to one dyno and its answer back. Resolves to `refused` when the dyno refused
+   * the connection and `reset` when a kept-alive connection turned out closed: either way nothing
+   * reached the dyno and the request can go to another; else `done`.
+   */
+  private forward(app: RoutedApp, backend: Backend, req: IncomingMessage, res: ServerResponse, client: ClientSide, record: RoutedRequest): Promise<'refused' | 'reset' | 'done'> {
+    return new Promise((resolve) => {
+      backend.begin()
+      record.dyno = backend.name
+      const sentAt = performance.now()
+      const bodyless = !hasBody(req)
+      const upstream = request({host: backend.host, port: backend.port, method: req.method, path: req.url, headers: forwardedHeaders(req, client) as never, agent: this.agent, setHost: false})
+      let connected = false
+      let responded = false
+      let settled = false
+      const settle = (outcome: 'refused' | 'reset' | 'done', code?: RouterCode) => {
+        if (settled) return
+        settled = true
+        clearTimeout(timer)
+        backend.end()
+        record.serviceMs = performance.now() - sentAt - record.connectMs
+        if (outcome !== 'done') {
+          resolve(outcome)
+          return
+        }
+        if (code !== undefined && !responded) void this.answer(app, res, record, code).then(() => resolve('done'))
+        else {
+          if (code !== undefined) res.destroy()
+          app.log(routerLogLine({...record, code}))
+          resolve('done')
+        }
+      }
+      const timer = setTimeout(() => {
+        upstream.destroy()
+        settle('done', 'H12')
+      }, app.firstByteTimeoutMs())
+
+      upstream.setNoDelay(true)
+      upstream.once('socket', (socket: Socket) => {
+        const go = () => {
+          connected = true
+          record.connectMs = performance.now() - sentAt
+          if (bodyless) upstream.end()
+          else req.pipe(upstream)
+        }
+        if (socket.connecting) socket.once('connect', go)
+        else go()
+      })
+      upstream.once('response', (answer) => {
+        clearTimeout(timer)
+        responded = true
+        record.status = answer.statusCode ?? 502
+        res.writeHead(record.status, answer.statusMessage, responseHeaders(answer.rawHeaders, answer.headers.connection) as never)
+        const length = Number(answer.headers['content-length'] ?? -1)
+        if (length >= 0 && length <= SMALL_BODY_BYTES) {
+          // A small body of known length goes out with its head in one write, the cheapest answer.
+          const chunks: Buffer[] = []
+          answer.on('data', (chunk: Buffer) => chunks.push(chunk))
+          answer.once('end', () => {
+            const body = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks)
+            record.bytes = body.length
+            res.end(body)
+          })
+        } else {
+          // A streamed answer (SSE, chunked) reaches the client as it comes, its head at once.
+          if (length < 0) res.flushHeaders()
+          answer.on('data', (chunk: Buffer) => (record.bytes += chunk.length))
+          answer.pipe(res)
+        }
+        answer.once('aborted', () => settle('done', 'H18'))
+        answer.on('error', () => settle('done', 'H18'))
+        res.once('finish', () => settle('done'))
+      })
+      upstream.on('error', (error: NodeJS.ErrnoException) => {
+        if (responded) return settle('done', 'H18')
+        if (!connected && error.code === 'ECONNREFUSED') return settle('refused')
+        if (upstream.reusedSocket && error.code === 'ECONNRESET' && bodyless) return settle('reset')
+        settle('done', 'H13')
+      })
+      // The client went away first: the dyno's request is dropped too.
+      res.once('close', () => {
+        if (res.writableFinished || settled) return
+        upstream.destroy()
+        settle('done', 'H27')
+      })
+    })
+  }
+
+  /** The router answers for the app: an error (or maintenance) page, and the log line. */
+  private async answer(app: RoutedApp, res: ServerResponse, record: RoutedRequest, code: RouterCode): Promise<void> {
+    const body = await errorPage(code, app.releaseDir())
+    record.status = code === 'H27' ? 499 : 503
+    if (code !== 'H27') record.bytes = send(res, 503, body, {'X-Request-Id': record.requestId, ...(code === 'H80' ? {'Retry-After': '60'} : {})})
+    app.log(routerLogLine({...record, code}))
+  }
+
+  /** A WebSocket (or other upgrade): a byte tunnel to a dyno once it answers the handshake. */
+  private async tunnel(req: IncomingMessage, socket: Socket, head: Buffer): Promise<void> {
+    socket.on('error', () => {})
+    const {app, client, record} = this.arrival(req)
+    const startedAt = client.startedAt
+    if (app === undefined) {
+      refuse(socket, 404, NO_SUCH_APP_PAGE)
+      return
+    }
+    const fail = async (code: RouterCode) => {
+      record.status = 503
+      record.bytes = refuse(socket, 503, await errorPage(code, app.releaseDir()))
+      app.log(routerLogLine({...record, code}))
+    }
+    if (app.maintenance()) return fail('H80')
+    const tried = new Set<Backend>()
+    for (;;) {
+      const backend = app.balancer.pick(app.backends(), tried)
+      if (backend === undefined) return fail(tried.size > 0 ? 'H19' : app.whyNoBackend() === 'crashed' ? 'H10' : 'H14')
+      record.dyno = backend.name
+      const upstream = await connectTo(backend)
+      if (upstream === undefined) {
+        tried.add(backend)
+        continue
+      }
+      if (socket.destroyed) return void upstream.destroy()
+      record.connectMs = Date.now() - startedAt
+      const lines = [`${req.method} ${req.url} HTTP/1.1`]
+      const headers = forwardedHeaders(req, client, {upgrade: true})
+      for (let index = 0; index < headers.length; index += 2) lines.push(`${headers[index]}: ${headers[index + 1]}`)
+      upstream.write(`${lines.join('\r\n')}\r\n\r\n`)
+      if (head.length > 0) upstream.write(head)
+      upstream.once('data', (first: Buffer) => {
+        record.status = Number(/^HTTP\/1\.[01] (\d{3})/.exec(first.toString('latin1', 0, 16))?.[1] ?? 0)
+        record.serviceMs = Date.now() - startedAt - record.connectMs
+        record.bytes = first.length
+        app.log(routerLogLine(record))
+      })
+      upstream.on('error', () => socket.destroy())
+      socket.on('close', () => upstream.destroy())
+      upstream.on('close', () => socket.destroy())
+      backend.addTunnel(socket)
+      upstream.pipe(socket)
+      socket.pipe(upstream)
+      return
+    }
+  }
+}
+
+/** The Host header without its port, lower-cased (`Shop.Example.com:8080` → `shop.example.com`). */
+function hostOf(req: IncomingMessage): string {
+  const host = (req.headers.host ?? '').toLowerCase()
+  if (host.startsWith('[')) return host.slice(0, host.indexOf(']') + 1)
+  const colon = host.indexOf(':')
+  return colon === -1 ? host : host.slice(0, colon)
+}
+
+function hasBody(req: IncomingMessage): boolean {
+  const length = req.headers['content-length']
+  return req.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0')
+}
+
+/** Answers with an HTML page; returns the body's size. */
+function send(res: ServerResponse, status: number, body: string, headers: Record<string, string> = {}): number {
+  if (res.headersSent) {
+    res.destroy()
+    return 0
+  }
+  const bytes = Buffer.byteLength(body)
+  res.writeHead(status, {'Content-Type': 'text/html; charset=utf-8', 'Content-Length': String(bytes), 'Cache-Control': 'no-store', ...headers})
+  res.end(body)
+  return bytes
+}
+
+/** An HTTP answer written on a raw (upgrade) socket, which is then closed. */
+function refuse(socket: Socket, status: number, body: string): number {
+  const bytes = Buffer.byteLength(body)
+  const reason = status === 404 ? 'Not Found' : 'Service Unavailable'
+  socket.end(`HTTP/1.1 ${status} ${reason}\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: ${bytes}\r\nConnection: close\r\n\r\n${body}`)
+  return bytes
+}
+
+/** A TCP connection to the dyno, or undefined if it refuses. */
+function connectTo(backend: Backend): Promise<Socket | undefined> {
+  return new Promise((resolve) => {
+    const upstream = connect({host: backend.host, port: backend.port, noDelay: true})
+    upstream.once('connect', () => {
+      upstream.removeAllListeners('error')
+      resolve(upstream)
+    })
+    upstream.once('error', () => resolve(undefined))
+  })
+}

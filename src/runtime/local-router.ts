@@ -1,0 +1,78 @@
+import {Backend} from '../router/backend.js'
+import {Balancer} from '../router/balancer.js'
+import type {RoutedApp} from '../router/router.js'
+import {waitForAccept} from './port-probe.js'
+import type {DynoEvent, DynoSpec} from './supervisor.js'
+
+/** How long a local web process may take to accept on its PORT before requests stop waiting for it. */
+const LOCAL_BOOT_MS = 60_000
+
+interface LocalWeb {
+  backend: Backend
+  state: 'starting' | 'up' | 'down'
+  boot?: AbortController
+}
+
+/**
+ * `dev start --router`: the local web processes as the router sees them. A process is up once it
+ * accepts on its PORT (requests wait while it boots, as on a host); one that has exited is down.
+ * Every Host goes to the app.
+ */
+export class LocalRoutes {
+  private readonly webs = new Map<string, LocalWeb>()
+  readonly routed: RoutedApp
+
+  constructor(specs: readonly DynoSpec[], {root, log, timeoutMs = 30_000}: {root: string; log: (line: string) => void; timeoutMs?: number}) {
+    this.setFormation(specs)
+    this.routed = {
+      backends: () => [...this.webs.values()].filter((web) => web.state === 'up').map((web) => web.backend),
+      whyNoBackend: () => {
+        const webs = [...this.webs.values()]
+        if (webs.length === 0) return 'none'
+        return webs.some((web) => web.state === 'starting') ? 'starting' : 'crashed'
+      },
+      maintenance: () => false,
+      firstByteTimeoutMs: () => timeoutMs,
+      releaseDir: () => root,
+      balancer: new Balancer(),
+      log,
+    }
+  }
+
+  /** The web processes to route to (a restart under --watch may bring a new set). */
+  setFormation(specs: readonly DynoSpec[]): void {
+    for (const spec of specs) {
+      if (spec.type !== 'web' || spec.port === undefined || this.webs.has(spec.name)) continue
+      this.webs.set(spec.name, {backend: new Backend(spec.name, spec.port), state: 'down'})
+    }
+  }
+
+  /** Follows the supervisor: a started web process boots, an exited one is down. */
+  onEvent(event: DynoEvent): void {
+    if (event.kind !== 'started' && event.kind !== 'exited' && event.kind !== 'spawn-failed') return
+    const web = this.webs.get(event.dyno)
+    if (web === undefined) return
+    web.boot?.abort()
+    if (event.kind !== 'started') {
+      web.state = 'down'
+      return
+    }
+    web.state = 'starting'
+    const boot = new AbortController()
+    web.boot = boot
+    void waitForAccept(web.backend.port, Date.now() + LOCAL_BOOT_MS, boot.signal).then((address) => {
+      if (boot.signal.aborted) return
+      if (address === undefined) {
+        web.state = 'down'
+        return
+      }
+      web.backend.host = address
+      web.state = 'up'
+    })
+  }
+
+  /** Stops every boot check (dev is stopping). */
+  close(): void {
+    for (const web of this.webs.values()) web.boot?.abort()
+  }
+}

@@ -1,0 +1,135 @@
+import {readFile} from 'node:fs/promises'
+import {Agent, request} from 'node:http'
+import {join} from 'node:path'
+
+import {beforeAll, describe, expect, it} from 'vitest'
+
+import {agentAppSlug, eventually, startAgent, allUp, type AgentDyno} from '../support/agent.js'
+
+
+let slug: {sha256: string; bytes: Buffer}
+beforeAll(async () => {
+  slug = await agentAppSlug()
+})
+
+
+/** An agent with `name` deployed from the agent-app slug, its web dyno up. */
+async function deployed(agent: Awaited<ReturnType<typeof startAgent>>, name: string, config?: Record<string, string>) {
+  await agent.call('POST', '/apps', {name})
+  if (config) await agent.call('PATCH', `/apps/${name}/config-vars`, config)
+  await agent.call('PUT', `/slugs/${slug.sha256}`, slug.bytes)
+  const release = await agent.call('POST', `/apps/${name}/releases`, {slug: slug.sha256, source_version: 'c0ffee1'})
+  expect(release.status, JSON.stringify(release.json)).toBe(201)
+  await eventually(async () => (await agent.call('GET', `/apps/${name}/dynos`)).json as AgentDyno[], allUp)
+}
+
+/** GET through the agent's router with a Host header. */
+function viaRouter(port: number, host: string, path = '/', agent: Agent | false = false): Promise<{status: number; body: string}> {
+  return new Promise((resolve, reject) => {
+    request({host: '127.0.0.1', port, path, headers: {host}, agent}, (res) => {
+      let body = ''
+      res.on('data', (chunk: Buffer) => (body += chunk.toString()))
+      res.on('end', () => resolve({status: res.statusCode!, body}))
+    })
+      .on('error', reject)
+      .end()
+  })
+}
+
+const routerLines = async (agent: Awaited<ReturnType<typeof startAgent>>, app: string) =>
+  (await agent.call('GET', `/apps/${app}/log?ps=router&lines=1500`)).text.split('\n').filter(Boolean)
+
+describe("the host's router (bundled agent, real HTTP)", () => {
+  it('sends every Host to the only app, logs each request, and answers H80 in maintenance mode', async () => {
+    const agent = await startAgent()
+    await deployed(agent, 'shop', {GREETING: 'hi'})
+    expect(await viaRouter(agent.routerPort, 'anything.example.com', '/a?b=1')).toEqual({status: 200, body: 'hi from web.1 of v2 at c0ffee1\n'})
+    const [line] = await eventually(() => routerLines(agent, 'shop'), (lines) => lines.length === 1)
+    expect(line).toMatch(/^\S+ router: at=info method=GET path="\/a\?b=1" host=anything\.example\.com request_id=\S+ fwd="127\.0\.0\.1" dyno=web\.1 connect=\d+ms service=\d+ms status=200 bytes=31 protocol=http$/)
+
+    expect(await agent.call('PATCH', '/apps/shop', {maintenance: true})).toMatchObject({status: 200, json: {name: 'shop', maintenance: true}})
+    const maintenance = await viaRouter(agent.routerPort, 'shop.example.com')
+    expect(maintenance.status).toBe(503)
+    expect(maintenance.body).toContain('Offline for maintenance')
+    const lines = await eventually(() => routerLines(agent, 'shop'), (found) => found.length === 2)
+    expect(lines[1]).toMatch(/router: at=info code=H80 desc="Maintenance mode" method=GET/)
+    await agent.call('PATCH', '/apps/shop', {maintenance: false})
+    expect((await viaRouter(agent.routerPort, 'shop.example.com')).status).toBe(200)
+    expect((await agent.call('PATCH', '/apps/shop', {maintenance: 'yes'})).status).toBe(422)
+  })
+
+  it('routes by domain between apps; an unknown Host gets a 404; a domain belongs to one app', async () => {
+    const agent = await startAgent()
+    await deployed(agent, 'shop', {GREETING: 'shop'})
+    await deployed(agent, 'blog', {GREETING: 'blog'})
+    expect(await agent.call('POST', '/apps/shop/domains', {hostname: 'Shop.Example.com'})).toMatchObject({status: 201, json: {hostname: 'shop.example.com'}})
+    expect((await agent.call('POST', '/apps/blog/domains', {hostname: '*.blog.example.com'})).status).toBe(201)
+    expect((await agent.call('POST', '/apps/blog/domains', {hostname: 'éso.example.com'})).json).toMatchObject({hostname: 'xn--so-9ia.example.com'})
+    expect(await agent.call('POST', '/apps/blog/domains', {hostname: 'shop.example.com'})).toMatchObject({status: 409})
+    expect(await agent.call('POST', '/apps/blog/domains', {hostname: 'not a host'})).toMatchObject({status: 422})
+    expect((await agent.call('GET', '/apps/blog')).json).toMatchObject({domains: ['*.blog.example.com', 'xn--so-9ia.example.com']})
+
+    expect((await viaRouter(agent.routerPort, 'shop.example.com:80')).body).toMatch(/^shop from web\.1/)
+    expect((await viaRouter(agent.routerPort, 'www.blog.example.com')).body).toMatch(/^blog from web\.1/)
+    const unknown = await viaRouter(agent.routerPort, 'other.example.com')
+    expect(unknown.status).toBe(404)
+    expect(unknown.body).not.toMatch(/shop|blog/)
+
+    expect((await agent.call('DELETE', '/apps/shop/domains/shop.example.com')).status).toBe(200)
+    expect((await viaRouter(agent.routerPort, 'shop.example.com')).status).toBe(404)
+    expect((await agent.call('DELETE', '/apps/shop/domains/shop.example.com')).status).toBe(404)
+  })
+
+  it('switches releases, restarts and scales down under continuous load with no failed request; a failed health gate switches nothing', async () => {
+    const agent = await startAgent()
+    await deployed(agent, 'shop', {GREETING: 'one'})
+    let running = true
+    const statuses = new Map<number, number>()
+    const bodies = new Set<string>()
+    const keepAlive = new Agent({keepAlive: true})
+    const client = async () => {
+      while (running) {
+        const {status, body} = await viaRouter(agent.routerPort, 'shop', '/', keepAlive).catch(() => ({status: 0, body: ''}))
+        statuses.set(status, (statuses.get(status) ?? 0) + 1)
+        bodies.add(body.split(' ')[0]!)
+      }
+    }
+    const clients = [client(), client(), client()]
+    // A request in flight across the switch finishes on the old release.
+    const slow = viaRouter(agent.routerPort, 'shop', '/slow?ms=700')
+    await new Promise((resolve) => setTimeout(resolve, 100))
+
+    expect((await agent.call('PATCH', '/apps/shop/config-vars', {GREETING: 'two'})).status).toBe(200)
+    expect(await slow).toEqual({status: 200, body: 'one from web.1 of v2 at c0ffee1\n'})
+    expect((await agent.call('PATCH', '/apps/shop/formation', {updates: [{type: 'web', quantity: 2}]})).status).toBe(200)
+    await eventually(async () => (await agent.call('GET', '/apps/shop/dynos')).json as AgentDyno[], (dynos) => dynos.length === 2 && allUp(dynos))
+    expect((await agent.call('DELETE', '/apps/shop/dynos/web')).status).toBe(200)
+    expect((await agent.call('PATCH', '/apps/shop/formation', {updates: [{type: 'web', quantity: 1}]})).status).toBe(200)
+
+    // A release whose new dynos fail the app.json health check: refused, the old ones serve on.
+    const refused = await agent.call('PATCH', '/apps/shop/config-vars', {GREETING: 'three', HEALTH_STATUS: '500'})
+    expect(refused.status).toBe(422)
+    expect(refused.json.message).toMatch(/^web\.1 of v4 failed its health check: GET \/health failed \(attempt 2 of 2: status 500\), so nothing was switched/)
+    await new Promise((resolve) => setTimeout(resolve, 200))
+    running = false
+    await Promise.all(clients)
+    keepAlive.destroy()
+
+    expect([...statuses.keys()]).toEqual([200])
+    expect(statuses.get(200)).toBeGreaterThan(20)
+    expect([...bodies].sort()).toEqual(['one', 'two'])
+    expect((await viaRouter(agent.routerPort, 'shop')).body).toMatch(/^two from web\.1 of v3/)
+    // The load filled the 1,500 lines kept in memory many times over: the log file has it all.
+    const failedCheck = 'agent[web.1]: Health check failed: GET /health failed (attempt 2 of 2: status 500)'
+    const file = await eventually(() => readFile(join(agent.home, 'apps/shop/logs/app.log'), 'utf8'), (text) => text.includes(failedCheck))
+    expect(file).toContain(failedCheck)
+  })
+
+  it('answers H14 when the app runs no web dyno', async () => {
+    const agent = await startAgent()
+    await deployed(agent, 'shop')
+    await agent.call('PATCH', '/apps/shop/formation', {updates: [{type: 'web', quantity: 0}]})
+    expect((await viaRouter(agent.routerPort, 'shop')).status).toBe(503)
+    expect((await routerLines(agent, 'shop')).at(-1)).toMatch(/router: at=error code=H14 desc="No web processes running"/)
+  })
+})

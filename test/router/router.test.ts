@@ -1,0 +1,286 @@
+import {createServer, request, type IncomingMessage, type Server} from 'node:http'
+import {mkdtemp, writeFile} from 'node:fs/promises'
+import type {AddressInfo, Socket} from 'node:net'
+import {tmpdir} from 'node:os'
+import {join} from 'node:path'
+
+import {afterEach, describe, expect, it} from 'vitest'
+
+import {Backend} from '../../src/router/backend.js'
+import {Balancer} from '../../src/router/balancer.js'
+import {Router, type RoutedApp} from '../../src/router/router.js'
+import {freePort} from '../support/free-port.js'
+
+const closers: (() => Promise<void>)[] = []
+afterEach(async () => {
+  await Promise.all(closers.splice(0).map((close) => close()))
+})
+
+/** A real HTTP server on loopback standing in for a web dyno. */
+async function dyno(handler: (req: IncomingMessage, res: import('node:http').ServerResponse) => void): Promise<{port: number; server: Server}> {
+  const server = createServer(handler)
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  closers.push(async () => {
+    server.closeAllConnections()
+    await new Promise((resolve) => server.close(resolve))
+  })
+  return {port: (server.address() as AddressInfo).port, server}
+}
+
+/** An app behind the router whose state the test sets. */
+function app(backends: Backend[], overrides: Partial<RoutedApp> = {}) {
+  const lines: string[] = []
+  const routed: RoutedApp = {
+    backends: () => backends,
+    whyNoBackend: () => 'none',
+    maintenance: () => false,
+    firstByteTimeoutMs: () => 30_000,
+    releaseDir: () => undefined,
+    balancer: new Balancer(),
+    log: (line) => lines.push(line),
+    ...overrides,
+  }
+  return {routed, lines}
+}
+
+async function router(apps: Record<string, RoutedApp>): Promise<number> {
+  const front = new Router((host) => apps[host])
+  const port = await front.listen(0, '127.0.0.1')
+  closers.push(() => front.close())
+  return port
+}
+
+interface Answer {
+  status: number
+  headers: IncomingMessage['headers']
+  body: string
+}
+
+/** A request through the router with the Host header set (fetch would drop it). */
+function get(port: number, host: string, path = '/', headers: Record<string, string> = {}, body?: string): Promise<Answer> {
+  return new Promise((resolve, reject) => {
+    const req = request({host: '127.0.0.1', port, path, method: body === undefined ? 'GET' : 'POST', headers: {host, ...headers}, agent: false}, (res) => {
+      let text = ''
+      res.on('data', (chunk: Buffer) => (text += chunk.toString()))
+      res.on('end', () => resolve({status: res.statusCode!, headers: res.headers, body: text}))
+    })
+    req.on('error', reject)
+    req.end(body)
+  })
+}
+
+/** A dyno that answers with its name and the headers it got. */
+async function echoDyno(name: string) {
+  const {port} = await dyno((req, res) => {
+    let body = ''
+    req.on('data', (chunk: Buffer) => (body += chunk.toString()))
+    req.on('end', () => {
+      res.setHeader('content-type', 'application/json')
+      res.end(JSON.stringify({dyno: name, headers: req.headers, body}))
+    })
+  })
+  return new Backend(name, port)
+}
+
+describe('the router (real HTTP on loopback)', () => {
+  it('chooses the app by Host, and answers an unknown Host with a plain 404 that names nothing', async () => {
+    const shop = app([await echoDyno('web.1')])
+    const blog = app([await echoDyno('web.1')])
+    const port = await router({'shop.example.com': shop.routed, 'blog.example.com': blog.routed})
+    expect(JSON.parse((await get(port, 'Shop.Example.com:8080', '/a?b=1')).body).dyno).toBe('web.1')
+    expect(shop.lines).toHaveLength(1)
+    expect(shop.lines[0]).toMatch(/^at=info method=GET path="\/a\?b=1" host=shop\.example\.com request_id=[0-9a-f-]{36} fwd="127\.0\.0\.1" dyno=web\.1 connect=\d+ms service=\d+ms status=200 bytes=\d+ protocol=http$/)
+    await get(port, 'blog.example.com')
+    expect(blog.lines).toHaveLength(1)
+    const unknown = await get(port, 'nope.example.com')
+    expect(unknown.status).toBe(404)
+    expect(unknown.body).toContain('No such app')
+    expect(unknown.body).not.toMatch(/shop|blog|127\.0\.0\.1|dev-router/)
+  })
+
+  it('balances by least outstanding requests, ties in turn', async () => {
+    let release!: () => void
+    const held = new Promise<void>((resolve) => (release = resolve))
+    const slowPort = (
+      await dyno((req, res) => {
+        if (req.url === '/slow') void held.then(() => res.end('slow'))
+        else res.end('web.1')
+      })
+    ).port
+    const web1 = new Backend('web.1', slowPort)
+    const web2 = await echoDyno('web.2')
+    const shop = app([web1, web2])
+    const port = await router({shop: shop.routed})
+    const order: string[] = []
+    for (let i = 0; i < 4; i++) order.push((await get(port, 'shop')).body.includes('web.2') ? 'web.2' : 'web.1')
+    expect(order).toEqual(['web.1', 'web.2', 'web.1', 'web.2'])
+    // web.1 busy with a slow request: the next ones all go to web.2.
+    const slow = get(port, 'shop', '/slow')
+    while (web1.active === 0) await new Promise((resolve) => setTimeout(resolve, 10))
+    for (let i = 0; i < 3; i++) expect((await get(port, 'shop')).body).toContain('"dyno":"web.2"')
+    release()
+    expect((await slow).body).toBe('slow')
+  })
+
+  it('tries another dyno when one refuses the connection, bodies included', async () => {
+    const dead = new Backend('web.1', await freePort())
+    const live = await echoDyno('web.2')
+    const shop = app([dead, live])
+    const port = await router({shop: shop.routed})
+    for (let i = 0; i < 4; i++) {
+      const answer = await get(port, 'shop', '/', {'content-type': 'text/plain'}, `body ${i}`)
+      expect(answer.status).toBe(200)
+      expect(JSON.parse(answer.body)).toMatchObject({dyno: 'web.2', body: `body ${i}`})
+    }
+    expect(shop.lines.every((line) => line.includes('dyno=web.2') && line.includes('status=200'))).toBe(true)
+    // None left: H19, a 503.
+    const none = app([dead])
+    const port2 = await router({shop: none.routed})
+    expect((await get(port2, 'shop')).status).toBe(503)
+    expect(none.lines[0]).toMatch(/^at=error code=H19 desc="Backend connection refused" method=GET/)
+  })
+
+  it('sets the forwarding headers itself, keeps a sane request id, and drops hop-by-hop headers', async () => {
+    const shop = app([await echoDyno('web.1')])
+    const port = await router({shop: shop.routed})
+    const spoofed = await get(port, 'shop', '/', {
+      'x-forwarded-for': '203.0.113.9',
+      'x-forwarded-proto': 'https',
+      'x-forwarded-port': '443',
+      'x-request-id': 'abcdefghij0123456789-client',
+      connection: 'keep-alive, x-secret',
+      'x-secret': 'hop',
+      'keep-alive': 'timeout=5',
+      'x-kept': 'yes',
+    })
+    const seen = JSON.parse(spoofed.body).headers
+    expect(seen['x-forwarded-for']).toBe('203.0.113.9, 127.0.0.1')
+    expect(seen['x-forwarded-proto']).toBe('http')
+    expect(seen['x-forwarded-port']).toBe(String(port))
+    expect(seen['x-request-id']).toBe('abcdefghij0123456789-client')
+    expect(seen.via).toBe('1.1 dev-router')
+    expect(seen['x-request-start']).toMatch(/^t=\d{13}$/)
+    expect(seen.host).toBe('shop')
+    expect(seen['x-kept']).toBe('yes')
+    expect(seen['x-secret']).toBeUndefined()
+    expect(seen['keep-alive']).toBeUndefined()
+    // The log's fwd= is the peer, never the client's claim.
+    expect(shop.lines[0]).toContain('fwd="127.0.0.1"')
+    expect(shop.lines[0]).toContain('request_id=abcdefghij0123456789-client')
+
+    const insane = JSON.parse((await get(port, 'shop', '/', {'x-request-id': 'short'})).body).headers
+    expect(insane['x-request-id']).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/)
+  })
+
+  it('answers for the app with Heroku codes: H12, H13, H14, H10, H80, with its own pages when it has them', async () => {
+    const pages = await mkdtemp(join(tmpdir(), 'dev-pages-'))
+    await writeFile(join(pages, 'maintenance.html'), '<p>back soon</p>')
+    await writeFile(join(pages, 'error.html'), '<p>our error page</p>')
+    const stuck = new Backend('web.1', (await dyno(() => {})).port)
+    const rude = new Backend('web.1', (await dyno((req) => req.socket.destroy())).port)
+    const timeouts = app([stuck], {firstByteTimeoutMs: () => 300, releaseDir: () => pages})
+    const closes = app([rude])
+    const none = app([], {whyNoBackend: () => 'none'})
+    const crashed = app([], {whyNoBackend: () => 'crashed'})
+    const maintenance = app([stuck], {maintenance: () => true, releaseDir: () => pages})
+    const port = await router({timeouts: timeouts.routed, closes: closes.routed, none: none.routed, crashed: crashed.routed, maintenance: maintenance.routed})
+
+    const h12 = await get(port, 'timeouts')
+    expect([h12.status, h12.body]).toEqual([503, '<p>our error page</p>'])
+    expect(timeouts.lines[0]).toMatch(/^at=error code=H12 desc="Request timeout" method=GET path="\/" host=timeouts .* dyno=web\.1 connect=\d+ms service=\d+ms status=503 bytes=21 protocol=http$/)
+    expect(stuck.active).toBe(0)
+
+    expect((await get(port, 'closes')).status).toBe(503)
+    expect(closes.lines[0]).toMatch(/^at=error code=H13 desc="Connection closed without response"/)
+    const h14 = await get(port, 'none')
+    expect(h14.status).toBe(503)
+    expect(h14.body).toContain('Application error')
+    expect(none.lines[0]).toMatch(/^at=error code=H14 desc="No web processes running" .* dyno= /)
+    expect((await get(port, 'crashed')).status).toBe(503)
+    expect(crashed.lines[0]).toMatch(/^at=error code=H10 desc="App crashed"/)
+    const h80 = await get(port, 'maintenance')
+    expect([h80.status, h80.body, h80.headers['retry-after']]).toEqual([503, '<p>back soon</p>', '60'])
+    expect(maintenance.lines[0]).toMatch(/^at=info code=H80 desc="Maintenance mode"/)
+  })
+
+  it('holds a request while the app boots, and sends it on once a dyno is up', async () => {
+    const web = await echoDyno('web.1')
+    const backends: Backend[] = []
+    const shop = app([], {backends: () => backends, whyNoBackend: () => 'starting'})
+    const port = await router({shop: shop.routed})
+    const answer = get(port, 'shop')
+    setTimeout(() => backends.push(web), 300)
+    expect((await answer).status).toBe(200)
+  })
+
+  it('streams an answer (SSE) to the client as it comes, before the dyno ends it', async () => {
+    let finish!: () => void
+    const done = new Promise<void>((resolve) => (finish = resolve))
+    const {port: ssePort} = await dyno((_req, res) => {
+      res.writeHead(200, {'content-type': 'text/event-stream'})
+      res.write('data: first\n\n')
+      void done.then(() => res.end('data: last\n\n'))
+    })
+    const shop = app([new Backend('web.1', ssePort)])
+    const port = await router({shop: shop.routed})
+    const chunks: string[] = []
+    const ended = new Promise<void>((resolve) => {
+      request({host: '127.0.0.1', port, headers: {host: 'shop'}}, (res) => {
+        res.on('data', (chunk: Buffer) => {
+          chunks.push(chunk.toString())
+          // The first event arrived while the dyno still holds the response open.
+          if (chunks.length === 1) finish()
+        })
+        res.on('end', resolve)
+      }).end()
+    })
+    await ended
+    expect(chunks[0]).toBe('data: first\n\n')
+    expect(chunks.join('')).toBe('data: first\n\ndata: last\n\n')
+  })
+
+  it('proxies a WebSocket upgrade both ways, and a drain closes it at its deadline', async () => {
+    const {server, port: wsPort} = await dyno((_req, res) => res.end())
+    server.on('upgrade', (req: IncomingMessage, socket: Socket) => {
+      socket.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nX-Saw-Forwarded: ${req.headers['x-forwarded-for']}\r\n\r\n`)
+      socket.on('data', (chunk: Buffer) => socket.write(`echo ${chunk.toString()}`))
+      socket.on('end', () => socket.end())
+    })
+    const web = new Backend('web.1', wsPort)
+    const shop = app([web])
+    const port = await router({shop: shop.routed})
+    const {socket, response} = await new Promise<{socket: Socket; response: IncomingMessage}>((resolve, reject) => {
+      request({host: '127.0.0.1', port, headers: {host: 'shop', connection: 'Upgrade', upgrade: 'websocket'}})
+        .on('upgrade', (res: IncomingMessage, upgraded: Socket) => resolve({socket: upgraded, response: res}))
+        .on('error', reject)
+        .end()
+    })
+    expect(response.headers['x-saw-forwarded']).toBe('127.0.0.1')
+    const echoed = new Promise<string>((resolve) => socket.once('data', (chunk: Buffer) => resolve(chunk.toString())))
+    socket.write('hello')
+    expect(await echoed).toBe('echo hello')
+    expect(shop.lines[0]).toMatch(/status=101/)
+    const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()))
+    await web.drain(Date.now() + 200)
+    await closed
+    expect(web.idle).toBe(true)
+  })
+
+  it('drains a dyno: waits for its requests in flight, then resolves', async () => {
+    let release!: () => void
+    const held = new Promise<void>((resolve) => (release = resolve))
+    const web = new Backend('web.1', (await dyno((_req, res) => void held.then(() => res.end('done')))).port)
+    const shop = app([web])
+    const port = await router({shop: shop.routed})
+    const inFlight = get(port, 'shop')
+    while (web.active === 0) await new Promise((resolve) => setTimeout(resolve, 10))
+    let drained = false
+    const drain = web.drain(Date.now() + 10_000).then(() => (drained = true))
+    await new Promise((resolve) => setTimeout(resolve, 100))
+    expect(drained).toBe(false)
+    release()
+    expect((await inFlight).body).toBe('done')
+    await drain
+    expect(drained).toBe(true)
+  })
+})
