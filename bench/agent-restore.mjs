@@ -54,7 +54,7 @@ const median = (values) => values.sort((a, b) => a - b)[Math.floor(values.length
 
 rmSync(home, {recursive: true, force: true})
 execFileSync('mkdir', ['-p', home])
-writeFileSync(join(home, 'agent.json'), JSON.stringify({dyno_port_range: [27000, 27999]}))
+writeFileSync(join(home, 'agent.json'), JSON.stringify({dyno_port_range: [27000, 27999], router_port: 0, router_host: '127.0.0.1'}))
 let {child} = await startAgent()
 await call('POST', '/apps', {name: 'shop'})
 await call('PUT', `/slugs/${sha256}`, readFileSync(join(app, '.dev/slugs', slugFile)))

@@ -145,9 +145,13 @@ function nowMicros(): number {
 
 /** `2026-11-22T10:00:00.123456+00:00`: RFC 3339 in UTC with microseconds, as Heroku prints it. */
 export function formatLogTime(micros: number): string {
-  const seconds = new Date(Math.floor(micros / 1000)).toISOString().slice(0, 19)
-  return `${seconds}.${String(micros % 1_000_000).padStart(6, '0')}+00:00`
+  const second = Math.floor(micros / 1_000_000)
+  // Lines come thousands a second under load: the date part is made once per second.
+  if (second !== formattedSecond.second) formattedSecond = {second, text: new Date(second * 1000).toISOString().slice(0, 19)}
+  return `${formattedSecond.text}.${String(micros % 1_000_000).padStart(6, '0')}+00:00`
 }
+
+let formattedSecond = {second: -1, text: ''}
 
 export function formatLogLine(micros: number, source: LogSource, ps: string | undefined, text: string): string {
   return `${formatLogTime(micros)} ${source}${ps === undefined ? '' : `[${ps}]`}: ${text}`
