@@ -295,10 +295,11 @@ export class AppDynos {
   }
 
   /**
-   * Switches the app to a release without a gap: the new formation starts beside the old one, every
-   * new web dyno must be up within the deploy timeout (a crash fails it at once), and only then are
-   * the old dynos stopped. If the new dynos fail, they are stopped, the old ones keep running, and
-   * the error carries the new dynos' last lines.
+   * Switches the app to a release without a gap: the new web dynos start beside the old ones and
+   * must pass the health gate within the deploy timeout (a crash fails it at once); then the other
+   * types start, the release is recorded, the router switches, and the old dynos are drained and
+   * stopped. If the new dynos fail, they are stopped, the old ones keep running, and the error
+   * carries the new dynos' last lines.
    */
   activate(plan: ReleaseParts, commit: () => Promise<void>): Promise<void> {
     return this.serialised(() => this.switchTo(plan, commit))
@@ -312,8 +313,13 @@ export class AppDynos {
     const old = [...this.instances.values()].filter((instance) => instance.state !== 'stopping')
     const fresh: Instance[] = []
     try {
-      for (const type of types) for (let number = 1; number <= (formation[type.name] ?? 0); number++) fresh.push(await this.launch(context, type, number, {routable: false}))
-      await this.gate(context, fresh.filter((instance) => instance.type === 'web'))
+      // Web first, through its gate; the other types are replaced only once web has succeeded.
+      const launchAll = async (web: boolean) => {
+        for (const type of types.filter((each) => (each.name === 'web') === web)) for (let number = 1; number <= (formation[type.name] ?? 0); number++) fresh.push(await this.launch(context, type, number, {routable: false}))
+      }
+      await launchAll(true)
+      await this.gate(context, fresh)
+      await launchAll(false)
       // Recorded only once its dynos are up, and the old dynos go only once it is recorded.
       await commit()
     } catch (error) {

@@ -316,6 +316,13 @@ export class Supervisor {
     try {
       child = spawnGroup({command: spec.command, cwd: spec.cwd, env: spec.env, profile: spec.profile, output: fifo})
       stdout = spec.fifo === undefined ? child.stdout! : openFifoReader(spec.fifo)
+    } catch (error) {
+      // Node refuses some spawns before any process exists (an environment it cannot pass): the
+      // dyno fails to start like any other spawn failure, and the caller is not thrown at.
+      dyno.state = 'down'
+      this.handlers.onEvent({kind: 'spawn-failed', dyno: spec.name, message: (error as Error).message.split('\n')[0]!})
+      this.afterExit(dyno, run, 127, 0).finally(run.resolveFinished)
+      return
     } finally {
       // The process has its own copy now; ours would keep the FIFO from ever reporting its end.
       if (fifo !== undefined) closeSync(fifo)

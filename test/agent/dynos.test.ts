@@ -122,16 +122,19 @@ describe('dynos on a host (bundled agent, real processes)', () => {
     expect(oldStop).toBeGreaterThan(newUp)
   })
 
-  it('refuses a release whose web dyno crashes at boot: nothing switched, no release recorded, the old dyno serves', async () => {
+  it('refuses a release whose web dyno crashes at boot: nothing switched, no release recorded, the old dynos serve', async () => {
     const shop = await deployedShop()
-    const [before] = await eventually(shop.dynos, allUp)
+    await shop.call('PATCH', '/apps/shop/formation', {updates: [{type: 'worker', quantity: 1}]})
+    const [before, worker] = await eventually(shop.dynos, (dynos) => dynos.length === 2 && allUp(dynos))
     const refused = await shop.call('PATCH', '/apps/shop/config-vars', {CRASH_ON_BOOT: '1'})
     expect(refused.status).toBe(422)
     expect(refused.json.message).toMatch(/^web.1 of v2 crashed, so nothing was switched; its last lines: .*web.1: crashing on boot as asked/)
     expect((await shop.call('GET', '/apps/shop/releases')).json).toHaveLength(1)
     expect((await shop.call('GET', '/apps/shop/config-vars')).json).toEqual({})
-    expect(await shop.dynos()).toEqual([expect.objectContaining({name: 'web.1', pid: before!.pid, state: 'up', release: 'v1'})])
+    expect(await shop.dynos()).toEqual([expect.objectContaining({name: 'web.1', pid: before!.pid, state: 'up', release: 'v1'}), expect.objectContaining({name: 'worker.1', pid: worker!.pid, release: 'v1'})])
     expect(await fetchDyno(before!.port)).toMatch(/^hello from web.1 of v1/)
+    // Other types are replaced only after web succeeds: v2's worker never started.
+    expect((await shop.log('source=agent&ps=worker')).filter((line) => line.includes('Starting process'))).toHaveLength(1)
     await expect(stat(join(shop.home, 'apps/shop/releases/v2'))).rejects.toThrow()
     expect((await shop.log('source=agent&ps=api')).some((line) => line.includes('agent[api]: Release v2 not made: web.1 of v2 crashed'))).toBe(true)
   })

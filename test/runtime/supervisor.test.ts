@@ -128,6 +128,14 @@ describe('Supervisor', () => {
     expect(events[0]).toMatchObject({kind: 'spawn-failed', dyno: 'a.1'})
   })
 
+  it('reports, not throws, a spawn Node refuses outright (an environment value with a NUL)', async () => {
+    const {supervisor, events, until} = supervise()
+    expect(() => supervisor.start([{...spec('a.1', 'true'), env: {PATH: process.env.PATH!, BAD: 'a\0b'}}])).not.toThrow()
+    await until(() => events.length > 0)
+    expect(events[0]).toMatchObject({kind: 'spawn-failed', dyno: 'a.1'})
+    await supervisor.shutdown()
+  })
+
   it('pauses reading output, so a process blocks instead of memory growing', async () => {
     const {supervisor, lines, until} = supervise()
     supervisor.pauseOutput()
