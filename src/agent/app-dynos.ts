@@ -537,7 +537,7 @@ export class AppDynos {
     const failures = await Promise.all(
       instances.map(async (instance) => {
         for (const check of context.checks) {
-          const why = await runHealthCheck(check, instance.port, host, signal)
+          const why = await runHealthCheck(check, {port: instance.port, address: instance.backend?.host ?? '127.0.0.1', host}, signal)
           if (why !== undefined) return {instance, why: signal.aborted ? `${why}; the deploy timeout of ${timeoutMs / 1000} s ran out` : why}
         }
         this.log.append('agent', instance.name, `Health check passed: ${context.checks.map((check) => `GET ${check.path}`).join(', ')}`)
@@ -626,7 +626,9 @@ export class AppDynos {
         instance.pid = event.pid
         instance.startTime = processStartTime(event.pid)
         say(event.adopted ? `Adopted running process ${event.pid} after an agent restart` : `Starting process with command \`${instance.command}\``)
-        if (instance.type === 'web') this.bootCheck(instance)
+        // A dyno on its way out (draining) that crashed and was started again stays on its way out.
+        if (instance.state === 'stopping') void this.persist()
+        else if (instance.type === 'web') this.bootCheck(instance)
         else become('up')
         void this.persist()
         break
@@ -651,7 +653,7 @@ export class AppDynos {
       }
       case 'spawn-failed': {
         say(`Error: could not start the process: ${event.message}`)
-        become('crashed')
+        if (instance.state !== 'stopping') become('crashed')
         break
       }
       case 'completed':

@@ -7,6 +7,9 @@ const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'pro
 /** Set by the router alone: a client's values are dropped, never taken as the router's own. */
 const ROUTER_SET = new Set(['x-forwarded-proto', 'x-forwarded-port', 'x-forwarded-host', 'x-request-id', 'x-request-start', 'via'])
 
+/** What a Connection header may never strip: the request's framing and its Host. */
+const NEVER_NAMED = new Set(['host', 'content-length', 'transfer-encoding'])
+
 /** A client's request id is kept when it is sane (Heroku's rule); anything else gets a new one. */
 const SANE_REQUEST_ID = /^[A-Za-z0-9+/=_-]{20,200}$/
 
@@ -37,7 +40,7 @@ export function forwardedHeaders(req: IncomingMessage, client: ClientSide, {upgr
       .toLowerCase()
       .split(',')
       .map((token) => token.trim())
-      .filter((token) => token !== '' && !(upgrade && token === 'upgrade')),
+      .filter((token) => token !== '' && !NEVER_NAMED.has(token) && !(upgrade && token === 'upgrade')),
   )
   const out: string[] = []
   let forwardedFor: string | undefined
@@ -56,6 +59,9 @@ export function forwardedHeaders(req: IncomingMessage, client: ClientSide, {upgr
     if (HOP_BY_HOP.has(lower) && !(upgrade && (lower === 'connection' || lower === 'upgrade'))) continue
     out.push(name, value)
   }
+  // A body of unknown length goes on chunked whatever the method: node:http would otherwise write a
+  // GET's body raw, and the dyno would read it as a second request.
+  if (req.headers['transfer-encoding'] !== undefined && req.headers['content-length'] === undefined) out.push('Transfer-Encoding', 'chunked')
   const version = `${req.httpVersionMajor}.${req.httpVersionMinor}`
   out.push(
     'X-Request-Id', client.requestId,

@@ -61,18 +61,25 @@ export async function readWebHealthChecks(dir: string, label: string): Promise<H
   return (parsed.data.healthchecks?.web ?? []).filter((check): check is HealthCheck => check.path !== undefined && check.type !== 'liveness')
 }
 
+/** Where a check goes: the dyno's port and loopback address, and the Host header it carries. */
+export interface DynoAddress {
+  port: number
+  address: string
+  host: string
+}
+
 /**
  * Runs `check` against a dyno on `port` until it passes (a 2xx whose body holds `content`, when
  * given) or its attempts run out, or `signal` aborts. Resolves to undefined when it passed, else to
  * why the last attempt failed.
  */
-export async function runHealthCheck(check: HealthCheck, port: number, host: string, signal: AbortSignal): Promise<string | undefined> {
+export async function runHealthCheck(check: HealthCheck, dyno: DynoAddress, signal: AbortSignal): Promise<string | undefined> {
   if (check.initialDelay > 0) await sleep(check.initialDelay * 1000, undefined, {signal}).catch(() => {})
   let why = 'not tried'
   for (let attempt = 1; attempt <= check.attempts && !signal.aborted; attempt++) {
     if (attempt > 1) await sleep(check.wait * 1000, undefined, {signal}).catch(() => {})
     if (signal.aborted) break
-    why = await probe(check, port, host, signal)
+    why = await probe(check, dyno, signal)
     if (why === '') return undefined
     why = `attempt ${attempt} of ${check.attempts}: ${why}`
   }
@@ -80,9 +87,9 @@ export async function runHealthCheck(check: HealthCheck, port: number, host: str
 }
 
 /** One attempt: '' when it passed, else what went wrong. */
-function probe(check: HealthCheck, port: number, host: string, signal: AbortSignal): Promise<string> {
+function probe(check: HealthCheck, {port, address, host}: DynoAddress, signal: AbortSignal): Promise<string> {
   return new Promise((resolve) => {
-    const req = request({host: '127.0.0.1', port, path: check.path, headers: {host, 'user-agent': 'dev-health-check'}, agent: false, signal, timeout: check.timeout * 1000}, (res) => {
+    const req = request({host: address, port, path: check.path, headers: {host, 'user-agent': 'dev-health-check'}, agent: false, signal, timeout: check.timeout * 1000}, (res) => {
       let body = ''
       res.setEncoding('utf8')
       res.on('data', (chunk: string) => {

@@ -26,8 +26,10 @@ function page(title: string, text: string): string {
   return `<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>${title}</title></head><body><h1>${title}</h1><p>${text}</p></body></html>\n`
 }
 
-/** Pages the app ships at the root of its slug, read once per release directory. */
-const appPages = new Map<string, Promise<string | undefined>>()
+/** Pages the app ships at the root of its slug, read at most every few seconds per path. */
+const appPages = new Map<string, {at: number; page: Promise<string | undefined>}>()
+/** A page edited while `dev start --router` runs is served within this long. */
+const PAGE_CACHE_MS = 2000
 
 async function readPage(path: string): Promise<string | undefined> {
   try {
@@ -49,13 +51,14 @@ export async function errorPage(code: RouterCode, releaseDir: string | undefined
   if (releaseDir !== undefined) {
     const path = join(releaseDir, name)
     let cached = appPages.get(path)
-    if (cached === undefined) {
-      cached = readPage(path)
+    if (cached === undefined || Date.now() - cached.at > PAGE_CACHE_MS) {
+      appPages.delete(path)
+      cached = {at: Date.now(), page: readPage(path)}
       appPages.set(path, cached)
       // Release directories are few; the oldest go first when an agent has run for long.
       if (appPages.size > 64) appPages.delete(appPages.keys().next().value!)
     }
-    const own = await cached
+    const own = await cached.page
     if (own !== undefined) return own
   }
   return code === 'H80' ? DEFAULT_MAINTENANCE_PAGE : DEFAULT_ERROR_PAGE

@@ -1,12 +1,15 @@
-import {Agent, createServer, request, type IncomingMessage, type Server, type ServerResponse} from 'node:http'
+import {Agent, createServer, type IncomingMessage, type Server, type ServerResponse} from 'node:http'
 import {connect, type AddressInfo, type Socket} from 'node:net'
-import {performance} from 'node:perf_hooks'
 import type {Duplex} from 'node:stream'
 import {setTimeout as sleep} from 'node:timers/promises'
 
+import {Agent as UndiciAgent} from 'undici'
+
 import type {Backend} from './backend.js'
+import {sendBodyless} from './send-bodyless.js'
+import {sendWithBody} from './send-with-body.js'
 import type {Balancer} from './balancer.js'
-import {forwardedHeaders, peerAddress, requestIdOf, responseHeaders, type ClientSide} from './forwarded-headers.js'
+import {forwardedHeaders, peerAddress, requestIdOf, type ClientSide} from './forwarded-headers.js'
 import {errorPage, NO_SUCH_APP_PAGE, type RouterCode} from './router-errors.js'
 import {routerLogLine, type RoutedRequest} from './router-log-line.js'
 
@@ -29,8 +32,14 @@ export interface RoutedApp {
 /** Which app a Host header names; undefined for a Host no app answers to. */
 export type RouteTable = (host: string) => RoutedApp | undefined
 
-/** A body of known length up to this size is sent with its head in one write. */
-const SMALL_BODY_BYTES = 16 * 1024
+/**
+ * Idle connections to dynos are dropped after this long: before the 5 s after which Node servers
+ * close theirs, so a request is never sent on a connection the dyno is closing.
+ */
+const IDLE_UPSTREAM_MS = 4000
+
+/** The most of a dyno's answer to a WebSocket handshake the router reads before passing it on. */
+const MAX_HANDSHAKE_BYTES = 64 * 1024
 
 /** How often a request for an app whose dynos are starting looks for one that is up. */
 const BOOT_POLL_MS = 100
@@ -45,7 +54,11 @@ const BOOT_POLL_MS = 100
 export class Router {
   private readonly server: Server
   /** Kept-alive connections to the dynos, so a request does not pay for a TCP handshake. */
-  private readonly agent = new Agent({keepAlive: true, maxSockets: Infinity, maxFreeSockets: 1024, scheduling: 'lifo'})
+  private readonly agent = new Agent({keepAlive: true, maxSockets: Infinity, maxFreeSockets: 1024, scheduling: 'lifo', timeout: IDLE_UPSTREAM_MS})
+  /** The same for requests without a body, through undici (see send-bodyless.ts). */
+  private readonly pools = new UndiciAgent({keepAliveTimeout: IDLE_UPSTREAM_MS, pipelining: 1})
+  /** Open WebSocket tunnels (client side): the server neither counts nor closes them. */
+  private readonly tunnels = new Set<Socket>()
   private port = 0
 
   constructor(private readonly table: RouteTable) {
@@ -74,8 +87,9 @@ export class Router {
   async close(): Promise<void> {
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()))
     this.server.closeAllConnections()
+    for (const tunnel of this.tunnels) tunnel.destroy()
     this.agent.destroy()
-    await closed
+    await Promise.all([closed, this.pools.destroy()])
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -91,17 +105,24 @@ export class Router {
     for (;;) {
       let backend = app.balancer.pick(app.backends(), tried)
       if (backend === undefined && tried.size === 0 && app.whyNoBackend() === 'starting') backend = await this.waitForBoot(app, res, startedAt)
-      if (res.destroyed) return
+      if (res.destroyed) {
+        record.serviceMs = Date.now() - startedAt
+        return this.answer(app, res, record, 'H27')
+      }
       if (backend === undefined) {
         const why = app.whyNoBackend()
         const code: RouterCode = tried.size > 0 ? 'H19' : why === 'crashed' ? 'H10' : why === 'starting' ? 'H20' : 'H14'
         record.serviceMs = Date.now() - startedAt
         return this.answer(app, res, record, code)
       }
-      const outcome = await this.forward(app, backend, req, res, client, record)
+      const parts = {backend, res, record, firstByteTimeoutMs: app.firstByteTimeoutMs(), answer: (code: RouterCode) => this.answer(app, res, record, code), log: (line: string) => app.log(line)}
+      const headers = forwardedHeaders(req, client)
+      const outcome = hasBody(req) ? await sendWithBody(req, headers, this.agent, parts) : await sendBodyless(req, headers, this.pools, parts)
       if (outcome === 'refused') tried.add(backend)
-      else if (outcome === 'reset' && resets++ === 0) continue
-      else return
+      else if (outcome === 'reset') {
+        // Once only: a dyno that keeps closing connections without answering gets H13.
+        if (resets++ > 0) return this.answer(app, res, record, 'H13')
+      } else return
     }
   }
 
@@ -123,94 +144,6 @@ export class Router {
       if (app.whyNoBackend() !== 'starting') return undefined
     }
     return undefined
-  }
-
-  /**
-   * Sends one request to one dyno and its answer back. Resolves to `refused` when the dyno refused
-   * the connection and `reset` when a kept-alive connection turned out closed: either way nothing
-   * reached the dyno and the request can go to another; else `done`.
-   */
-  private forward(app: RoutedApp, backend: Backend, req: IncomingMessage, res: ServerResponse, client: ClientSide, record: RoutedRequest): Promise<'refused' | 'reset' | 'done'> {
-    return new Promise((resolve) => {
-      backend.begin()
-      record.dyno = backend.name
-      const sentAt = performance.now()
-      const bodyless = !hasBody(req)
-      const upstream = request({host: backend.host, port: backend.port, method: req.method, path: req.url, headers: forwardedHeaders(req, client) as never, agent: this.agent, setHost: false})
-      let connected = false
-      let responded = false
-      let settled = false
-      const settle = (outcome: 'refused' | 'reset' | 'done', code?: RouterCode) => {
-        if (settled) return
-        settled = true
-        clearTimeout(timer)
-        backend.end()
-        record.serviceMs = performance.now() - sentAt - record.connectMs
-        if (outcome !== 'done') {
-          resolve(outcome)
-          return
-        }
-        if (code !== undefined && !responded) void this.answer(app, res, record, code).then(() => resolve('done'))
-        else {
-          if (code !== undefined) res.destroy()
-          app.log(routerLogLine({...record, code}))
-          resolve('done')
-        }
-      }
-      const timer = setTimeout(() => {
-        upstream.destroy()
-        settle('done', 'H12')
-      }, app.firstByteTimeoutMs())
-
-      upstream.setNoDelay(true)
-      upstream.once('socket', (socket: Socket) => {
-        const go = () => {
-          connected = true
-          record.connectMs = performance.now() - sentAt
-          if (bodyless) upstream.end()
-          else req.pipe(upstream)
-        }
-        if (socket.connecting) socket.once('connect', go)
-        else go()
-      })
-      upstream.once('response', (answer) => {
-        clearTimeout(timer)
-        responded = true
-        record.status = answer.statusCode ?? 502
-        res.writeHead(record.status, answer.statusMessage, responseHeaders(answer.rawHeaders, answer.headers.connection) as never)
-        const length = Number(answer.headers['content-length'] ?? -1)
-        if (length >= 0 && length <= SMALL_BODY_BYTES) {
-          // A small body of known length goes out with its head in one write, the cheapest answer.
-          const chunks: Buffer[] = []
-          answer.on('data', (chunk: Buffer) => chunks.push(chunk))
-          answer.once('end', () => {
-            const body = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks)
-            record.bytes = body.length
-            res.end(body)
-          })
-        } else {
-          // A streamed answer (SSE, chunked) reaches the client as it comes, its head at once.
-          if (length < 0) res.flushHeaders()
-          answer.on('data', (chunk: Buffer) => (record.bytes += chunk.length))
-          answer.pipe(res)
-        }
-        answer.once('aborted', () => settle('done', 'H18'))
-        answer.on('error', () => settle('done', 'H18'))
-        res.once('finish', () => settle('done'))
-      })
-      upstream.on('error', (error: NodeJS.ErrnoException) => {
-        if (responded) return settle('done', 'H18')
-        if (!connected && error.code === 'ECONNREFUSED') return settle('refused')
-        if (upstream.reusedSocket && error.code === 'ECONNRESET' && bodyless) return settle('reset')
-        settle('done', 'H13')
-      })
-      // The client went away first: the dyno's request is dropped too.
-      res.once('close', () => {
-        if (res.writableFinished || settled) return
-        upstream.destroy()
-        settle('done', 'H27')
-      })
-    })
   }
 
   /** The router answers for the app: an error (or maintenance) page, and the log line. */
@@ -241,32 +174,81 @@ export class Router {
       const backend = app.balancer.pick(app.backends(), tried)
       if (backend === undefined) return fail(tried.size > 0 ? 'H19' : app.whyNoBackend() === 'crashed' ? 'H10' : 'H14')
       record.dyno = backend.name
+      // Counted on the dyno while connecting, so a drain that starts meanwhile waits for it.
+      backend.begin()
       const upstream = await connectTo(backend)
       if (upstream === undefined) {
+        backend.end()
         tried.add(backend)
         continue
       }
-      if (socket.destroyed) return void upstream.destroy()
+      if (socket.destroyed) {
+        backend.end()
+        upstream.destroy()
+        return
+      }
       record.connectMs = Date.now() - startedAt
-      const lines = [`${req.method} ${req.url} HTTP/1.1`]
-      const headers = forwardedHeaders(req, client, {upgrade: true})
-      for (let index = 0; index < headers.length; index += 2) lines.push(`${headers[index]}: ${headers[index + 1]}`)
-      upstream.write(`${lines.join('\r\n')}\r\n\r\n`)
-      if (head.length > 0) upstream.write(head)
-      upstream.once('data', (first: Buffer) => {
-        record.status = Number(/^HTTP\/1\.[01] (\d{3})/.exec(first.toString('latin1', 0, 16))?.[1] ?? 0)
-        record.serviceMs = Date.now() - startedAt - record.connectMs
-        record.bytes = first.length
-        app.log(routerLogLine(record))
-      })
-      upstream.on('error', () => socket.destroy())
-      socket.on('close', () => upstream.destroy())
-      upstream.on('close', () => socket.destroy())
+      this.tunnels.add(socket)
+      socket.once('close', () => this.tunnels.delete(socket))
       backend.addTunnel(socket)
-      upstream.pipe(socket)
-      socket.pipe(upstream)
+      backend.end()
+      this.handshake(app, socket, upstream, req, client, head, record)
       return
     }
+  }
+
+  /**
+   * Passes the handshake to the dyno and its answer back. A 101 opens the tunnel both ways; any
+   * other answer is passed back and the connection ends with it, so nothing the client sends later
+   * reaches the dyno unrouted. No answer within the request timeout is H12; none at all, H13.
+   */
+  private handshake(app: RoutedApp, socket: Socket, upstream: Socket, req: IncomingMessage, client: ClientSide, head: Buffer, record: RoutedRequest): void {
+    const lines = [`${req.method} ${req.url} HTTP/1.1`]
+    const headers = forwardedHeaders(req, client, {upgrade: true})
+    for (let index = 0; index < headers.length; index += 2) lines.push(`${headers[index]}: ${headers[index + 1]}`)
+    // Header bytes are latin1 strings in Node: written back as such, they reach the dyno unchanged.
+    upstream.write(`${lines.join('\r\n')}\r\n\r\n`, 'latin1')
+    if (head.length > 0) upstream.write(head)
+    /** Set once the router ends the client's connection itself (a page, or a passed-back answer). */
+    let ending = false
+    upstream.on('error', () => {
+      if (!ending) socket.destroy()
+    })
+    upstream.on('close', () => {
+      if (!ending) socket.destroy()
+    })
+    socket.on('close', () => upstream.destroy())
+    const routerAnswer = async (code: RouterCode) => {
+      ending = true
+      upstream.destroy()
+      record.status = 503
+      record.serviceMs = Date.now() - client.startedAt - record.connectMs
+      record.bytes = refuse(socket, 503, await errorPage(code, app.releaseDir()))
+      app.log(routerLogLine({...record, code}))
+    }
+    const timer = setTimeout(() => void routerAnswer('H12'), app.firstByteTimeoutMs())
+    let answer = Buffer.alloc(0)
+    const onEnd = () => {
+      clearTimeout(timer)
+      void routerAnswer('H13')
+    }
+    const onData = (chunk: Buffer) => {
+      answer = Buffer.concat([answer, chunk])
+      if (answer.indexOf('\r\n\r\n') === -1 && answer.length < MAX_HANDSHAKE_BYTES) return
+      clearTimeout(timer)
+      upstream.off('data', onData)
+      upstream.off('end', onEnd)
+      record.status = Number(/^HTTP\/1\.[01] (\d{3})/.exec(answer.toString('latin1', 0, 16))?.[1] ?? 0)
+      record.serviceMs = Date.now() - client.startedAt - record.connectMs
+      record.bytes = answer.length
+      app.log(routerLogLine(record))
+      socket.write(answer)
+      if (record.status !== 101) ending = true
+      else socket.pipe(upstream)
+      upstream.pipe(socket)
+    }
+    upstream.on('data', onData)
+    upstream.once('end', onEnd)
   }
 }
 

@@ -39,11 +39,21 @@ export class LocalRoutes {
     }
   }
 
-  /** The web processes to route to (a restart under --watch may bring a new set). */
+  /** The web processes to route to (a reload under --watch may bring other ones, or other ports). */
   setFormation(specs: readonly DynoSpec[]): void {
+    const names = new Set<string>()
     for (const spec of specs) {
-      if (spec.type !== 'web' || spec.port === undefined || this.webs.has(spec.name)) continue
+      if (spec.type !== 'web' || spec.port === undefined) continue
+      names.add(spec.name)
+      const known = this.webs.get(spec.name)
+      if (known?.backend.port === spec.port) continue
+      known?.boot?.abort()
       this.webs.set(spec.name, {backend: new Backend(spec.name, spec.port), state: 'down'})
+    }
+    for (const [name, web] of this.webs) {
+      if (names.has(name)) continue
+      web.boot?.abort()
+      this.webs.delete(name)
     }
   }
 

@@ -108,7 +108,7 @@ export async function startApp(options: StartOptions, io: StartIo): Promise<numb
       printer.message(SYSTEM_NAME, `router listening on http://localhost:${options.router}`)
     }
     // Watch before starting, so no change made after a process starts can be missed.
-    if (watching) watcher = await watchForRestarts({options, io, plan, printer, supervisor, stopped: () => status !== undefined})
+    if (watching) watcher = await watchForRestarts({options, io, plan, printer, supervisor, stopped: () => status !== undefined, onFormation: (specs) => routes?.setFormation(specs)})
     supervisor.start(plan.specs)
     await (await stopping)
     await supervisor.settled()

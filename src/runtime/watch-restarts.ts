@@ -25,6 +25,8 @@ export async function watchForRestarts(context: {
   printer: LogPrinter
   supervisor: Supervisor
   stopped: () => boolean
+  /** Told of the new processes before they replace the old ones (the local router follows them). */
+  onFormation?: (specs: StartPlan['specs']) => void
 }): Promise<FileWatcher> {
   const {options, io, plan, printer, supervisor} = context
   const config = [plan.files.procfile, ...plan.files.envFiles]
@@ -57,6 +59,7 @@ export async function watchForRestarts(context: {
       next.specs.map((spec) => spec.name),
       next.formation.map((entry) => entry.type.name),
     )
+    context.onFormation?.(next.specs)
     await supervisor.replace(next.specs)
   }
 

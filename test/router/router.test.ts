@@ -1,6 +1,6 @@
 import {createServer, request, type IncomingMessage, type Server} from 'node:http'
 import {mkdtemp, writeFile} from 'node:fs/promises'
-import type {AddressInfo, Socket} from 'node:net'
+import {connect, type AddressInfo, type Socket} from 'node:net'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 
@@ -237,6 +237,125 @@ describe('the router (real HTTP on loopback)', () => {
     await ended
     expect(chunks[0]).toBe('data: first\n\n')
     expect(chunks.join('')).toBe('data: first\n\ndata: last\n\n')
+  })
+
+  it('passes a large answer of known length through whole, for a request with a body and without', async () => {
+    const big = Buffer.alloc(1024 * 1024, 'x')
+    const {port: bigPort} = await dyno((req, res) => {
+      req.resume()
+      req.on('end', () => {
+        res.setHeader('content-length', big.length)
+        res.end(big)
+      })
+    })
+    const shop = app([new Backend('web.1', bigPort)])
+    const port = await router({shop: shop.routed})
+    expect((await get(port, 'shop')).body.length).toBe(big.length)
+    expect((await get(port, 'shop', '/', {}, 'with a body')).body.length).toBe(big.length)
+    expect(shop.lines.map((line) => /bytes=(\d+)/.exec(line)?.[1])).toEqual([String(big.length), String(big.length)])
+  })
+
+  it('never lets a request hide another in its body (request smuggling)', async () => {
+    const seen: {url: string; body: string}[] = []
+    const {port: dynoPort} = await dyno((req, res) => {
+      let body = ''
+      req.on('data', (chunk: Buffer) => (body += chunk.toString()))
+      req.on('end', () => {
+        seen.push({url: req.url!, body})
+        res.end('ok')
+      })
+    })
+    const shop = app([new Backend('web.1', dynoPort)])
+    const port = await router({shop: shop.routed})
+    const hidden = 'GET /admin HTTP/1.1\r\nHost: shop\r\nX-Forwarded-For: 10.0.0.1\r\n\r\n'
+    const raw = async (text: string) => {
+      const socket = connect(port, '127.0.0.1')
+      socket.write(text)
+      const answer = await new Promise<string>((resolve) => {
+        let got = ''
+        socket.on('data', (chunk: Buffer) => {
+          got += chunk.toString()
+          if (got.endsWith('ok')) resolve(got)
+        })
+      })
+      socket.destroy()
+      return answer
+    }
+    // A GET with a chunked body, and a Content-Length the Connection header tries to strip.
+    await raw(`GET / HTTP/1.1\r\nHost: shop\r\nTransfer-Encoding: chunked\r\n\r\n${hidden.length.toString(16)}\r\n${hidden}\r\n0\r\n\r\n`)
+    await raw(`GET / HTTP/1.1\r\nHost: shop\r\nConnection: content-length\r\nContent-Length: ${hidden.length}\r\n\r\n${hidden}`)
+    // A third request on the router's kept-alive connections would meet a hidden one, were there any.
+    expect((await get(port, 'shop', '/last')).body).toBe('ok')
+    expect(seen).toEqual([
+      {url: '/', body: hidden},
+      {url: '/', body: hidden},
+      {url: '/last', body: ''},
+    ])
+  })
+
+  it('counts the request timeout from the end of an upload, not its start', async () => {
+    const {port: dynoPort} = await dyno((req, res) => {
+      req.resume()
+      req.on('end', () => res.end('stored'))
+    })
+    const shop = app([new Backend('web.1', dynoPort)], {firstByteTimeoutMs: () => 300})
+    const port = await router({shop: shop.routed})
+    const answer = await new Promise<{status: number; body: string}>((resolve, reject) => {
+      const req = request({host: '127.0.0.1', port, method: 'POST', headers: {host: 'shop', 'content-length': '10'}, agent: false}, (res) => {
+        let body = ''
+        res.on('data', (chunk: Buffer) => (body += chunk.toString()))
+        res.on('end', () => resolve({status: res.statusCode!, body}))
+      })
+      req.on('error', reject)
+      req.write('12345')
+      // The upload takes longer than the request timeout.
+      setTimeout(() => req.end('67890'), 600)
+    })
+    expect(answer).toEqual({status: 200, body: 'stored'})
+  })
+
+  it('passes back a refused WebSocket handshake and sends nothing more to the dyno', async () => {
+    const {server, port: wsPort} = await dyno((_req, res) => res.end())
+    let after = ''
+    let handshakes = 0
+    server.on('upgrade', (_req: IncomingMessage, socket: Socket) => {
+      handshakes++
+      socket.write('HTTP/1.1 426 Upgrade Required\r\nContent-Length: 0\r\n\r\n')
+      socket.on('data', (chunk: Buffer) => (after += chunk.toString()))
+      socket.on('end', () => socket.end())
+    })
+    const shop = app([new Backend('web.1', wsPort)])
+    const port = await router({shop: shop.routed})
+    const socket = connect(port, '127.0.0.1')
+    socket.write('GET /chat HTTP/1.1\r\nHost: shop\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n')
+    const answer = await new Promise<string>((resolve) => socket.once('data', (chunk: Buffer) => resolve(chunk.toString())))
+    expect(answer).toMatch(/^HTTP\/1\.1 426 /)
+    // What the client sends next goes nowhere: the dyno answered no upgrade.
+    socket.write('GET /admin HTTP/1.1\r\nHost: shop\r\nX-Forwarded-For: 10.0.0.1\r\n\r\n')
+    await new Promise((resolve) => setTimeout(resolve, 200))
+    socket.destroy()
+    expect(handshakes).toBe(1)
+    expect(after).toBe('')
+    expect(shop.lines[0]).toMatch(/status=426/)
+  })
+
+  it('closes open WebSockets when it closes', async () => {
+    const {server, port: wsPort} = await dyno((_req, res) => res.end())
+    server.on('upgrade', (_req: IncomingMessage, socket: Socket) => {
+      socket.write('HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n')
+      socket.on('end', () => socket.end())
+    })
+    const front = new Router(() => app([new Backend('web.1', wsPort)]).routed)
+    const port = await front.listen(0, '127.0.0.1')
+    const socket = await new Promise<Socket>((resolve, reject) => {
+      request({host: '127.0.0.1', port, headers: {host: 'shop', connection: 'Upgrade', upgrade: 'websocket'}})
+        .on('upgrade', (_res: IncomingMessage, upgraded: Socket) => resolve(upgraded))
+        .on('error', reject)
+        .end()
+    })
+    const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()))
+    await front.close()
+    await closed
   })
 
   it('proxies a WebSocket upgrade both ways, and a drain closes it at its deadline', async () => {
