@@ -11,8 +11,9 @@ import {AppError} from './app-error.js'
 import {collectReleaseDirs, collectSlugs, diskUsage, releasesToKeep} from './release-gc.js'
 import {ReleaseLedger, type Release} from './release-ledger.js'
 
-/** App names as Heroku allows them: lower-case letters, digits and dashes, starting with a letter. */
-export const APP_NAME = /^[a-z][a-z0-9-]{1,29}$/
+import {APP_NAME} from './app-name.js'
+
+export {APP_NAME}
 
 /** What a release about to be recorded runs: its number, its extracted slug and its config. */
 export interface ReleasePlan {

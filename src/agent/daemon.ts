@@ -11,6 +11,7 @@ import {DynoManager} from './dyno-manager.js'
 import {logRoutes} from './log-routes.js'
 import {SlugStore} from './slug-store.js'
 import {routingRoutes} from './routing-routes.js'
+import {agentInfoRoutes} from './agent-info-routes.js'
 import {RoutingStore} from './routing-store.js'
 import {DevError} from '../runtime/dev-error.js'
 import {Router} from '../router/router.js'
@@ -20,7 +21,7 @@ import {Router} from '../router/router.js'
  * agent), then serves the API until SIGTERM or SIGINT. Stopping stops the dynos with their grace
  * period, unless `keepDynos` (an agent upgrade): then they keep running for the next agent.
  */
-export async function runDaemon(home: string, {keepDynos}: {keepDynos: boolean}): Promise<number> {
+export async function runDaemon(home: string, {keepDynos, version}: {keepDynos: boolean; version: string}): Promise<number> {
   // Whoever reads the agent's own output may go away first; that must not stop the agent.
   process.stdout.on('error', () => {})
   process.stderr.on('error', () => {})
@@ -61,19 +62,23 @@ export async function runDaemon(home: string, {keepDynos}: {keepDynos: boolean})
     ...logRoutes(existingLog),
     ...buildRoutes({home, apps}),
     ...routingRoutes({routing, existing, logFor}),
+    ...agentInfoRoutes({version, node: process.version, pid: process.pid, file: process.argv[1] ?? '', started_at: new Date().toISOString(), router_port: routerPort}),
   ])
   process.stderr.write(`dev-agent listening on ${paths.socket}, router on port ${routerPort}\n`)
 
   const signal = await new Promise<NodeJS.Signals>((resolve) => {
     process.once('SIGTERM', resolve)
     process.once('SIGINT', resolve)
+    // An upgrade: this agent goes, its dynos stay for the next one to adopt.
+    process.once('SIGUSR2', resolve)
   })
-  process.stderr.write(`dev-agent: ${signal}: ${keepDynos ? 'leaving the dynos running' : 'stopping the dynos'}\n`)
+  const leave = keepDynos || signal === 'SIGUSR2'
+  process.stderr.write(`dev-agent: ${signal}: ${leave ? 'leaving the dynos running' : 'stopping the dynos'}\n`)
   // Held deploy locks and live log streams are open connections; they end with the agent.
   api.close()
   await router.close()
   // Not waiting for the connections to be gone: attached runs keep theirs until their runs stop.
-  await (keepDynos ? dynos.detach() : dynos.shutdown())
+  await (leave ? dynos.detach() : dynos.shutdown())
   api.closeAttached()
   await Promise.all([...logs.values()].map((log) => log.close()))
   return 0

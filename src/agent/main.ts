@@ -29,7 +29,7 @@ const commands: Record<string, (args: string[]) => Promise<number>> = {
       process.stderr.write(`dev-agent: unknown option ${unknown}\n${USAGE}\n`)
       return 2
     }
-    return runDaemon(agentHome(), {keepDynos: args.includes('--keep-dynos')})
+    return runDaemon(agentHome(), {keepDynos: args.includes('--keep-dynos'), version: AGENT_VERSION})
   },
 }
 

@@ -1,6 +1,6 @@
 import {readFile} from 'node:fs/promises'
 
-import {Client, utils, type AuthMethod, type ClientChannel} from 'ssh2'
+import ssh2, {type AuthMethod, type Client as SshClient, type ClientChannel} from 'ssh2'
 
 import {DevError} from '../runtime/dev-error.js'
 import {addHostKey, checkHostKey, fingerprint, keyType, knownHostsName} from './known-hosts.js'
@@ -13,6 +13,9 @@ export interface ConnectOptions {
   askPassphrase?: (file: string) => Promise<string>
   env?: NodeJS.ProcessEnv
 }
+
+// ssh2 is CommonJS without named exports Node can see.
+const {Client, utils} = ssh2
 
 /** How often an idle connection is probed, so a dead host is noticed during a long deploy. */
 const KEEPALIVE_MS = 15_000
@@ -69,7 +72,7 @@ export async function connectSsh(target: SshTarget, options: ConnectOptions = {}
 /** An open connection: commands run on the host over exec channels. */
 export class SshConnection {
   constructor(
-    private readonly client: Client,
+    private readonly client: SshClient,
     readonly target: SshTarget,
   ) {}
 

@@ -6,7 +6,9 @@ import {join} from 'node:path'
 import {execa} from 'execa'
 import {afterEach} from 'vitest'
 
+import {testAgentSettings} from './agent.js'
 import {freePort} from './free-port.js'
+import {processAlive} from './processes.js'
 import {tempApp} from './temp-app.js'
 
 /** One test host: a real OpenSSH sshd on 127.0.0.1, with its own host key and agent home. */
@@ -24,7 +26,10 @@ export interface TestHost {
 }
 
 const running: ChildProcess[] = []
+const agentHomes: string[] = []
 afterEach(async () => {
+  // Agents that dev hosts setup started on the test hosts stop (with their dynos) before their sshd.
+  await Promise.all(agentHomes.splice(0).map((home) => stopAgentOf(home)))
   await Promise.all(
     running.splice(0).map(async (sshd) => {
       if (sshd.exitCode !== null || sshd.signalCode !== null) return
@@ -59,6 +64,10 @@ export async function startSshHosts(count: number, {knownHosts = true}: {knownHo
     await execa('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', name, '-f', hostKeyFile])
     const port = await freePort()
     const agentHome = join(hostDir, 'agent-home')
+    // Short timeouts and ports of its own, as for every test agent; setup sets the router port.
+    await mkdir(agentHome, {mode: 0o700})
+    await writeFile(join(agentHome, 'agent.json'), JSON.stringify({...testAgentSettings(), router_port: 0}))
+    agentHomes.push(agentHome)
     const sshdConfig = join(hostDir, 'sshd_config')
     await writeFile(
       sshdConfig,
@@ -94,6 +103,24 @@ export async function startSshHosts(count: number, {knownHosts = true}: {knownHo
   // No ssh-agent of the machine running the tests takes part.
   const env: NodeJS.ProcessEnv = {...process.env, DEV_SSH_CONFIG: configFile, SSH_AUTH_SOCK: ''}
   return {hosts, configFile, knownHostsFile, clientKey, env, dir}
+}
+
+/** Stops the agent whose pid a host's agent home records, and waits until it is gone. */
+async function stopAgentOf(home: string): Promise<void> {
+  const pid = Number(await readFile(join(home, 'agent.pid'), 'utf8').catch(() => ''))
+  if (!(pid > 0)) return
+  try {
+    process.kill(pid, 'SIGTERM')
+  } catch {
+    return
+  }
+  // Reparented away from us, it may stay a zombie for a while: that counts as gone.
+  const deadline = Date.now() + 15_000
+  while (Date.now() < deadline) {
+    if (!processAlive(pid)) return
+    await new Promise((resolve) => setTimeout(resolve, 50))
+  }
+  process.kill(pid, 'SIGKILL')
 }
 
 async function waitForPort(port: number, stderr: () => string): Promise<void> {

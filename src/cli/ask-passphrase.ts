@@ -1,0 +1,21 @@
+import {createInterface} from 'node:readline'
+
+/**
+ * Asks for a key's passphrase on the terminal without echoing it; undefined when stdin is no
+ * terminal (the SSH code then says to use ssh-agent instead).
+ */
+export function terminalPassphrase(): ((file: string) => Promise<string>) | undefined {
+  if (!process.stdin.isTTY || !process.stderr.isTTY) return undefined
+  return (file) =>
+    new Promise((resolve) => {
+      const rl = createInterface({input: process.stdin, output: process.stderr, terminal: true})
+      process.stderr.write(`Enter passphrase for ${file}: `)
+      // Typed characters are not shown: readline writes through this, and it writes nothing.
+      ;(rl as unknown as {_writeToOutput: (text: string) => void})._writeToOutput = () => {}
+      rl.question('', (answer) => {
+        rl.close()
+        process.stderr.write('\n')
+        resolve(answer)
+      })
+    })
+}

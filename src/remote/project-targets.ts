@@ -1,0 +1,61 @@
+import {readFile} from 'node:fs/promises'
+import {basename, join} from 'node:path'
+
+import {z} from 'zod'
+
+import {DevError} from '../runtime/dev-error.js'
+import {APP_NAME} from '../agent/app-name.js'
+
+/** `dev.json` at the app root, committed: which app this is on hosts, and which hosts it goes to. */
+const ProjectFile = z.object({app: z.string().optional(), hosts: z.array(z.string().min(1)).optional()}).strict()
+
+export interface ProjectTargets {
+  app: string
+  hosts: string[]
+  /** Where the hosts came from, for messages. */
+  hostsFrom: '--host' | 'DEV_HOST' | 'dev.json' | 'none'
+}
+
+/**
+ * The app's name on hosts (`--app`, else `app` in dev.json, else `name` in app.json, else the
+ * directory's name) and the hosts to work on (`--host`, else DEV_HOST, comma-separated, else
+ * `hosts` in dev.json).
+ */
+export async function projectTargets({root, hosts, app, env = process.env}: {root: string; hosts?: readonly string[]; app?: string; env?: NodeJS.ProcessEnv}): Promise<ProjectTargets> {
+  const project = await readJsonFile(join(root, 'dev.json'), ProjectFile)
+  const appJson = await readJsonFile(join(root, 'app.json'), z.object({name: z.string().optional()}).passthrough())
+  const name = (app ?? project?.app ?? appJson?.name ?? basename(root)).toLowerCase()
+  if (!APP_NAME.test(name)) throw new DevError(`"${name}" cannot name an app on a host: use 2-30 lower-case letters, digits and dashes, starting with a letter (set it with --app or "app" in dev.json)`)
+  if (hosts !== undefined && hosts.length > 0) return {app: name, hosts: [...hosts], hostsFrom: '--host'}
+  const fromEnv = (env.DEV_HOST ?? '').split(',').map((host) => host.trim()).filter(Boolean)
+  if (fromEnv.length > 0) return {app: name, hosts: fromEnv, hostsFrom: 'DEV_HOST'}
+  if (project?.hosts && project.hosts.length > 0) return {app: name, hosts: project.hosts, hostsFrom: 'dev.json'}
+  return {app: name, hosts: [], hostsFrom: 'none'}
+}
+
+/** The hosts, or an error that says how to name them. */
+export function requireHosts(targets: ProjectTargets): string[] {
+  if (targets.hosts.length === 0) throw new DevError('no host to work on: pass --host HOST, set DEV_HOST=host1,host2, or list them in dev.json ({"hosts": ["vps1"]})')
+  return targets.hosts
+}
+
+async function readJsonFile<T>(path: string, schema: z.ZodType<T>): Promise<T | undefined> {
+  let text: string
+  try {
+    text = await readFile(path, 'utf8')
+  } catch {
+    return undefined
+  }
+  let json: unknown
+  try {
+    json = JSON.parse(text)
+  } catch (error) {
+    throw new DevError(`${path}: not valid JSON (${(error as Error).message})`)
+  }
+  const parsed = schema.safeParse(json)
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!
+    throw new DevError(`${path}: ${issue.path.join('.') || 'the file'}: ${issue.message}`)
+  }
+  return parsed.data
+}

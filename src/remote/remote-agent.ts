@@ -1,0 +1,92 @@
+import {request, type IncomingMessage} from 'node:http'
+import type {Readable} from 'node:stream'
+
+import {DevError} from '../runtime/dev-error.js'
+import type {SshConnection} from './ssh-connection.js'
+
+/**
+ * A shell prelude that sets H to the agent's home on the host: $DEV_AGENT_HOME, else
+ * /var/lib/dev-agent as root, else ~/.dev-agent. A constant: no user data is ever put in it.
+ */
+export const AGENT_HOME_SH = 'H="${DEV_AGENT_HOME:-}"; if [ -z "$H" ]; then if [ "$(id -u)" = 0 ]; then H=/var/lib/dev-agent; else H="$HOME/.dev-agent"; fi; fi'
+
+/** Runs the host's agent bridge: the API socket joined to the channel's stdin and stdout. */
+const DIAL_STDIO = `${AGENT_HOME_SH}; if [ ! -x "$H/bin/dev-agent" ]; then echo "dev-agent is not installed" >&2; exit 127; fi; exec "$H/bin/dev-agent" dial-stdio`
+
+export interface AgentAnswer {
+  status: number
+  json: any
+  text: string
+}
+
+/**
+ * The agent API of one host, over the SSH connection: each request runs `dev-agent dial-stdio` on
+ * an exec channel and speaks HTTP/1.1 through it, so the host opens no port but sshd's.
+ */
+export class RemoteAgent {
+  constructor(private readonly ssh: SshConnection) {}
+
+  get name(): string {
+    return this.ssh.target.name
+  }
+
+  /** A JSON call: the status and the parsed answer (text when it is not JSON). */
+  async call(method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<AgentAnswer> {
+    const payload = body === undefined ? undefined : Buffer.isBuffer(body) ? body : Buffer.from(JSON.stringify(body))
+    const res = await this.request(method, path, {body: payload, headers})
+    const chunks: Buffer[] = []
+    for await (const chunk of res) chunks.push(chunk as Buffer)
+    const text = Buffer.concat(chunks).toString('utf8')
+    let json: unknown
+    try {
+      json = text === '' ? undefined : JSON.parse(text)
+    } catch {
+      json = text
+    }
+    return {status: res.statusCode ?? 0, json, text}
+  }
+
+  /** A request whose answer is read as it comes (a build's output, the log stream). */
+  async request(method: string, path: string, {body, headers = {}}: {body?: Buffer | Readable; headers?: Record<string, string>} = {}): Promise<IncomingMessage> {
+    const channel = await this.ssh.exec(DIAL_STDIO)
+    let stderr = ''
+    channel.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()))
+    const exited = new Promise<number | null>((resolve) => channel.once('exit', (code: number | null) => resolve(code)))
+    return new Promise((resolve, reject) => {
+      const req = request(
+        {
+          method,
+          path,
+          headers: {'content-type': 'application/json', 'dev-user': localUser(), ...headers, ...(Buffer.isBuffer(body) ? {'content-length': String(body.length)} : {})},
+          // No agent: Node then takes the connection from createConnection (the channel).
+          createConnection: () => channel as never,
+        },
+        (res) => {
+          res.once('end', () => channel.end())
+          resolve(res)
+        },
+      )
+      req.on('error', (error) => {
+        void Promise.race([exited, new Promise((wait) => setTimeout(wait, 1000))]).then((code) => reject(this.bridgeError(code as number | null, stderr, error)))
+      })
+      if (body === undefined || Buffer.isBuffer(body)) req.end(body)
+      else body.pipe(req)
+    })
+  }
+
+  close(): void {
+    this.ssh.close()
+  }
+
+  /** Why the bridge to the agent failed: not installed, not running, or the connection itself. */
+  private bridgeError(code: number | null, stderr: string, error: Error): DevError {
+    if (code === 127) return new DevError(`the agent is not installed on ${this.name}: run \`dev hosts setup ${this.name}\``)
+    if (/cannot reach|not running/.test(stderr)) return new DevError(`the agent on ${this.name} is not running: run \`dev hosts setup ${this.name}\` to start it`)
+    return new DevError(`the agent on ${this.name} did not answer: ${stderr.trim() || error.message}`)
+  }
+}
+
+/** Who releases are recorded as made by. */
+function localUser(): string {
+  return process.env.DEV_USER ?? process.env.USER ?? 'unknown'
+}
