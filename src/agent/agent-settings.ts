@@ -30,6 +30,8 @@ const SettingsSchema = z
       .object({initial_seconds: seconds.default(1), max_seconds: seconds.default(300), reset_after_seconds: seconds.default(600)})
       .strict()
       .default({initial_seconds: 1, max_seconds: 300, reset_after_seconds: 600}),
+    /** The release phase (Procfile `release`) is killed after this long, and the release refused. */
+    release_timeout_seconds: seconds.default(3600),
     /** A detached one-off run is killed after this long. */
     detached_run_timeout_seconds: seconds.default(24 * 60 * 60),
   })

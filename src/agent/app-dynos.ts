@@ -36,6 +36,8 @@ export interface ReleaseParts {
   dir: string
   config: Record<string, string>
   sourceVersion: string | null
+  /** Run the Procfile's `release` command before switching (deploys and config changes; not rollbacks). */
+  releasePhase?: boolean
 }
 
 /** What a release gives its dynos: the process types of its Procfile, the health checks of its app.json. */
@@ -222,17 +224,7 @@ export class AppDynos {
     })
     if (!attach) {
       child.stdin?.end()
-      for (const stream of [child.stdout!, child.stderr!]) {
-        const splitter = new LineSplitter()
-        stream.on('data', (chunk: Buffer) => {
-          const block = splitter.push(chunk)
-          if (block) this.log.appendBlock('app', name, block)
-        })
-        stream.once('end', () => {
-          const rest = splitter.flush({keepSplitCharacter: false})
-          if (rest) this.log.appendBlock('app', name, rest)
-        })
-      }
+      this.outputToLog(child, name)
       const limit = this.settings.detached_run_timeout_seconds
       run.timeLimit = setTimeout(() => {
         say(`Stopping process with SIGKILL: a detached run may last ${limit} s`)
@@ -240,6 +232,70 @@ export class AppDynos {
       }, limit * 1000).unref()
     }
     return {name, child}
+  }
+
+  /** A child's stdout and stderr into the log stream as `app[name]` lines; resolves to its last lines. */
+  private outputToLog(child: ChildProcess, name: string): Promise<string[]> {
+    const tail: string[] = []
+    const add = (block: Buffer) => {
+      this.log.appendBlock('app', name, block)
+      tail.push(...linesOf(block).map((line) => line.toString('utf8')))
+      tail.splice(0, Math.max(0, tail.length - TAIL_LINES))
+    }
+    const ended = [child.stdout!, child.stderr!].map(
+      (stream) =>
+        new Promise<void>((resolve) => {
+          const splitter = new LineSplitter()
+          stream.on('data', (chunk: Buffer) => {
+            const block = splitter.push(chunk)
+            if (block) add(block)
+          })
+          stream.once('close', () => {
+            const rest = splitter.flush({keepSplitCharacter: false})
+            if (rest) add(rest)
+            resolve()
+          })
+        }),
+    )
+    return Promise.all(ended).then(() => tail)
+  }
+
+  /**
+   * The release phase (the Procfile's `release` command) of a new release: run once, in the new
+   * release's directory with its config, before any of its dynos start. Anything but exit 0 (or
+   * running past release_timeout_seconds) refuses the release.
+   */
+  private async releasePhase(context: ReleaseContext, command: string): Promise<void> {
+    const name = `release.${context.v}`
+    const say = (text: string) => this.log.append('agent', name, text)
+    const env = this.env(context, name, 0)
+    delete env.PORT
+    let child: ChildProcess
+    try {
+      child = spawnArgvGroup({argv: ['/bin/sh', '-c', command], cwd: context.dir, env, profile: true})
+    } catch (error) {
+      throw new AppError(422, `cannot start the release phase of v${context.v}: ${(error as Error).message.split('\n')[0]}`)
+    }
+    say(`Starting process with command \`${command}\``)
+    child.stdin?.end()
+    const lines = this.outputToLog(child, name)
+    const limit = this.settings.release_timeout_seconds
+    let timedOut = false
+    const timer = setTimeout(() => {
+      timedOut = true
+      say(`Stopping process with SIGKILL: the release phase may last ${limit} s`)
+      if (child.pid !== undefined) signalGroup(child.pid, 'SIGKILL')
+    }, limit * 1000)
+    const status = await new Promise<number>((resolve) => {
+      child.once('error', () => resolve(127))
+      child.once('close', (code, signal) => resolve(code ?? 128 + (signal ? (osConstants.signals[signal] ?? 0) : 0)))
+    })
+    clearTimeout(timer)
+    say(`Process exited with status ${status}`)
+    if (status === 0) return
+    const tail = await lines
+    const how = timedOut ? `did not finish within ${limit} s` : `exited with status ${status}`
+    throw new AppError(422, `the release phase of v${context.v} (\`${command}\`) ${how}, so nothing was switched${tail.length > 0 ? `; its last lines: ${tail.join(' | ')}` : ''}`)
   }
 
   /** An attached run's client went away: it gets SIGHUP. */
@@ -308,6 +364,8 @@ export class AppDynos {
   private async switchTo(plan: ReleaseParts, commit: () => Promise<void>): Promise<void> {
     const types = await readReleaseTypes(plan.dir, plan.v)
     const context: ReleaseContext = {...plan, types, checks: await readReleaseChecks(plan.dir, plan.v)}
+    const releaseCommand = plan.releasePhase ? await readReleaseCommand(plan.dir, plan.v) : undefined
+    if (releaseCommand !== undefined) await this.releasePhase(context, releaseCommand)
     const formation = (await this.readFormation()) ?? initialFormation(types.map((type) => type.name))
     // Dynos already stopping (retired by the last switch) are on their way out.
     const old = [...this.instances.values()].filter((instance) => instance.state !== 'stopping')
@@ -699,6 +757,15 @@ function isAlive(record: DynoRecord): boolean {
 export async function readReleaseChecks(dir: string, v: number): Promise<HealthCheck[]> {
   try {
     return await readWebHealthChecks(dir, `v${v}:app.json`)
+  } catch (error) {
+    throw new AppError(422, (error as Error).message)
+  }
+}
+
+/** The release phase command of a release's Procfile, if it has one. */
+async function readReleaseCommand(dir: string, v: number): Promise<string | undefined> {
+  try {
+    return (await readProcfile(join(dir, 'Procfile'), `v${v}:Procfile`)).find((type) => type.name === RELEASE_TYPE)?.command
   } catch (error) {
     throw new AppError(422, (error as Error).message)
   }

@@ -22,6 +22,8 @@ export interface ReleasePlan {
   slug: string
   config: Record<string, string>
   sourceVersion: string | null
+  /** Run the Procfile's `release` command first (a deploy or config change, not a rollback). */
+  releasePhase: boolean
 }
 
 /**
@@ -80,17 +82,17 @@ export class AppStore {
       const unset = Object.keys(changes).filter((key) => changes[key] === null)
       const description = [set.length > 0 ? `Set ${set.join(', ')}` : '', unset.length > 0 ? `Unset ${unset.join(', ')}` : ''].filter(Boolean).join('; ') + ' config vars'
       const entry = {slug: current?.slug ?? null, source_version: current?.source_version ?? null, config, description, user}
-      const release = await this.release(name, entry, slugPath, activate)
+      const release = await this.release(name, entry, slugPath, activate, true)
       return {config, release}
     })
   }
 
   /** Deploys a slug the host has: a release "Deploy abc1234" with the current config. */
-  async deploy(name: string, slug: {sha256: string; sourceVersion?: string | null}, user: string, slugPath: SlugPath, activate?: Activate): Promise<Release> {
+  async deploy(name: string, slug: {sha256: string; sourceVersion?: string | null; releasePhase?: boolean}, user: string, slugPath: SlugPath, activate?: Activate): Promise<Release> {
     return this.serialised(name, async () => {
       const config = await this.config(name)
       const entry = {slug: slug.sha256, source_version: slug.sourceVersion ?? null, config, description: `Deploy ${slug.sha256.slice(0, 7)}`, user}
-      return this.release(name, entry, slugPath, activate)
+      return this.release(name, entry, slugPath, activate, slug.releasePhase ?? true)
     })
   }
 
@@ -102,7 +104,7 @@ export class AppStore {
       if (target === undefined) throw new AppError(404, `app ${name} has no release v${to}`)
       if (target.slug === null) throw new AppError(422, `v${to} has no slug to roll back to`)
       const entry = {slug: target.slug, source_version: target.source_version ?? null, config: target.config, description: `Rollback to v${to}`, user}
-      return this.release(name, entry, slugPath, activate)
+      return this.release(name, entry, slugPath, activate, false)
     })
   }
 
@@ -112,7 +114,7 @@ export class AppStore {
    * dynos up, and the release is appended to the ledger before the old dynos go. The ledger is the
    * record: config.json follows it, and is set right at the agent's start if a crash came between.
    */
-  private async release(name: string, entry: Omit<Release, 'v' | 'created_at'>, slugPath: SlugPath, activate?: Activate): Promise<Release> {
+  private async release(name: string, entry: Omit<Release, 'v' | 'created_at'>, slugPath: SlugPath, activate: Activate | undefined, releasePhase: boolean): Promise<Release> {
     const app = await this.existing(name)
     const ledger = this.ledger(name)
     const v = ((await ledger.current())?.v ?? 0) + 1
@@ -128,7 +130,7 @@ export class AppStore {
     }
     if (entry.slug !== null) await extractRelease(slugPath(entry.slug), dir)
     try {
-      if (entry.slug !== null && activate) await activate({v, dir, slug: entry.slug, config: entry.config, sourceVersion: entry.source_version ?? null}, commit)
+      if (entry.slug !== null && activate) await activate({v, dir, slug: entry.slug, config: entry.config, sourceVersion: entry.source_version ?? null, releasePhase}, commit)
       else await commit()
     } catch (error) {
       await rm(dir, {recursive: true, force: true})

@@ -139,6 +139,20 @@ describe('dynos on a host (bundled agent, real processes)', () => {
     expect((await shop.log('source=agent&ps=api')).some((line) => line.includes('agent[api]: Release v2 not made: web.1 of v2 crashed'))).toBe(true)
   })
 
+  it('runs the release phase before a deploy or config change switches, not on a rollback; a failing one switches nothing', async () => {
+    const shop = await deployedShop()
+    const [before] = await eventually(shop.dynos, allUp)
+    expect(await shop.log('ps=release')).toEqual([expect.stringMatching(/agent\[release\.1\]: Starting process with command `node release\.js`$/), expect.stringMatching(/app\[release\.1\]: release phase of v1 \(greeting hello\)$/), expect.stringMatching(/agent\[release\.1\]: Process exited with status 0$/)])
+    const refused = await shop.call('PATCH', '/apps/shop/config-vars', {GREETING: 'hi', RELEASE_EXIT: '3'})
+    expect(refused.status).toBe(422)
+    expect(refused.json.message).toBe('the release phase of v2 (`node release.js`) exited with status 3, so nothing was switched; its last lines: release phase of v2 (greeting hi)')
+    expect(await shop.dynos()).toEqual([expect.objectContaining({name: 'web.1', pid: before!.pid, release: 'v1'})])
+    expect((await shop.call('PATCH', '/apps/shop/config-vars', {GREETING: 'hi'})).status).toBe(200)
+    expect((await shop.call('POST', '/apps/shop/releases', {rollback: 1})).status).toBe(201)
+    const phases = (await shop.log('ps=release&source=app')).map((line) => line.replace(/^\S+ /, ''))
+    expect(phases).toEqual(['app[release.1]: release phase of v1 (greeting hello)', 'app[release.2]: release phase of v2 (greeting hi)', 'app[release.2]: release phase of v2 (greeting hi)'])
+  })
+
   it('kills a web dyno that does not bind its PORT within the boot timeout (R10)', async () => {
     const shop = await deployedShop({settings: {boot_timeout_seconds: 0.5}})
     const refused = await shop.call('PATCH', '/apps/shop/config-vars', {NEVER_LISTEN: '1'})
