@@ -26,7 +26,7 @@ const CreateApp = z.object({name: z.string()}).strict()
 const PatchConfig = z.record(z.string(), z.string().nullable())
 const CreateRelease = z.union(
   [
-    z.object({slug: z.string().regex(SHA256, 'a slug is named by its sha256'), source_version: z.string().max(200).nullable().optional(), release_phase: z.boolean().optional()}).strict(),
+    z.object({slug: z.string().regex(SHA256, 'a slug is named by its sha256'), source_version: z.string().max(200).nullable().optional(), release_phase: z.boolean().optional(), description: z.string().min(1).max(200).optional()}).strict(),
     z.object({rollback: z.number().int().positive()}).strict(),
   ],
   {error: 'give {"slug": SHA256} to deploy a slug, or {"rollback": N} to roll back to vN'},
@@ -194,7 +194,7 @@ export async function startApiServer(agent: AgentParts, extraRoutes: readonly Ro
         const release = await change(app, req, async () => {
           if ('rollback' in request) return apps.rollback(app, request.rollback, user, slugPath, activate(app))
           if (!(await slugs.has(request.slug))) throw new AppError(404, `no slug ${request.slug} on this host; upload it first (PUT /slugs/${request.slug})`)
-          return apps.deploy(app, {sha256: request.slug, sourceVersion: request.source_version, releasePhase: request.release_phase}, user, slugPath, activate(app))
+          return apps.deploy(app, {sha256: request.slug, sourceVersion: request.source_version, releasePhase: request.release_phase, message: request.description}, user, slugPath, activate(app))
         })
         await released(app, release)
         return {status: 201, json: release}

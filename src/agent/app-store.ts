@@ -88,10 +88,13 @@ export class AppStore {
   }
 
   /** Deploys a slug the host has: a release "Deploy abc1234" with the current config. */
-  async deploy(name: string, slug: {sha256: string; sourceVersion?: string | null; releasePhase?: boolean}, user: string, slugPath: SlugPath, activate?: Activate): Promise<Release> {
+  async deploy(name: string, slug: {sha256: string; sourceVersion?: string | null; releasePhase?: boolean; message?: string}, user: string, slugPath: SlugPath, activate?: Activate): Promise<Release> {
     return this.serialised(name, async () => {
       const config = await this.config(name)
-      const entry = {slug: slug.sha256, source_version: slug.sourceVersion ?? null, config, description: `Deploy ${slug.sha256.slice(0, 7)}`, user}
+      // One line in the ledger: a message of the deploy's own is kept to its first line.
+      const message = slug.message?.split('\n')[0]?.trim()
+      const description = `Deploy ${slug.sha256.slice(0, 7)}${message ? `: ${message}` : ''}`
+      const entry = {slug: slug.sha256, source_version: slug.sourceVersion ?? null, config, description, user}
       return this.release(name, entry, slugPath, activate, slug.releasePhase ?? true)
     })
   }

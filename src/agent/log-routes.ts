@@ -54,10 +54,12 @@ export function logRoutes(logFor: (app: string) => AppLog | Promise<AppLog>): Ro
 }
 
 function parseLogQuery(query: URLSearchParams): LogQuery {
-  const lines = query.get('lines') ?? String(DEFAULT_LINES)
-  if (!/^\d+$/.test(lines) || Number(lines) < 1 || Number(lines) > MAX_LINES) throw new AppError(422, `lines must be a whole number from 1 to ${MAX_LINES}`)
   const tail = TAIL_VALUES.get(query.get('tail') ?? 'false')
   if (tail === undefined) throw new AppError(422, 'tail must be 1 or true (or 0 or false)')
+  // A tail may ask for no past lines at all: only what comes from now on.
+  const lines = query.get('lines') ?? String(DEFAULT_LINES)
+  const least = tail ? 0 : 1
+  if (!/^\d+$/.test(lines) || Number(lines) < least || Number(lines) > MAX_LINES) throw new AppError(422, `lines must be a whole number from ${least} to ${MAX_LINES}`)
   const ps = query.get('ps') ?? undefined
   if (ps !== undefined && !PS.test(ps)) throw new AppError(422, 'ps must be a process type like web or a dyno like web.1')
   const source = query.get('source') ?? undefined

@@ -30,9 +30,14 @@ export class RemoteAgent {
     return this.ssh.target.name
   }
 
-  /** A JSON call: the status and the parsed answer (text when it is not JSON). */
+  /** The host's address, as the SSH connection reached it. */
+  get hostname(): string {
+    return this.ssh.target.hostname
+  }
+
+  /** A call: the status and the parsed answer (text when it is not JSON). A body is JSON, bytes or a stream. */
   async call(method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<AgentAnswer> {
-    const payload = body === undefined ? undefined : Buffer.isBuffer(body) ? body : Buffer.from(JSON.stringify(body))
+    const payload = body === undefined ? undefined : Buffer.isBuffer(body) || isReadable(body) ? body : Buffer.from(JSON.stringify(body))
     const res = await this.request(method, path, {body: payload, headers})
     const chunks: Buffer[] = []
     for await (const chunk of res) chunks.push(chunk as Buffer)
@@ -84,6 +89,10 @@ export class RemoteAgent {
     if (/cannot reach|not running/.test(stderr)) return new DevError(`the agent on ${this.name} is not running: run \`dev hosts setup ${this.name}\` to start it`)
     return new DevError(`the agent on ${this.name} did not answer: ${stderr.trim() || error.message}`)
   }
+}
+
+function isReadable(value: unknown): value is Readable {
+  return typeof (value as Readable | undefined)?.pipe === 'function'
 }
 
 /** Who releases are recorded as made by. */

@@ -1,0 +1,99 @@
+import {cp, readFile, writeFile} from 'node:fs/promises'
+import {Agent, request} from 'node:http'
+import {join} from 'node:path'
+
+import {describe, expect, it} from 'vitest'
+
+import {openHost} from '../../src/remote/open-host.js'
+import {RemoteAgent} from '../../src/remote/remote-agent.js'
+import {projectRoot, runBin} from '../support/run-bin.js'
+import {spawnBin} from '../support/spawn-bin.js'
+import {startSshHosts, type TestHost} from '../support/ssh-hosts.js'
+import {tempApp} from '../support/temp-app.js'
+
+/** GET / from a host's router. */
+function viaRouter(port: number, agent: Agent | false = false): Promise<{status: number; body: string}> {
+  return new Promise((resolve, reject) => {
+    request({host: '127.0.0.1', port, headers: {host: 'shop.example.com'}, agent}, (res) => {
+      let body = ''
+      res.on('data', (chunk: Buffer) => (body += chunk.toString()))
+      res.on('end', () => resolve({status: res.statusCode!, body}))
+    })
+      .on('error', reject)
+      .end()
+  })
+}
+
+/** Test hosts with the agent set up, and the agent-app fixture as an app named shop that targets them. */
+async function hostsAndApp(count: number) {
+  const ssh = await startSshHosts(count)
+  for (const host of ssh.hosts) expect(runBin(['hosts', 'setup', host.name, '--router-port', String(host.routerPort)], {env: ssh.env}).status).toBe(0)
+  const root = await tempApp({})
+  await cp(join(projectRoot, 'fixtures/agent-app'), root, {recursive: true})
+  await writeFile(join(root, 'dev.json'), JSON.stringify({app: 'shop', hosts: ssh.hosts.map((host) => host.name)}))
+  return {...ssh, root}
+}
+
+const servedBy = async (hosts: readonly TestHost[]) => Promise.all(hosts.map(async (host) => (await viaRouter(host.routerPort)).body.replace(/ at .*\n$/, '')))
+
+describe('dev deploy (the real dev, real sshd, real agents and routers)', () => {
+  it('builds once on the first host, ships the same slug to the second, runs the release phase once, and serves on both', async () => {
+    const {hosts, env, root} = await hostsAndApp(2)
+    const deployed = runBin(['deploy', '-d', root, '-m', 'first deploy'], {env})
+    expect(deployed.status, deployed.stderr).toBe(0)
+    expect(deployed.stderr).toMatch(/vps1: uploaded the source: \d+ files, [\d.]+ KB at [\d.]+ [KM]?B\/s\n/)
+    expect(deployed.stderr).toMatch(/vps1: built slug [0-9a-f]{12}/)
+    expect(deployed.stderr).toMatch(/vps2: copied slug [0-9a-f]{12} from vps1/)
+    expect(deployed.stderr).toContain('vps1 | release phase of v1 (greeting hello)')
+    expect(deployed.stderr).not.toContain('vps2 | release phase')
+    expect(deployed.stdout).toMatch(new RegExp(`^deployed shop: slug [0-9a-f]{12} \\([\\d.]+ KB\\)\\nvps1\\tv1\\tweb\\.1 up\\thttp://127\\.0\\.0\\.1:${hosts[0]!.routerPort}/\\nvps2\\tv1\\tweb\\.1 up\\thttp://127\\.0\\.0\\.1:${hosts[1]!.routerPort}/\\n$`))
+    expect(await servedBy(hosts)).toEqual(['hello from web.1 of v1', 'hello from web.1 of v1'])
+    const ledgers = await Promise.all(hosts.map(async (host) => (await readFile(join(host.agentHome, 'apps/shop/releases.jsonl'), 'utf8')).trim().split('\n').map((line) => JSON.parse(line))))
+    expect(ledgers.map((ledger) => ledger.map((release: {slug: string; description: string}) => release.description))).toEqual([[expect.stringMatching(/^Deploy [0-9a-f]{7}: first deploy$/)], [expect.stringMatching(/^Deploy [0-9a-f]{7}: first deploy$/)]])
+    expect(ledgers[0]![0].slug).toBe(ledgers[1]![0].slug)
+  }, 60_000)
+
+  it('redeploys under continuous load with no failed request; a failed health gate or release phase fails the deploy and every host keeps serving', async () => {
+    const {hosts, env, root} = await hostsAndApp(2)
+    expect(runBin(['deploy', '-d', root], {env}).status).toBe(0)
+
+    let running = true
+    const statuses: number[] = []
+    const keepAlive = new Agent({keepAlive: true})
+    const load = hosts.map(async (host) => {
+      while (running) statuses.push((await viaRouter(host.routerPort, keepAlive).catch(() => ({status: 0}))).status)
+    })
+    await writeFile(join(root, 'server.js'), (await readFile(join(root, 'server.js'), 'utf8')).replace("GREETING = 'hello'", "GREETING = 'hi'"))
+    const second = spawnBin(['deploy', '-d', root], {env})
+    expect(await second.status, second.stderr()).toBe(0)
+    running = false
+    await Promise.all(load)
+    keepAlive.destroy()
+    expect(new Set(statuses)).toEqual(new Set([200]))
+    expect(await servedBy(hosts)).toEqual(['hi from web.1 of v2', 'hi from web.1 of v2'])
+
+    // A new web dyno that fails its health check on the second host: the first goes back too.
+    const vps2 = await openHost('vps2', {env})
+    try {
+      expect((await new RemoteAgent(vps2).call('PATCH', '/apps/shop/config-vars', {HEALTH_FAIL_RELEASE: 'v4'})).status).toBe(200)
+    } finally {
+      vps2.close()
+    }
+    await writeFile(join(root, 'server.js'), (await readFile(join(root, 'server.js'), 'utf8')).replace("GREETING = 'hi'", "GREETING = 'hey'"))
+    const unhealthy = runBin(['deploy', '-d', root], {env})
+    expect(unhealthy.status).toBe(1)
+    expect(unhealthy.stderr).toContain('vps1: v3 is serving')
+    expect(unhealthy.stderr).toContain('vps1: rolled back to v2 (as v4)')
+    expect(unhealthy.stderr).toMatch(/error: vps2: release failed: web\.1 of v4 failed its health check: GET \/health failed \(attempt 2 of 2: status 500\), so nothing was switched/)
+    expect(await servedBy(hosts)).toEqual(['hi from web.1 of v4', 'hi from web.1 of v3'])
+    await writeFile(join(root, 'server.js'), (await readFile(join(root, 'server.js'), 'utf8')).replace("GREETING = 'hey'", "GREETING = 'hi'"))
+
+    // A release phase that fails: nothing switches anywhere.
+    await writeFile(join(root, 'release.js'), 'console.log("migration failed"); process.exit(1)\n')
+    const failing = runBin(['deploy', '-d', root], {env})
+    expect(failing.status).toBe(1)
+    expect(failing.stderr).toContain('vps1 | migration failed')
+    expect(failing.stderr).toContain('error: vps1: release failed: the release phase of v5 (`node release.js`) exited with status 1, so nothing was switched; its last lines: migration failed')
+    expect(await servedBy(hosts)).toEqual(['hi from web.1 of v4', 'hi from web.1 of v3'])
+  }, 120_000)
+})
