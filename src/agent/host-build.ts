@@ -1,8 +1,10 @@
 import {spawn} from 'node:child_process'
-import {mkdir, mkdtemp, rm} from 'node:fs/promises'
+import {createHash} from 'node:crypto'
+import {mkdir, mkdtemp, readFile, rm} from 'node:fs/promises'
 import {join} from 'node:path'
 import {createInterface} from 'node:readline'
 
+import {writeFileAtomic} from '../runtime/atomic-write.js'
 import {signalGroup} from '../runtime/process-group.js'
 // Types only: the build code runs in the worker, never in the agent's own process.
 import type {SlugManifest} from '../slug/slug-build.js'
@@ -79,6 +81,15 @@ export class HostBuilds {
     let dir: string | undefined
     try {
       if (!(await this.sources.has(source))) throw new AppError(404, `no source ${source} on this host; upload it first (PUT /sources/${source})`)
+      const key = buildKey(source, config, this.options.worker ?? [process.argv[1] ?? ''])
+      const reused = await this.reusable(app, key)
+      if (reused !== undefined) {
+        onLine(`-----> The same source and config vars as the build of ${reused.created_at}: reusing slug ${reused.id}`)
+        this.running.delete(app)
+        // The same bytes; the commit is the one this build is for.
+        const manifest = {...reused, source_version: request.sourceVersion ?? {commit: null, dirty: false}}
+        return {result: Promise.resolve(manifest), abort: () => {}, pause: () => {}, resume: () => {}}
+      }
       await mkdir(this.buildsDir, {recursive: true, mode: 0o700})
       dir = await mkdtemp(join(this.buildsDir, `${app}-`))
       const job: BuildJob = {
@@ -88,7 +99,9 @@ export class HostBuilds {
         buildEnv: config,
         sourceVersion: request.sourceVersion ?? {commit: null, dirty: false},
       }
-      return this.run(app, job, onLine)
+      const build = this.run(app, job, onLine)
+      void build.result.then((manifest) => this.remember(app, key, manifest)).catch(() => {})
+      return build
     } catch (error) {
       if (dir !== undefined) await rm(dir, {recursive: true, force: true})
       this.running.delete(app)
@@ -150,10 +163,48 @@ export class HostBuilds {
     return {result, abort, pause: () => worker.stdout.pause(), resume: () => worker.stdout.resume()}
   }
 
+  /** The slug an earlier build of the same source, config and buildpacks made, if it is still here. */
+  private async reusable(app: string, key: string): Promise<SlugManifest | undefined> {
+    const builds = await readBuilds(this.buildsFile(app))
+    const manifest = builds[key]
+    return manifest !== undefined && (await this.slugs.has(manifest.sha256)) ? manifest : undefined
+  }
+
+  /** Keeps what a build made for reuse (the last few builds of the app). */
+  private async remember(app: string, key: string, manifest: SlugManifest): Promise<void> {
+    const file = this.buildsFile(app)
+    const builds = Object.entries({...(await readBuilds(file)), [key]: manifest}).slice(-REMEMBERED_BUILDS)
+    await writeFileAtomic(file, `${JSON.stringify(Object.fromEntries(builds), null, 2)}\n`, 0o600)
+  }
+
+  private buildsFile(app: string): string {
+    return join(this.paths.app(app).dir, 'builds.json')
+  }
+
   /** Removes source archives older than an hour that no running build uses. */
   private async collectSources(): Promise<void> {
     const inUse = new Set([...this.running.values()].map((build) => build.source))
     await collectSlugs(this.sources.dir, inUse).catch(() => {})
+  }
+}
+
+/** How many builds of an app are remembered for reuse. */
+const REMEMBERED_BUILDS = 10
+
+/**
+ * What makes two builds the same: the source, the config vars (buildpacks see them) and the
+ * buildpacks themselves (this agent's build, which carries them).
+ */
+function buildKey(source: string, config: Record<string, string>, agent: readonly string[]): string {
+  const sorted = Object.fromEntries(Object.entries(config).sort(([a], [b]) => a.localeCompare(b)))
+  return createHash('sha256').update(JSON.stringify([source, sorted, agent])).digest('hex')
+}
+
+async function readBuilds(file: string): Promise<Record<string, SlugManifest>> {
+  try {
+    return JSON.parse(await readFile(file, 'utf8')) as Record<string, SlugManifest>
+  } catch {
+    return {}
   }
 }
 

@@ -49,9 +49,12 @@ interface Target {
   agent: RemoteAgent
   lock?: IncomingMessage
   token?: string
-  /** The release it ran before this deploy (what a failure rolls it back to). */
+  /** The release it ran before this deploy (what a failure rolls it back to), and that release's slug. */
   previous?: number
+  previousSlug?: string
   released?: number
+  /** Made a new release in this deploy (a failure later rolls it back). */
+  switched?: boolean
 }
 
 /**
@@ -93,10 +96,19 @@ export async function deploy(options: DeployOptions): Promise<DeploySummary> {
     aborted(options.signal)
 
     const commit = version.commit === null ? null : `${version.commit.slice(0, 7)}${version.dirty ? '-dirty' : ''}`
+    // The release phase runs once: on the first host that releases.
+    let releasePhase = true
     for (const [index, target] of targets.entries()) {
       aborted(options.signal)
+      if (target.previousSlug === slug.sha256) {
+        report.step(target.host, `v${target.previous} runs this slug already: nothing to release`)
+        target.released = target.previous
+        continue
+      }
       try {
-        target.released = await release(target, app, {slug: slug.sha256, commit, releasePhase: index === 0, message: options.message}, report)
+        target.released = await release(target, app, {slug: slug.sha256, commit, releasePhase, message: options.message}, report)
+        target.switched = true
+        releasePhase = false
       } catch (error) {
         await rollBack(targets.slice(0, index), app, report)
         throw error
@@ -129,7 +141,11 @@ async function prepare(target: Target, app: string, report: DeployReport): Promi
   target.lock = lock
   target.token = (JSON.parse(await firstLine(lock)) as {token: string}).token
   const releases = (await target.agent.call('GET', `/apps/${app}/releases`)).json as {v: number; slug: string | null}[]
-  target.previous = releases.filter((each) => each.slug !== null).at(-1)?.v
+  const current = releases.at(-1)
+  if (current?.slug != null) {
+    target.previous = current.v
+    target.previousSlug = current.slug
+  }
 }
 
 /** The slug to deploy, on the first host: built there from the uploaded source, built here, or given. */
@@ -225,7 +241,7 @@ async function release(target: Target, app: string, plan: {slug: string; commit:
 /** Puts hosts that switched back on the release they ran before this deploy. */
 async function rollBack(targets: readonly Target[], app: string, report: DeployReport): Promise<void> {
   for (const target of targets) {
-    if (target.released === undefined || target.previous === undefined) continue
+    if (!target.switched || target.previous === undefined) continue
     const answer = await target.agent.call('POST', `/apps/${app}/releases`, {rollback: target.previous}, {'dev-lock': target.token!}).catch((error: Error) => ({status: 0, json: {message: error.message}, text: ''}))
     if (answer.status === 201) report.step(target.host, `rolled back to v${target.previous} (as v${answer.json.v})`)
     else report.warn(`${target.host}: could not roll back to v${target.previous}: ${answer.json?.message ?? answer.text}; it serves v${target.released}`)

@@ -151,7 +151,7 @@ describe('builds on the host (real worker processes)', () => {
     await writeFile(buildEnv, 'GREETING=hello from the host\n')
     const local = await buildSlug({root, secrets: [join(root, 'prod.env')], buildEnvFile: buildEnv})
 
-    const {home, apps} = await host({GREETING: 'hello from the host'})
+    const {home, apps, setConfig} = await host({GREETING: 'hello from the host'})
     const builds = new HostBuilds({home, apps, worker: WORKER})
     const source = await upload(home, root)
     const first = await build(builds, source, {commit: 'abc1234', dirty: true})
@@ -170,9 +170,15 @@ describe('builds on the host (real worker processes)', () => {
     expect(await readFile(join(extracted, 'built.txt'), 'utf8')).toBe('hello from the host\n')
     expect(await entries(join(home, 'slugs', `${local.sha256}.tgz`))).not.toContain('GREETING')
 
+    // The same source and config again: the slug is reused, nothing is built.
     const second = await build(builds, source)
-    expect(second.lines).toContain('-----> build number 2')
+    expect(second.lines).toEqual([expect.stringMatching(/^-----> The same source and config vars as the build of \S+: reusing slug [0-9a-f]{12}$/)])
     expect(second.slug).toMatchObject({sha256: local.sha256, source_version: {commit: null, dirty: false}})
+
+    // Other config vars: a build again, with the app's cache from the first one.
+    await setConfig({GREETING: 'hello from the host'.toUpperCase()})
+    const third = await build(builds, source)
+    expect(third.lines).toContain('-----> build number 2')
   })
 
   it('streams a failing build and its one-line error, leaves no slug, and removes source archives unused for an hour', async () => {

@@ -51,6 +51,16 @@ describe('dev deploy (the real dev, real sshd, real agents and routers)', () => 
     const ledgers = await Promise.all(hosts.map(async (host) => (await readFile(join(host.agentHome, 'apps/shop/releases.jsonl'), 'utf8')).trim().split('\n').map((line) => JSON.parse(line))))
     expect(ledgers.map((ledger) => ledger.map((release: {slug: string; description: string}) => release.description))).toEqual([[expect.stringMatching(/^Deploy [0-9a-f]{7}: first deploy$/)], [expect.stringMatching(/^Deploy [0-9a-f]{7}: first deploy$/)]])
     expect(ledgers[0]![0].slug).toBe(ledgers[1]![0].slug)
+
+    // Nothing changed: nothing uploaded, built or released.
+    const again = runBin(['deploy', '-d', root], {env})
+    expect(again.status, again.stderr).toBe(0)
+    expect(again.stderr).toMatch(/vps1: source [0-9a-f]{12} is there already \(\d+ files\)\n/)
+    expect(again.stderr).toMatch(/vps1 \| -----> The same source and config vars as the build of \S+: reusing slug [0-9a-f]{12}\n/)
+    expect(again.stderr).toContain('vps1: v1 runs this slug already: nothing to release\n')
+    expect(again.stderr).toContain('vps2: v1 runs this slug already: nothing to release\n')
+    expect(again.stderr).not.toContain('release phase')
+    expect(await readFile(join(hosts[0]!.agentHome, 'apps/shop/releases.jsonl'), 'utf8')).toBe(`${JSON.stringify(ledgers[0]![0])}\n`)
   }, 60_000)
 
   it('redeploys under continuous load with no failed request; a failed health gate or release phase fails the deploy and every host keeps serving', async () => {
