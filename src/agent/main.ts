@@ -1,7 +1,8 @@
 import {agentHome, agentPaths} from './agent-home.js'
-import {installBuiltinBuildpacks} from './builtin-buildpacks.js'
-import {runDaemon} from './daemon.js'
 import {dialStdio} from './dial-stdio.js'
+
+// The daemon and the build worker are imported when run, not at start: every API call over SSH
+// starts a `dial-stdio`, which should not pay for evaluating the whole agent.
 
 /** The version of this agent build, set by scripts/bundle-agent.mjs. */
 declare const AGENT_VERSION: string
@@ -19,6 +20,7 @@ const commands: Record<string, (args: string[]) => Promise<number>> = {
   },
   /** One build on the host, in a process of its own (started by the daemon for POST /apps/:app/builds). */
   async 'build-worker'(args) {
+    const {installBuiltinBuildpacks} = await import('./builtin-buildpacks.js')
     process.env.DEV_BUILDPACKS_DIR = await installBuiltinBuildpacks(agentHome())
     // Loaded here only: the daemon itself never needs the build code.
     return (await import('./build-worker.js')).runBuildWorker(args)
@@ -29,6 +31,7 @@ const commands: Record<string, (args: string[]) => Promise<number>> = {
       process.stderr.write(`dev-agent: unknown option ${unknown}\n${USAGE}\n`)
       return 2
     }
+    const {runDaemon} = await import('./daemon.js')
     return runDaemon(agentHome(), {keepDynos: args.includes('--keep-dynos'), version: AGENT_VERSION})
   },
 }

@@ -84,11 +84,12 @@ export async function deploy(options: DeployOptions): Promise<DeploySummary> {
   }
   options.signal?.addEventListener('abort', closeAll)
   try {
-    for (const host of options.hosts) {
-      const ssh = await openHost(host, options.connect)
-      targets.push({host, agent: new RemoteAgent(ssh)})
-    }
-    for (const target of targets) await prepare(target, app, report)
+    // Every host at once: connections, then each one's app, lock and current release.
+    const opened = await Promise.allSettled(options.hosts.map((host) => openHost(host, options.connect)))
+    for (const [index, result] of opened.entries()) if (result.status === 'fulfilled') targets.push({host: options.hosts[index]!, agent: new RemoteAgent(result.value)})
+    const refused = opened.find((result) => result.status === 'rejected')
+    if (refused !== undefined) throw (refused as PromiseRejectedResult).reason
+    await Promise.all(targets.map((target) => prepare(target, app, report)))
     aborted(options.signal)
 
     const slug = await obtainSlug(options, targets[0]!, version)

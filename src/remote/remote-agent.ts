@@ -1,5 +1,7 @@
-import {request, type IncomingMessage} from 'node:http'
-import type {Readable} from 'node:stream'
+import {Agent, request, type IncomingMessage} from 'node:http'
+import type {Duplex, Readable} from 'node:stream'
+
+import type {ClientChannel} from 'ssh2'
 
 import {DevError} from '../runtime/dev-error.js'
 import type {SshConnection} from './ssh-connection.js'
@@ -24,7 +26,12 @@ export interface AgentAnswer {
  * an exec channel and speaks HTTP/1.1 through it, so the host opens no port but sshd's.
  */
 export class RemoteAgent {
-  constructor(private readonly ssh: SshConnection) {}
+  /** Bridges kept open between requests (HTTP keep-alive): a call costs no new process on the host. */
+  private readonly bridges: Agent
+
+  constructor(private readonly ssh: SshConnection) {
+    this.bridges = new BridgeAgent(() => this.ssh.exec(DIAL_STDIO))
+  }
 
   get name(): string {
     return this.ssh.target.name
@@ -53,26 +60,20 @@ export class RemoteAgent {
 
   /** A request whose answer is read as it comes (a build's output, the log stream). */
   async request(method: string, path: string, {body, headers = {}}: {body?: Buffer | Readable; headers?: Record<string, string>} = {}): Promise<IncomingMessage> {
-    const channel = await this.ssh.exec(DIAL_STDIO)
-    let stderr = ''
-    channel.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()))
-    const exited = new Promise<number | null>((resolve) => channel.once('exit', (code: number | null) => resolve(code)))
     return new Promise((resolve, reject) => {
       const req = request(
         {
           method,
           path,
+          host: 'agent',
           headers: {'content-type': 'application/json', 'dev-user': localUser(), ...headers, ...(Buffer.isBuffer(body) ? {'content-length': String(body.length)} : {})},
-          // No agent: Node then takes the connection from createConnection (the channel).
-          createConnection: () => channel as never,
+          agent: this.bridges,
         },
-        (res) => {
-          res.once('end', () => channel.end())
-          resolve(res)
-        },
+        resolve,
       )
       req.on('error', (error) => {
-        void Promise.race([exited, new Promise((wait) => setTimeout(wait, 1000))]).then((code) => reject(this.bridgeError(code as number | null, stderr, error)))
+        const bridge = bridgeOf(req.socket)
+        void Promise.race([bridge?.exited, new Promise((wait) => setTimeout(wait, 1000))]).then((code) => reject(this.bridgeError((code as number | null | undefined) ?? null, bridge?.stderr ?? '', error)))
       })
       if (body === undefined || Buffer.isBuffer(body)) req.end(body)
       else body.pipe(req)
@@ -80,6 +81,7 @@ export class RemoteAgent {
   }
 
   close(): void {
+    this.bridges.destroy()
     this.ssh.close()
   }
 
@@ -88,6 +90,44 @@ export class RemoteAgent {
     if (code === 127) return new DevError(`the agent is not installed on ${this.name}: run \`dev hosts setup ${this.name}\``)
     if (/cannot reach|not running/.test(stderr)) return new DevError(`the agent on ${this.name} is not running: run \`dev hosts setup ${this.name}\` to start it`)
     return new DevError(`the agent on ${this.name} did not answer: ${stderr.trim() || error.message}`)
+  }
+}
+
+/** What a bridge's channel said on stderr, and how it ended: why a request on it failed. */
+interface Bridge {
+  stderr: string
+  exited: Promise<number | null>
+}
+
+const bridges = new WeakMap<object, Bridge>()
+
+function bridgeOf(socket: unknown): Bridge | undefined {
+  return socket ? bridges.get(socket as object) : undefined
+}
+
+/**
+ * An HTTP agent whose connections are exec channels running `dev-agent dial-stdio`, kept alive
+ * between requests. Node's agent treats its connections as sockets: the few socket calls it makes
+ * (keep-alive, timeouts, ref) mean nothing on a channel and are answered as such.
+ */
+class BridgeAgent extends Agent {
+  constructor(private readonly open: () => Promise<ClientChannel>) {
+    super({keepAlive: true, maxSockets: 8, maxFreeSockets: 2})
+  }
+
+  override createConnection(_options: unknown, callback: (error: Error | null, socket?: Duplex) => void): Duplex {
+    void this.open().then(
+      (channel) => {
+        const bridge: Bridge = {stderr: '', exited: new Promise((resolve) => channel.once('exit', (code: number | null) => resolve(code)))}
+        channel.stderr.on('data', (chunk: Buffer) => (bridge.stderr += chunk.toString()))
+        const socketLike = channel as ClientChannel & Record<string, unknown>
+        for (const name of ['setKeepAlive', 'setNoDelay', 'setTimeout', 'ref', 'unref']) socketLike[name] ??= () => channel
+        bridges.set(channel, bridge)
+        callback(null, channel)
+      },
+      (error: Error) => callback(error),
+    )
+    return undefined as never
   }
 }
 
