@@ -1,7 +1,7 @@
 import {Command, Flags} from '@oclif/core'
 
 import {terminalPassphrase} from '../cli/ask-passphrase.js'
-import {hostFlags} from '../cli/host-flags.js'
+import {appHostsFlags} from '../cli/app-hosts-flags.js'
 import {deploy, formatBytes, type SlugSource} from '../remote/deploy.js'
 import {projectTargets, requireHosts} from '../remote/project-targets.js'
 
@@ -21,9 +21,7 @@ serves its previous release. Hosts come from --host, else DEV_HOST, else dev.jso
   ]
 
   static flags = {
-    root: Flags.string({char: 'd', description: 'app root (default: the current directory)', helpValue: 'DIR'}),
-    ...hostFlags,
-    app: Flags.string({char: 'a', description: 'the app\'s name on the hosts (default: dev.json\'s "app", app.json\'s "name", else the directory name)', helpValue: 'NAME'}),
+    ...appHostsFlags,
     'local-build': Flags.boolean({description: 'build the slug on this machine instead of on the first host', exclusive: ['slug']}),
     slug: Flags.string({description: 'deploy this slug (an id from dev build, or a .tgz path) instead of building', helpValue: 'ID|PATH'}),
     message: Flags.string({char: 'm', description: 'a note for the release, in its description', helpValue: 'TEXT'}),

@@ -10,6 +10,7 @@ import {findSlug} from '../slug/find-slug.js'
 import {packSource} from '../slug/pack-source.js'
 import {hashFile} from '../slug/pack-slug.js'
 import {buildSlug, sourceVersion} from '../slug/slug-build.js'
+import {requireCurrentAgent} from './agent-version.js'
 import {openHost} from './open-host.js'
 import {RemoteAgent} from './remote-agent.js'
 import type {ConnectOptions} from './ssh-connection.js'
@@ -131,6 +132,7 @@ function aborted(signal: AbortSignal | undefined): void {
 
 /** The app exists on the host, its deploy lock is ours, and we know what it runs now. */
 async function prepare(target: Target, app: string, report: DeployReport): Promise<void> {
+  await requireCurrentAgent(target.agent)
   const created = await target.agent.call('POST', '/apps', {name: app})
   if (created.status === 201) report.step(target.host, `created app ${app}`)
   else if (created.status !== 409) throw new DevError(`${target.host}: cannot create app ${app}: ${created.json?.message ?? created.text}`)

@@ -1,4 +1,5 @@
-import {cp, readFile, writeFile} from 'node:fs/promises'
+import {randomBytes} from 'node:crypto'
+import {cp, readdir, readFile, writeFile} from 'node:fs/promises'
 import {Agent, request} from 'node:http'
 import {join} from 'node:path'
 
@@ -6,6 +7,7 @@ import {describe, expect, it} from 'vitest'
 
 import {openHost} from '../../src/remote/open-host.js'
 import {RemoteAgent} from '../../src/remote/remote-agent.js'
+import {eventually} from '../support/agent.js'
 import {projectRoot, runBin} from '../support/run-bin.js'
 import {spawnBin} from '../support/spawn-bin.js'
 import {startSshHosts, type TestHost} from '../support/ssh-hosts.js'
@@ -51,6 +53,12 @@ describe('dev deploy (the real dev, real sshd, real agents and routers)', () => 
     const ledgers = await Promise.all(hosts.map(async (host) => (await readFile(join(host.agentHome, 'apps/shop/releases.jsonl'), 'utf8')).trim().split('\n').map((line) => JSON.parse(line))))
     expect(ledgers.map((ledger) => ledger.map((release: {slug: string; description: string}) => release.description))).toEqual([[expect.stringMatching(/^Deploy [0-9a-f]{7}: first deploy$/)], [expect.stringMatching(/^Deploy [0-9a-f]{7}: first deploy$/)]])
     expect(ledgers[0]![0].slug).toBe(ledgers[1]![0].slug)
+
+    // Domains: the routers send a named Host to the app (and nothing else once another app is there).
+    expect(runBin(['domains', 'add', 'Shop.Example.com'], {cwd: root, env})).toMatchObject({status: 0, stdout: 'vps1: added shop.example.com to shop\nvps2: added shop.example.com to shop\n'})
+    expect(runBin(['domains'], {cwd: root, env}).stdout).toBe('vps1\tshop.example.com\nvps2\tshop.example.com\n')
+    expect(runBin(['domains', 'add', 'not a host'], {cwd: root, env})).toMatchObject({status: 1, stderr: 'error: vps1: "not a host" is not a hostname; give one like www.example.com or *.example.com\n'})
+    expect(runBin(['domains', 'remove', 'shop.example.com'], {cwd: root, env})).toMatchObject({status: 0, stdout: 'vps1: removed shop.example.com from shop\nvps2: removed shop.example.com from shop\n'})
 
     // Nothing changed: nothing uploaded, built or released.
     const again = runBin(['deploy', '-d', root], {env})
@@ -106,4 +114,23 @@ describe('dev deploy (the real dev, real sshd, real agents and routers)', () => 
     expect(failing.stderr).toContain('error: vps1: release failed: the release phase of v5 (`node release.js`) exited with status 1, so nothing was switched; its last lines: migration failed')
     expect(await servedBy(hosts)).toEqual(['hi from web.1 of v4', 'hi from web.1 of v3'])
   }, 120_000)
+
+  it('leaves the previous release serving when the client is killed mid-deploy, and the next deploy goes through', async () => {
+    const {hosts, env, root} = await hostsAndApp(1)
+    expect(runBin(['deploy', '-d', root], {env}).status).toBe(0)
+    // A big file makes the upload last; the client dies while it runs.
+    await writeFile(join(root, 'big.bin'), randomBytes(48 * 1024 * 1024))
+    const killed = spawnBin(['deploy', '-d', root], {env})
+    // Killed while the host is receiving the source (its partial upload file is there).
+    const sources = join(hosts[0]!.agentHome, 'sources')
+    await eventually(async () => (await readdir(sources).catch(() => [] as string[])).some((name) => name.includes('.upload-')), Boolean, 30_000)
+    killed.child.kill('SIGKILL')
+    await killed.status
+    expect(killed.stderr()).not.toContain('uploaded the source')
+    expect(await servedBy(hosts)).toEqual(['hello from web.1 of v1'])
+    // The lock went with the dead client's connection: the next deploy takes it.
+    const next = runBin(['deploy', '-d', root], {env})
+    expect(next.status, next.stderr).toBe(0)
+    expect(await servedBy(hosts)).toEqual(['hello from web.1 of v2'])
+  }, 90_000)
 })

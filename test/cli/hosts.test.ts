@@ -1,9 +1,12 @@
-import {writeFile} from 'node:fs/promises'
+import {readFile, writeFile} from 'node:fs/promises'
 import {join} from 'node:path'
 
 import {describe, expect, it} from 'vitest'
 
-import {runBin} from '../support/run-bin.js'
+import {setupHost} from '../../src/remote/host-setup.js'
+import {connectSsh} from '../../src/remote/ssh-connection.js'
+import {resolveSshTarget} from '../../src/remote/ssh-target.js'
+import {projectRoot, runBin} from '../support/run-bin.js'
 import {startSshHosts} from '../support/ssh-hosts.js'
 import {tempApp} from '../support/temp-app.js'
 
@@ -21,6 +24,23 @@ describe('dev hosts (the real dev, real sshd)', () => {
     const root = await tempApp({'dev.json': JSON.stringify({app: 'shop', hosts: ['vps1']})})
     expect(runBin(['hosts', '--json'], {cwd: root, env}).stdout).toBe(`${JSON.stringify({app: 'shop', hosts: [{name: 'vps1', user: process.env.USER ?? 'root', hostname: '127.0.0.1', port: vps1!.port}]}, null, 2)}\n`)
     expect(runBin(['hosts', 'status', '--json'], {cwd: root, env}).status).toBe(0)
+  })
+
+  it('refuses to work with an agent older than this dev until hosts setup upgrades it', async () => {
+    const {hosts, env, dir} = await startSshHosts(1)
+    const older = join(dir, 'agent-older.cjs')
+    await writeFile(older, (await readFile(join(projectRoot, 'dist/agent.cjs'), 'utf8')).replaceAll('"0.1.0"', '"0.0.9"'))
+    const ssh = await connectSsh(await resolveSshTarget('vps1', env), {env})
+    try {
+      await setupHost(ssh, {agentFile: older, routerPort: hosts[0]!.routerPort, say: () => {}})
+    } finally {
+      ssh.close()
+    }
+    const root = await tempApp({'dev.json': JSON.stringify({app: 'shop', hosts: ['vps1']})})
+    const refused = runBin(['domains'], {cwd: root, env})
+    expect(refused).toMatchObject({status: 1, stderr: 'error: the agent on vps1 is dev-agent 0.0.9, older than this dev (0.1.0): run `dev hosts setup vps1` to upgrade it (its dynos keep running)\n'})
+    expect(runBin(['hosts', 'setup', 'vps1'], {env}).status).toBe(0)
+    expect(runBin(['domains'], {cwd: root, env})).toMatchObject({status: 0, stderr: 'vps1: shop has no domains\n'})
   })
 
   it('refuses an unknown host in one line that says how to trust it, and a bad dev.json', async () => {
