@@ -2,6 +2,7 @@ import {Command, Flags} from '@oclif/core'
 
 import {terminalPassphrase} from '../cli/ask-passphrase.js'
 import {appHostsFlags} from '../cli/app-hosts-flags.js'
+import {deployProgress} from '../cli/deploy-progress.js'
 import {deploy, formatBytes, type SlugSource} from '../remote/deploy.js'
 import {projectTargets, requireHosts} from '../remote/project-targets.js'
 
@@ -41,6 +42,7 @@ serves its previous release. Hosts come from --host, else DEV_HOST, else dev.jso
     }
     process.once('SIGINT', onInterrupt)
     process.once('SIGTERM', onInterrupt)
+    const progress = deployProgress(hosts)
     try {
       const summary = await deploy({
         root,
@@ -50,12 +52,12 @@ serves its previous release. Hosts come from --host, else DEV_HOST, else dev.jso
         message: flags.message,
         connect: {acceptNewHostKey: flags['accept-new-host-key'], askPassphrase: terminalPassphrase()},
         signal: cancel.signal,
-        report: {
-          step: (host, text) => process.stderr.write(`${host === undefined ? '' : `${host}: `}${text}\n`),
-          output: (host, line) => process.stderr.write(`${host} | ${line}\n`),
-          warn: (text) => process.stderr.write(`warning: ${text}\n`),
-        },
+        report: progress.report,
+      }).catch(async (error: unknown) => {
+        await progress.end(error)
+        throw error
       })
+      await progress.end()
       if (flags.json) {
         process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`)
         return

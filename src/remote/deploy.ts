@@ -251,6 +251,7 @@ async function rollBack(targets: readonly Target[], app: string, report: DeployR
   }
 }
 
+/** What each host runs now (old dynos still draining are left out: they are on their way out). */
 async function summary(app: string, slug: {sha256: string; bytes: number}, targets: readonly Target[]): Promise<DeploySummary> {
   const hosts = await Promise.all(
     targets.map(async (target) => {
@@ -260,7 +261,7 @@ async function summary(app: string, slug: {sha256: string; bytes: number}, targe
       const domains = ((routing.json?.domains ?? []) as string[]).filter((domain) => !domain.startsWith('*.'))
       const suffix = port === 80 ? '' : `:${port}`
       const urls = domains.length > 0 ? domains.map((domain) => `http://${domain}${suffix}/`) : [`http://${hostname}${suffix}/`]
-      return {host: target.host, release: `v${target.released}`, dynos: (dynos.json as {name: string; state: string}[]).map(({name, state}) => ({name, state})), urls}
+      return {host: target.host, release: `v${target.released}`, dynos: (dynos.json as {name: string; state: string}[]).filter((dyno) => dyno.state !== 'stopping').map(({name, state}) => ({name, state})), urls}
     }),
   )
   return {app, release: targets.map((target) => target.released!), slug, hosts}
