@@ -12,7 +12,7 @@ import {AppLog} from '../../src/agent/app-log.js'
 import {PortAllocator} from '../../src/agent/port-allocator.js'
 import {processStartTime} from '../../src/runtime/process-group.js'
 import {extractSlug} from '../../src/slug/extract-slug.js'
-import {agentAppSlug, eventually, startAgent, testAgentSettings, allUp, type AgentDyno} from '../support/agent.js'
+import {agentAppSlug, eventually, startAgent, testAgentSettings, untilRecorded, allUp, type AgentDyno} from '../support/agent.js'
 import {processAlive} from '../support/processes.js'
 import {tempApp} from '../support/temp-app.js'
 
@@ -42,6 +42,7 @@ describe('an agent restarted over the dynos of the last one (bundled agent, real
   it('keeps one dyno per name when the last agent died in the middle of replacing it', async () => {
     const shop = await deployedShop()
     const [web] = await eventually(shop.dynos, allUp)
+    await untilRecorded(shop.home, 'shop', 1)
     await killAgent(shop)
     // The half-done restart: a second web.1 of the same release, recorded beside the first.
     const app = agentPaths(shop.home).app('shop')
@@ -64,6 +65,7 @@ describe('an agent restarted over the dynos of the last one (bundled agent, real
     const shop = await deployedShop()
     await shop.call('PATCH', '/apps/shop/formation', {updates: [{type: 'worker', quantity: 1}]})
     const before = await eventually(shop.dynos, (dynos) => dynos.length === 2 && allUp(dynos))
+    await untilRecorded(shop.home, 'shop', 2)
     await killAgent(shop)
     await rm(agentPaths(shop.home).app('shop').releaseDir(1), {recursive: true})
 

@@ -5,7 +5,7 @@ import {join} from 'node:path'
 import {beforeAll, describe, expect, it} from 'vitest'
 
 import {packSource} from '../../src/slug/pack-source.js'
-import {agentAppSlug, eventually, startAgent, allUp, type AgentDyno} from '../support/agent.js'
+import {agentAppSlug, eventually, startAgent, untilRecorded, allUp, type AgentDyno} from '../support/agent.js'
 import {processAlive} from '../support/processes.js'
 import {projectRoot} from '../support/run-bin.js'
 import {tempApp} from '../support/temp-app.js'
@@ -214,6 +214,7 @@ describe('dynos on a host (bundled agent, real processes)', () => {
     const shop = await deployedShop()
     await shop.call('PATCH', '/apps/shop/formation', {updates: [{type: 'web', quantity: 2}, {type: 'worker', quantity: 1}]})
     const before = await eventually(shop.dynos, (list) => list.length === 3 && allUp(list))
+    await untilRecorded(shop.home, 'shop', 3)
     const ledger = await readFile(join(shop.home, 'apps/shop/releases.jsonl'), 'utf8')
     shop.child.kill('SIGKILL')
     await new Promise((resolve) => shop.child.once('exit', resolve))

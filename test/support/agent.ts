@@ -119,6 +119,22 @@ export async function agentAppSlug(): Promise<{sha256: string; bytes: Buffer}> {
   return {sha256, bytes: await readFile(join(root, '.dev/slugs', `${sha256}.tgz`))}
 }
 
+/**
+ * Waits until the agent has recorded `count` running dynos of `app` in dynos.json (it writes the
+ * record just after a dyno starts): only then can a kill -9 of the agent leave them adoptable.
+ */
+export async function untilRecorded(home: string, app: string, count: number): Promise<void> {
+  const recorded = async () => {
+    const text = await readFile(join(home, 'apps', app, 'dynos.json'), 'utf8').catch(() => '[]')
+    try {
+      return (JSON.parse(text) as {pid?: number}[]).filter((record) => record.pid !== undefined).length
+    } catch {
+      return 0
+    }
+  }
+  await eventually(recorded, (found) => found === count)
+}
+
 /** Polls `probe` until `done` says yes (10 s at most). */
 export async function eventually<T>(probe: () => Promise<T>, done: (value: T) => boolean, timeoutMs = 10_000): Promise<T> {
   const deadline = Date.now() + timeoutMs
