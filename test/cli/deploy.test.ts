@@ -120,10 +120,20 @@ describe('dev deploy (the real dev, real sshd, real agents and routers)', () => 
     expect(runBin(['deploy', '-d', root], {env}).status).toBe(0)
     // A big file makes the upload last; the client dies while it runs.
     await writeFile(join(root, 'big.bin'), randomBytes(48 * 1024 * 1024))
-    const killed = spawnBin(['deploy', '-d', root], {env})
-    // Killed while the host is receiving the source (its partial upload file is there).
+    // Stopped while the host is receiving the source (its partial upload file is there): by Ctrl-C,
+    // then by kill -9.
     const sources = join(hosts[0]!.agentHome, 'sources')
-    await eventually(async () => (await readdir(sources).catch(() => [] as string[])).some((name) => name.includes('.upload-')), Boolean, 30_000)
+    const uploading = () => eventually(async () => (await readdir(sources).catch(() => [] as string[])).some((name) => name.includes('.upload-')), Boolean, 30_000)
+    const interrupted = spawnBin(['deploy', '-d', root], {env})
+    await uploading()
+    interrupted.child.kill('SIGINT')
+    expect(await interrupted.status).toBe(1)
+    expect(interrupted.stderr()).toContain('cancelling the deploy…\nerror: deploy cancelled: every host serves what it served before\n')
+    expect(await servedBy(hosts)).toEqual(['hello from web.1 of v1'])
+    // The host dropped the cancelled upload.
+    await eventually(async () => (await readdir(sources)).some((name) => name.includes('.upload-')), (left) => !left)
+    const killed = spawnBin(['deploy', '-d', root], {env})
+    await uploading()
     killed.child.kill('SIGKILL')
     await killed.status
     expect(killed.stderr()).not.toContain('uploaded the source')
