@@ -255,6 +255,10 @@ export async function startApiServer(agent: AgentParts, extraRoutes: readonly Ro
       else send(res, known ? error.status : 500, {id: errorId(known ? error.status : 500), message: known ? error.message : 'internal error; see the agent log'})
     })
   })
+  // Clients come over SSH (dial-stdio) and keep their connection between calls: no idle cut, and no
+  // limit on how long an upload of a big slug over a slow link may take.
+  server.keepAliveTimeout = 0
+  server.requestTimeout = 0
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = requestUrl(req)

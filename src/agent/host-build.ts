@@ -167,7 +167,8 @@ export class HostBuilds {
   private async reusable(app: string, key: string): Promise<SlugManifest | undefined> {
     const builds = await readBuilds(this.buildsFile(app))
     const manifest = builds[key]
-    return manifest !== undefined && (await this.slugs.has(manifest.sha256)) ? manifest : undefined
+    // Touched: a slug about to be deployed again must outlive the garbage collection of releases.
+    return manifest !== undefined && (await this.slugs.touch(manifest.sha256)) ? manifest : undefined
   }
 
   /** Keeps what a build made for reuse (the last few builds of the app). */

@@ -77,13 +77,18 @@ export async function deploy(options: DeployOptions): Promise<DeploySummary> {
 
   const targets: Target[] = []
   // Cancelling closes every connection: a build or upload under way stops, the locks go with them.
+  // Once hosts are being released, it waits for the host under way, then rolls back (see below).
+  let releasing = false
   const closeAll = () => {
     for (const target of targets) {
       target.lock?.destroy()
       target.agent.close()
     }
   }
-  options.signal?.addEventListener('abort', closeAll)
+  const onAbort = () => {
+    if (!releasing) closeAll()
+  }
+  options.signal?.addEventListener('abort', onAbort)
   try {
     // Every host at once: connections, then each one's app, lock and current release.
     const opened = await Promise.allSettled(options.hosts.map((host) => openHost(host, options.connect)))
@@ -100,8 +105,12 @@ export async function deploy(options: DeployOptions): Promise<DeploySummary> {
     const commit = version.commit === null ? null : `${version.commit.slice(0, 7)}${version.dirty ? '-dirty' : ''}`
     // The release phase runs once: on the first host that releases.
     let releasePhase = true
+    releasing = true
     for (const [index, target] of targets.entries()) {
-      aborted(options.signal)
+      if (options.signal?.aborted) {
+        await rollBack(targets.slice(0, index), app, report)
+        throw new DevError(`deploy cancelled before ${target.host}; ${targets.slice(0, index).some((each) => each.switched) ? 'the hosts that had switched were rolled back' : 'no host had switched'}`)
+      }
       if (target.previousSlug === slug.sha256) {
         report.step(target.host, `v${target.previous} runs this slug already: nothing to release`)
         target.released = target.previous
@@ -116,18 +125,22 @@ export async function deploy(options: DeployOptions): Promise<DeploySummary> {
         throw error
       }
     }
-    return await summary(app, slug, targets)
+    // Every host serves the new release: a failure to report it is a warning, not a failed deploy.
+    return await summary(app, slug, targets).catch((error: Error) => {
+      report.warn(`deployed, but the summary could not be read: ${error.message}`)
+      return {app, release: targets.map((target) => target.released!), slug, hosts: targets.map((target) => ({host: target.host, release: `v${target.released}`, dynos: [], urls: []}))}
+    })
   } catch (error) {
-    if (options.signal?.aborted) throw new DevError('deploy cancelled: every host serves what it served before')
+    if (options.signal?.aborted && !releasing) throw new DevError('deploy cancelled before any host released: every host serves what it served before')
     throw error
   } finally {
-    options.signal?.removeEventListener('abort', closeAll)
+    options.signal?.removeEventListener('abort', onAbort)
     closeAll()
   }
 }
 
 function aborted(signal: AbortSignal | undefined): void {
-  if (signal?.aborted) throw new DevError('deploy cancelled; nothing was released')
+  if (signal?.aborted) throw new DevError('deploy cancelled before any host released: every host serves what it served before')
 }
 
 /** The app exists on the host, its deploy lock is ours, and we know what it runs now. */
@@ -143,8 +156,9 @@ async function prepare(target: Target, app: string, report: DeployReport): Promi
   }
   target.lock = lock
   target.token = (JSON.parse(await firstLine(lock)) as {token: string}).token
-  const releases = (await target.agent.call('GET', `/apps/${app}/releases`)).json as {v: number; slug: string | null}[]
-  const current = releases.at(-1)
+  const listed = await target.agent.call('GET', `/apps/${app}/releases`)
+  if (listed.status !== 200) throw new DevError(`${target.host}: cannot read the releases of ${app}: ${listed.json?.message ?? listed.text}`)
+  const current = (listed.json as {v: number; slug: string | null}[]).at(-1)
   if (current?.slug != null) {
     target.previous = current.v
     target.previousSlug = current.slug
@@ -232,7 +246,13 @@ async function release(target: Target, app: string, plan: {slug: string; commit:
   if (tail !== undefined) void showLines(tail, (line) => report.output(target.host, line.replace(/^\S+ app\[release\.\d+\]: /, '')))
   try {
     const body = {slug: plan.slug, source_version: plan.commit, release_phase: plan.releasePhase, ...(plan.message === undefined ? {} : {description: plan.message})}
-    const answer = await target.agent.call('POST', `/apps/${app}/releases`, body, {'dev-lock': target.token!})
+    const answer = await target.agent.call('POST', `/apps/${app}/releases`, body, {'dev-lock': target.token!}).catch(async (error: Error) => {
+      // The connection broke with the release under way: the host may have made it. Ask.
+      const releases = (await target.agent.call('GET', `/apps/${app}/releases`)).json as {v: number; slug: string | null}[]
+      const current = releases.at(-1)
+      if (current !== undefined && current.slug === plan.slug && current.v !== target.previous) return {status: 201, json: current, text: ''}
+      throw new DevError(`${target.host}: release failed: ${error.message}`)
+    })
     if (answer.status !== 201) throw new DevError(`${target.host}: release failed: ${answer.json?.message ?? answer.text}`)
     report.step(target.host, `v${answer.json.v} is serving`)
     return answer.json.v as number

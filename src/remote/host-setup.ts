@@ -41,13 +41,14 @@ export interface HostAgent {
  */
 export async function setupHost(ssh: SshConnection, setup: HostSetup): Promise<HostAgent> {
   const name = ssh.target.name
-  const node = await ssh.run('command -v node >/dev/null 2>&1 && node -v')
-  const major = Number(/^v(\d+)\./.exec(node.stdout.trim())?.[1])
+  const node = await ssh.run('command -v node && node -v')
+  const [nodePath = '', nodeVersion = ''] = node.stdout.trim().split('\n')
+  const major = Number(/^v(\d+)\./.exec(nodeVersion)?.[1])
   if (node.code !== 0 || !(major >= MIN_NODE_MAJOR)) {
-    const found = node.code === 0 ? `Node ${node.stdout.trim()} is too old` : 'node is not installed'
+    const found = node.code === 0 ? `Node ${nodeVersion} is too old` : 'node is not installed'
     throw new DevError(`${name}: ${found}; the agent needs Node >= ${MIN_NODE_MAJOR}. On Debian or Ubuntu: \`curl -fsSL https://deb.nodesource.com/setup_20.x | sudo bash - && sudo apt-get install -y nodejs\``)
   }
-  setup.say(`node ${node.stdout.trim()}`)
+  setup.say(`node ${nodeVersion}`)
 
   const home = (await must(ssh, `${AGENT_HOME_SH}; mkdir -p "$H/bin" "$H/agent" && chmod 700 "$H" && printf %s "$H"`, 'cannot make the agent home')).stdout
   const agent = await readFile(setup.agentFile)
@@ -62,7 +63,8 @@ export async function setupHost(ssh: SshConnection, setup: HostSetup): Promise<H
     if (!check.stdout.startsWith(sha)) throw new DevError(`${name}: the uploaded agent is damaged (sha256 ${check.stdout.slice(0, 64)}, expected ${sha}); run setup again`)
     await must(ssh, quote(['mv', partial, file]), 'cannot install the agent')
   }
-  const wrapper = `#!/bin/sh\n# The dev agent of this host: the build it runs is in the path below.\nDEV_AGENT_HOME=${quote([home])} exec node ${quote([file])} "$@"\n`
+  // Node by its full path: a service manager's PATH may not have it (nvm, /opt).
+  const wrapper = `#!/bin/sh\n# The dev agent of this host: the build it runs is in the path below.\nDEV_AGENT_HOME=${quote([home])} exec ${quote([nodePath])} ${quote([file])} "$@"\n`
   await writeRemote(ssh, `${home}/bin/dev-agent`, wrapper, '755')
 
   let restart = false
@@ -81,11 +83,14 @@ export async function setupHost(ssh: SshConnection, setup: HostSetup): Promise<H
     return running
   }
   if (running !== undefined) {
+    // A pid from the host goes into a command: a plain number above 1, or nothing is signalled.
+    if (!Number.isSafeInteger(running.pid) || running.pid <= 1) throw new DevError(`${name}: the running agent reports pid ${String(running.pid)}; stop it by hand and run setup again`)
     setup.say(running.file === file ? 'restarting the agent for its new settings' : `upgrading the agent (pid ${running.pid}); its dynos keep running`)
     // SIGUSR2: the old agent goes and leaves its dynos for the new one to adopt.
-    await must(ssh, `kill -USR2 ${running.pid}; i=0; while kill -0 ${running.pid} 2>/dev/null && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done; ! kill -0 ${running.pid} 2>/dev/null`, 'the old agent did not stop')
+    const pid = quote([String(running.pid)])
+    await must(ssh, `kill -USR2 ${pid}; i=0; while kill -0 ${pid} 2>/dev/null && [ $i -lt 600 ]; do sleep 0.1 2>/dev/null || sleep 1; i=$((i+1)); done; ! kill -0 ${pid} 2>/dev/null`, 'the old agent did not stop')
   }
-  await startAgent(ssh, home)
+  await startAgent(ssh, home, running !== undefined)
   const deadline = Date.now() + START_TIMEOUT_MS
   for (;;) {
     const started = await runningAgent(ssh)
@@ -103,11 +108,16 @@ export async function setupHost(ssh: SshConnection, setup: HostSetup): Promise<H
 
 /** The running agent's `GET /agent`, or undefined when none answers. */
 export async function runningAgent(ssh: SshConnection): Promise<HostAgent | undefined> {
+  const agent = new RemoteAgent(ssh)
   try {
-    const answer = await new RemoteAgent(ssh).call('GET', '/agent')
+    const answer = await agent.call('GET', '/agent')
     return answer.status === 200 ? (answer.json as HostAgent) : undefined
-  } catch {
-    return undefined
+  } catch (error) {
+    // Only "not installed" and "not running" mean no agent; anything else must not lead to a second one.
+    if (/is not installed|is not running/.test((error as Error).message)) return undefined
+    throw error
+  } finally {
+    agent.closeBridges()
   }
 }
 
@@ -115,12 +125,16 @@ export async function runningAgent(ssh: SshConnection): Promise<HostAgent | unde
  * Starts the daemon: as the `dev-agent` systemd service (Restart=always) when the host runs
  * systemd and we are root, else detached from the SSH session with its pid in agent.pid.
  */
-async function startAgent(ssh: SshConnection, home: string): Promise<void> {
+async function startAgent(ssh: SshConnection, home: string, replacing: boolean): Promise<void> {
   const systemd = await ssh.run('[ "$(id -u)" = 0 ] && [ -d /run/systemd/system ] && command -v systemctl >/dev/null')
   if (systemd.code === 0) {
-    const unit = ['[Unit]', 'Description=dev agent: dynos, releases and the HTTP router', 'After=network-online.target', '', '[Service]', `ExecStart=${home}/bin/dev-agent daemon`, 'Restart=always', 'RestartSec=1', 'KillMode=process', 'TimeoutStopSec=60', '', '[Install]', 'WantedBy=multi-user.target', ''].join('\n')
+    // The path goes into the unit quoted as systemd reads it (a home with spaces or % in it).
+    const execStart = `"${`${home}/bin/dev-agent`.replace(/["\\]/g, '\\$&').replace(/%/g, '%%')}" daemon`
+    const unit = ['[Unit]', 'Description=dev agent: dynos, releases and the HTTP router', 'Wants=network-online.target', 'After=network-online.target', '', '[Service]', `ExecStart=${execStart}`, 'Restart=always', 'RestartSec=1', 'KillMode=process', 'TimeoutStopSec=60', '', '[Install]', 'WantedBy=multi-user.target', ''].join('\n')
     await writeRemote(ssh, '/etc/systemd/system/dev-agent.service', unit, '644')
-    await must(ssh, 'systemctl daemon-reload && systemctl enable dev-agent.service >/dev/null 2>&1 && systemctl restart dev-agent.service', 'cannot start the dev-agent service')
+    // The agent replaced above left on SIGUSR2, and Restart=always brings the new build up by
+    // itself: a restart now would SIGTERM it, and SIGTERM stops the dynos.
+    await must(ssh, `systemctl daemon-reload && systemctl enable dev-agent.service >/dev/null 2>&1${replacing ? '' : ' && systemctl restart dev-agent.service'}`, 'cannot start the dev-agent service (see journalctl -u dev-agent)')
     return
   }
   const log = quote([`${home}/agent.log`])

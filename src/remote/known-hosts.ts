@@ -27,14 +27,38 @@ export function keyType(key: Buffer): string {
 
 /**
  * Looks a host's key up in known_hosts files: plain and hashed (`|1|salt|hmac`) names, patterns
- * with `*`, `?` and `!`, comma-separated names; `@revoked` lines refuse the key, `@cert-authority`
- * lines are not host keys and are skipped. A host listed with a different key of the same type
- * has `changed`.
+ * with `*`, `?` and `!`, comma-separated names. A key `@revoked` anywhere is refused; a host listed
+ * with other keys only (of any type) has `changed`; `@cert-authority` lines are skipped.
  */
 export async function checkHostKey(files: readonly string[], name: string, key: Buffer): Promise<HostKeyVerdict> {
-  const type = keyType(key)
   const base64 = key.toString('base64')
-  let changed: HostKeyVerdict | undefined
+  const entries = await hostEntries(files, name)
+  // A revoked key is refused wherever it is listed, before any line that trusts it is looked at.
+  const revoked = entries.find((entry) => entry.marker === '@revoked' && entry.key === base64)
+  if (revoked !== undefined) return {status: 'changed', knownFingerprint: `revoked in ${revoked.where}`, where: revoked.where}
+  const trusted = entries.filter((entry) => entry.marker === undefined)
+  if (trusted.some((entry) => entry.key === base64)) return {status: 'known'}
+  // Known by another key, of this type or another: someone may be in the middle.
+  const other = trusted[0]
+  if (other !== undefined) return {status: 'changed', knownFingerprint: `${other.type} ${fingerprint(Buffer.from(other.key, 'base64'))}`, where: other.where}
+  return {status: 'unknown'}
+}
+
+/** The key types known_hosts lists for a host: the ones to ask the host for first. */
+export async function knownKeyTypes(files: readonly string[], name: string): Promise<string[]> {
+  return [...new Set((await hostEntries(files, name)).filter((entry) => entry.marker === undefined).map((entry) => entry.type))]
+}
+
+interface HostEntry {
+  marker?: string
+  type: string
+  key: string
+  where: string
+}
+
+/** The lines of the known_hosts files that name this host (`@cert-authority` lines are no host keys). */
+async function hostEntries(files: readonly string[], name: string): Promise<HostEntry[]> {
+  const entries: HostEntry[] = []
   for (const file of files) {
     const text = await readFile(file, 'utf8').catch(() => '')
     for (const [index, raw] of text.split('\n').entries()) {
@@ -47,18 +71,11 @@ export async function checkHostKey(files: readonly string[], name: string, key: 
         fields = fields.slice(1)
       }
       if (marker === '@cert-authority' || fields.length < 3) continue
-      const [names, lineType, lineKey] = fields as [string, string, string]
-      if (!namesMatch(names, name)) continue
-      if (marker === '@revoked') {
-        if (lineKey === base64) return {status: 'changed', knownFingerprint: `revoked in ${file}:${index + 1}`, where: `${file}:${index + 1}`}
-        continue
-      }
-      if (lineType !== type) continue
-      if (lineKey === base64) return {status: 'known'}
-      changed ??= {status: 'changed', knownFingerprint: fingerprint(Buffer.from(lineKey, 'base64')), where: `${file}:${index + 1}`}
+      const [names, type, key] = fields as [string, string, string]
+      if (namesMatch(names, name)) entries.push({marker, type, key, where: `${file}:${index + 1}`})
     }
   }
-  return changed ?? {status: 'unknown'}
+  return entries
 }
 
 /** Trusts a host on first use: appends its key to the first known_hosts file (0600 when new). */

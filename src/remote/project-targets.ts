@@ -26,10 +26,12 @@ export async function projectTargets({root, hosts, app, env = process.env}: {roo
   const appJson = await readJsonFile(join(root, 'app.json'), z.object({name: z.string().optional()}).passthrough())
   const name = (app ?? project?.app ?? appJson?.name ?? basename(root)).toLowerCase()
   if (!APP_NAME.test(name)) throw new DevError(`"${name}" cannot name an app on a host: use 2-30 lower-case letters, digits and dashes, starting with a letter (set it with --app or "app" in dev.json)`)
-  if (hosts !== undefined && hosts.length > 0) return {app: name, hosts: [...hosts], hostsFrom: '--host'}
+  // A host named twice is one host (two deploys to it would fight over its lock).
+  const unique = (list: readonly string[]) => [...new Set(list)]
+  if (hosts !== undefined && hosts.length > 0) return {app: name, hosts: unique(hosts), hostsFrom: '--host'}
   const fromEnv = (env.DEV_HOST ?? '').split(',').map((host) => host.trim()).filter(Boolean)
-  if (fromEnv.length > 0) return {app: name, hosts: fromEnv, hostsFrom: 'DEV_HOST'}
-  if (project?.hosts && project.hosts.length > 0) return {app: name, hosts: project.hosts, hostsFrom: 'dev.json'}
+  if (fromEnv.length > 0) return {app: name, hosts: unique(fromEnv), hostsFrom: 'DEV_HOST'}
+  if (project?.hosts && project.hosts.length > 0) return {app: name, hosts: unique(project.hosts), hostsFrom: 'dev.json'}
   return {app: name, hosts: [], hostsFrom: 'none'}
 }
 

@@ -1,5 +1,6 @@
-import {Agent, request, type IncomingMessage} from 'node:http'
+import {Agent, request, type ClientRequest, type IncomingMessage} from 'node:http'
 import type {Duplex, Readable} from 'node:stream'
+import {pipeline} from 'node:stream/promises'
 
 import type {ClientChannel} from 'ssh2'
 
@@ -59,7 +60,17 @@ export class RemoteAgent {
   }
 
   /** A request whose answer is read as it comes (a build's output, the log stream). */
-  async request(method: string, path: string, {body, headers = {}}: {body?: Buffer | Readable; headers?: Record<string, string>} = {}): Promise<IncomingMessage> {
+  async request(method: string, path: string, options: {body?: Buffer | Readable; headers?: Record<string, string>} = {}): Promise<IncomingMessage> {
+    try {
+      return await this.send(method, path, options)
+    } catch (error) {
+      // A kept channel the far side had just closed: a request that can be sent again is, once.
+      if (!(error instanceof StaleBridge) || isReadable(options.body)) throw error instanceof StaleBridge ? error.cause : error
+      return this.send(method, path, options)
+    }
+  }
+
+  private send(method: string, path: string, {body, headers = {}}: {body?: Buffer | Readable; headers?: Record<string, string>}): Promise<IncomingMessage> {
     return new Promise((resolve, reject) => {
       const req = request(
         {
@@ -71,18 +82,29 @@ export class RemoteAgent {
         },
         resolve,
       )
+      let answered = false
+      req.once('response', () => (answered = true))
       req.on('error', (error) => {
         const bridge = bridgeOf(req.socket)
-        void Promise.race([bridge?.exited, new Promise((wait) => setTimeout(wait, 1000))]).then((code) => reject(this.bridgeError((code as number | null | undefined) ?? null, bridge?.stderr ?? '', error)))
+        void Promise.race([bridge?.exited, new Promise((wait) => setTimeout(wait, 1000))]).then((code) => {
+          const failure = this.bridgeError((code as number | null | undefined) ?? null, bridge?.stderr ?? '', error)
+          reject(req.reusedSocket && !answered ? new StaleBridge(failure) : failure)
+        })
       })
       if (body === undefined || Buffer.isBuffer(body)) req.end(body)
-      else body.pipe(req)
+      // A body that breaks off (a download from another host dying) fails this request, not hangs it.
+      else pipeline(body, req).catch((error: Error) => req.destroy(new Error(`the data to send broke off: ${error.message}`)))
     })
   }
 
   close(): void {
-    this.bridges.destroy()
+    this.closeBridges()
     this.ssh.close()
+  }
+
+  /** Closes the kept channels only (the SSH connection stays for other work). */
+  closeBridges(): void {
+    this.bridges.destroy()
   }
 
   /** Why the bridge to the agent failed: not installed, not running, or the connection itself. */
@@ -90,6 +112,16 @@ export class RemoteAgent {
     if (code === 127) return new DevError(`the agent is not installed on ${this.name}: run \`dev hosts setup ${this.name}\``)
     if (/cannot reach|not running/.test(stderr)) return new DevError(`the agent on ${this.name} is not running: run \`dev hosts setup ${this.name}\` to start it`)
     return new DevError(`the agent on ${this.name} did not answer: ${stderr.trim() || error.message}`)
+  }
+}
+
+/** Idle kept channels go after this long (older agents' servers close theirs after 5 s). */
+const IDLE_BRIDGE_MS = 3000
+
+/** A request failed on a kept channel before any answer: it may be sent again on a fresh one. */
+class StaleBridge extends Error {
+  constructor(override readonly cause: Error) {
+    super(cause.message)
   }
 }
 
@@ -111,8 +143,21 @@ function bridgeOf(socket: unknown): Bridge | undefined {
  * (keep-alive, timeouts, ref) mean nothing on a channel and are answered as such.
  */
 class BridgeAgent extends Agent {
+  private readonly idle = new WeakMap<object, NodeJS.Timeout>()
+
   constructor(private readonly open: () => Promise<ClientChannel>) {
     super({keepAlive: true, maxSockets: 8, maxFreeSockets: 2})
+  }
+
+  /** A kept channel is closed after a short idle: before an agent's server would close its end. */
+  override keepSocketAlive(socket: Duplex): boolean {
+    this.idle.set(socket, setTimeout(() => socket.destroy(), IDLE_BRIDGE_MS).unref())
+    return true
+  }
+
+  override reuseSocket(socket: Duplex, req: ClientRequest): void {
+    clearTimeout(this.idle.get(socket))
+    super.reuseSocket(socket as never, req)
   }
 
   override createConnection(_options: unknown, callback: (error: Error | null, socket?: Duplex) => void): Duplex {

@@ -3,7 +3,7 @@ import {readFile} from 'node:fs/promises'
 import ssh2, {type AuthMethod, type Client as SshClient, type ClientChannel} from 'ssh2'
 
 import {DevError} from '../runtime/dev-error.js'
-import {addHostKey, checkHostKey, fingerprint, keyType, knownHostsName} from './known-hosts.js'
+import {addHostKey, checkHostKey, fingerprint, keyType, knownHostsName, knownKeyTypes} from './known-hosts.js'
 import type {SshTarget} from './ssh-target.js'
 
 export interface ConnectOptions {
@@ -29,6 +29,7 @@ export async function connectSsh(target: SshTarget, options: ConnectOptions = {}
   const env = options.env ?? process.env
   const name = target.hostKeyAlias ?? knownHostsName(target.hostname, target.port)
   const auth = await authMethods(target, options, env)
+  const preferred = hostKeyAlgorithms(await knownKeyTypes(target.knownHostsFiles, name))
   let hostKeyProblem: string | undefined
   const client = new Client()
   await new Promise<void>((resolve, reject) => {
@@ -42,6 +43,9 @@ export async function connectSsh(target: SshTarget, options: ConnectOptions = {}
       keepaliveInterval: KEEPALIVE_MS,
       keepaliveCountMax: 3,
       authHandler: auth.methods,
+      // Ask first for a key of a type known_hosts has for the host, so a host with several keys
+      // shows the one we know, and any other key means a change.
+      algorithms: {serverHostKey: preferred as never},
       hostVerifier: (key: Buffer, verify: (valid: boolean) => void) => {
         void checkHostKey(target.knownHostsFiles, name, key).then(
           async (verdict) => {
@@ -52,7 +56,14 @@ export async function connectSsh(target: SshTarget, options: ConnectOptions = {}
               return verify(false)
             }
             if (options.acceptNewHostKey || target.strictHostKeyChecking === 'accept-new') {
-              await addHostKey(target.knownHostsFiles[0]!, name, key)
+              const file = target.knownHostsFiles.find((each) => each !== 'none')
+              try {
+                if (file === undefined) throw new Error('UserKnownHostsFile is none')
+                await addHostKey(file, name, key)
+              } catch (error) {
+                hostKeyProblem = `cannot add the key of ${target.name} to known_hosts: ${(error as Error).message}`
+                return verify(false)
+              }
               return verify(true)
             }
             hostKeyProblem = `${target.name} (${name}) is not a known host: its key is ${shown}. If that is the key of your server, trust it with --accept-new-host-key (or \`ssh ${target.name}\` once)`
@@ -98,6 +109,15 @@ export class SshConnection {
   close(): void {
     this.client.end()
   }
+}
+
+/** The host key algorithms ssh2 knows, best first. */
+const HOST_KEY_ALGORITHMS = ['ssh-ed25519', 'ecdsa-sha2-nistp256', 'ecdsa-sha2-nistp384', 'ecdsa-sha2-nistp521', 'rsa-sha2-512', 'rsa-sha2-256', 'ssh-rsa']
+
+/** Those for the key types known_hosts lists first (an RSA key is asked for with SHA-2 signatures). */
+function hostKeyAlgorithms(knownTypes: readonly string[]): string[] {
+  const preferred = knownTypes.flatMap((type) => (type === 'ssh-rsa' ? ['rsa-sha2-512', 'rsa-sha2-256', 'ssh-rsa'] : [type]))
+  return [...new Set([...preferred.filter((algorithm) => HOST_KEY_ALGORITHMS.includes(algorithm)), ...HOST_KEY_ALGORITHMS])]
 }
 
 /** The ways to log in, in order: ssh-agent (unless IdentitiesOnly), then each identity file that exists. */

@@ -128,7 +128,7 @@ describe('dev deploy (the real dev, real sshd, real agents and routers)', () => 
     await uploading()
     interrupted.child.kill('SIGINT')
     expect(await interrupted.status).toBe(1)
-    expect(interrupted.stderr()).toContain('cancelling the deploy…\nerror: deploy cancelled: every host serves what it served before\n')
+    expect(interrupted.stderr()).toContain('cancelling the deploy…\nerror: deploy cancelled before any host released: every host serves what it served before\n')
     expect(await servedBy(hosts)).toEqual(['hello from web.1 of v1'])
     // The host dropped the cancelled upload.
     await eventually(async () => (await readdir(sources)).some((name) => name.includes('.upload-')), (left) => !left)

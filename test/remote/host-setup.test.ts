@@ -45,6 +45,10 @@ describe('dev hosts setup (real sshd, the real agent)', () => {
 
       // An app deployed through the SSH bridge serves through the host's router.
       const api = new RemoteAgent(ssh)
+      // Calls far apart on kept channels: the idle one goes before the agent could close its end.
+      expect((await api.call('GET', '/agent')).status).toBe(200)
+      await new Promise((resolve) => setTimeout(resolve, 6500))
+      expect((await api.call('GET', '/agent')).status).toBe(200)
       const slug = await agentAppSlug()
       expect((await api.call('POST', '/apps', {name: 'shop'})).status).toBe(201)
       expect((await api.call('PUT', `/slugs/${slug.sha256}`, slug.bytes)).status).toBe(201)

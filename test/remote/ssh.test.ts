@@ -50,8 +50,20 @@ describe('SSH to hosts (real OpenSSH sshd on 127.0.0.1)', () => {
     await writeFile(knownHostsFile, `[127.0.0.1]:${hosts[0]!.port} ${otherKey}\n`)
     const target = await resolveSshTarget('vps1', env)
     const refusal = connectSsh(target, {env, acceptNewHostKey: true})
-    await expect(refusal).rejects.toThrow(`the host key of vps1 ([127.0.0.1]:${hosts[0]!.port}) has changed: it is now ssh-ed25519 ${keyFingerprint(hosts[0]!.hostKey)}, known_hosts (${knownHostsFile}:1) has ${keyFingerprint(otherKey)}`)
+    await expect(refusal).rejects.toThrow(`the host key of vps1 ([127.0.0.1]:${hosts[0]!.port}) has changed: it is now ssh-ed25519 ${keyFingerprint(hosts[0]!.hostKey)}, known_hosts (${knownHostsFile}:1) has ssh-ed25519 ${keyFingerprint(otherKey)}`)
     expect(await readFile(knownHostsFile, 'utf8')).toBe(`[127.0.0.1]:${hosts[0]!.port} ${otherKey}\n`)
+  })
+
+  it('refuses a revoked key even when another line trusts it, and a host known by a key of another type', async () => {
+    const {hosts, env, knownHostsFile} = await startSshHosts(1)
+    const target = await resolveSshTarget('vps1', env)
+    const name = `[127.0.0.1]:${hosts[0]!.port}`
+    await writeFile(join(knownHostsFile, '..', 'known_hosts2'), `@revoked * ${hosts[0]!.hostKey}\n`)
+    await expect(connectSsh({...target, knownHostsFiles: [knownHostsFile, join(knownHostsFile, '..', 'known_hosts2')]}, {env})).rejects.toThrow(/has changed: .* known_hosts \(\S+known_hosts2:1\) has revoked in/)
+    const ecdsa = join(knownHostsFile, '..', 'ecdsa')
+    await execa('ssh-keygen', ['-q', '-t', 'ecdsa', '-N', '', '-f', ecdsa])
+    await writeFile(knownHostsFile, `${name} ${(await readFile(`${ecdsa}.pub`, 'utf8')).split(' ').slice(0, 2).join(' ')}\n`)
+    await expect(connectSsh(target, {env, acceptNewHostKey: true})).rejects.toThrow(/the host key of vps1 .* has changed: it is now ssh-ed25519 SHA256:\S+, known_hosts \(\S+:1\) has ecdsa-sha2-nistp256 SHA256:/)
   })
 
   it('reads hashed known_hosts entries', async () => {
