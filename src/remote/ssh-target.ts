@@ -47,6 +47,11 @@ export async function resolveSshTarget(spec: string, env: NodeJS.ProcessEnv = pr
     return parsedConfig(host, {user, port, configFile: configFile ?? join(homedir(), '.ssh', 'config')})
   })
   const first = (key: string) => settings.get(key)?.[0]
+  // Going straight to the host would bypass what the config says: refuse instead.
+  for (const key of ['proxyjump', 'proxycommand']) {
+    const value = first(key)
+    if (value !== undefined && value.toLowerCase() !== 'none') throw new DevError(`${spec} is reached through ${key === 'proxyjump' ? 'ProxyJump' : 'ProxyCommand'} (${value}) in your ssh config, which dev cannot go through yet; use a host dev can reach directly`)
+  }
   const home = homedir()
   const expand = (path: string) => (path.startsWith('~/') ? join(home, path.slice(2)) : path)
   const strict = first('stricthostkeychecking')?.toLowerCase()

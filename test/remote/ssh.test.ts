@@ -26,6 +26,10 @@ describe('SSH to hosts (real OpenSSH sshd on 127.0.0.1)', () => {
     // [user@]host[:port] works too, and a name can never pass for an option of ssh.
     expect(await resolveSshTarget(`deploy@127.0.0.1:${hosts[0]!.port}`, env)).toMatchObject({user: 'deploy', hostname: '127.0.0.1', port: hosts[0]!.port})
     await expect(resolveSshTarget('-oProxyCommand=touch /tmp/x', env)).rejects.toThrow('is not a host')
+    // A host behind a jump host is refused rather than connected to directly.
+    const jumped = join(hosts[0]!.agentHome, '..', 'jump_config')
+    await writeFile(jumped, 'Host inner\n  HostName 10.0.0.5\n  ProxyJump vps1\n')
+    await expect(resolveSshTarget('inner', {...env, DEV_SSH_CONFIG: jumped})).rejects.toThrow('inner is reached through ProxyJump (vps1) in your ssh config, which dev cannot go through yet')
   })
 
   it('refuses an unknown host key with its fingerprint, and trusts it on first use only when asked', async () => {
