@@ -264,7 +264,11 @@ async function release(target: Target, app: string, plan: {slug: string; commit:
 /** Puts hosts that switched back on the release they ran before this deploy. */
 async function rollBack(targets: readonly Target[], app: string, report: DeployReport): Promise<void> {
   for (const target of targets) {
-    if (!target.switched || target.previous === undefined) continue
+    if (!target.switched) continue
+    if (target.previous === undefined) {
+      report.warn(`${target.host} ran no release before this deploy, so there is nothing to roll it back to: it serves v${target.released}`)
+      continue
+    }
     const answer = await target.agent.call('POST', `/apps/${app}/releases`, {rollback: target.previous}, {'dev-lock': target.token!}).catch((error: Error) => ({status: 0, json: {message: error.message}, text: ''}))
     if (answer.status === 201) report.step(target.host, `rolled back to v${target.previous} (as v${answer.json.v})`)
     else report.warn(`${target.host}: could not roll back to v${target.previous}: ${answer.json?.message ?? answer.text}; it serves v${target.released}`)

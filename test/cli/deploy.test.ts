@@ -115,6 +115,22 @@ describe('dev deploy (the real dev, real sshd, real agents and routers)', () => 
     expect(await servedBy(hosts)).toEqual(['hi from web.1 of v4', 'hi from web.1 of v3'])
   }, 120_000)
 
+  it('says so when a first deploy fails on a later host: the earlier hosts had nothing to go back to', async () => {
+    const {env, root} = await hostsAndApp(2)
+    const vps2 = await openHost('vps2', {env})
+    try {
+      const api = new RemoteAgent(vps2)
+      expect((await api.call('POST', '/apps', {name: 'shop'})).status).toBe(201)
+      expect((await api.call('PATCH', '/apps/shop/config-vars', {HEALTH_FAIL_RELEASE: 'v2'})).status).toBe(200)
+    } finally {
+      vps2.close()
+    }
+    const failed = runBin(['deploy', '-d', root], {env})
+    expect(failed.status).toBe(1)
+    expect(failed.stderr).toContain('warning: vps1 ran no release before this deploy, so there is nothing to roll it back to: it serves v1\n')
+    expect(failed.stderr).toMatch(/error: vps2: release failed: web\.1 of v2 failed its health check/)
+  }, 60_000)
+
   it('leaves the previous release serving when the client is killed mid-deploy, and the next deploy goes through', async () => {
     const {hosts, env, root} = await hostsAndApp(1)
     expect(runBin(['deploy', '-d', root], {env}).status).toBe(0)
