@@ -49,15 +49,12 @@ export async function runDaemon(home: string, {keepDynos, version}: {keepDynos: 
     throw new DevError(`the router cannot listen on port ${settings.router_port} (${error.code ?? error.message}); free it or set router_port in ${paths.settings}`)
   })
   await dynos.restore(apps)
-  // Only an app that exists has a log (the name comes from a URL).
-  const existingLog = async (app: string) => {
-    await apps.config(app)
-    return logFor(app)
-  }
+  // An app's name from a URL, once it is known to exist (404 otherwise): only such an app has a log.
   const existing = async (app: string) => {
     await apps.config(app)
     return app
   }
+  const existingLog = async (app: string) => logFor(await existing(app))
   const api = await startApiServer({home, apps, slugs: new SlugStore(home), dynos, logFor, settings}, [
     ...logRoutes(existingLog),
     ...buildRoutes({home, apps}),

@@ -16,6 +16,9 @@ const RoutingSchema = z.object({
 })
 export type Routing = z.infer<typeof RoutingSchema>
 
+/** An app's routing until it is changed: asked for on every request, so made once. */
+const DEFAULT_ROUTING: Routing = Object.freeze(RoutingSchema.parse({}))
+
 /** What `PATCH /apps/:app` may change. */
 export const RoutingChange = z
   .object({maintenance: z.boolean().optional(), request_timeout_seconds: z.number().positive().max(3600).optional()})
@@ -58,7 +61,7 @@ export class RoutingStore {
   }
 
   get(app: string): Routing {
-    return this.apps.get(app) ?? RoutingSchema.parse({})
+    return this.apps.get(app) ?? DEFAULT_ROUTING
   }
 
   /** The app whose domain a request's Host (lower case, no port) is. */
@@ -141,6 +144,6 @@ export class RoutingStore {
       // Reported below.
     }
     process.stderr.write(`dev-agent: ${this.path(app)} is not valid; ${app} is routed with the defaults until it is fixed\n`)
-    return RoutingSchema.parse({})
+    return DEFAULT_ROUTING
   }
 }

@@ -5,6 +5,7 @@ import {Listr, ListrLogger, ProcessOutput} from 'listr2'
 
 import {appFileOptions, appFlags} from '../cli/app-flags.js'
 import {resolveAppFiles} from '../runtime/app-files.js'
+import {formatBytes} from '../runtime/format-bytes.js'
 import {DevError} from '../runtime/dev-error.js'
 import {DEFAULT_MAX_BYTES, DEFAULT_WARN_BYTES, SlugBuild, type SlugManifest} from '../slug/slug-build.js'
 
@@ -82,13 +83,8 @@ The same source and build give the same bytes. Progress goes to stderr; the resu
       return
     }
     const {id, size, process_types: types} = manifest!
-    process.stdout.write(`slug ${id} (${formatSize(size)}) built in ${((Date.now() - started) / 1000).toFixed(1)}s\n`)
+    process.stdout.write(`slug ${id} (${formatBytes(size)}) built in ${((Date.now() - started) / 1000).toFixed(1)}s\n`)
     process.stdout.write(`process types: ${Object.keys(types).join(', ')}\n`)
   }
 }
 
-function formatSize(bytes: number): string {
-  if (bytes < 1024) return `${bytes} B`
-  if (bytes < 1024 ** 2) return `${(bytes / 1024).toFixed(1)} KB`
-  return `${(bytes / 1024 ** 2).toFixed(1)} MB`
-}

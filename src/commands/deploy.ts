@@ -3,7 +3,8 @@ import {Command, Flags} from '@oclif/core'
 import {terminalPassphrase} from '../cli/ask-passphrase.js'
 import {appHostsFlags} from '../cli/app-hosts-flags.js'
 import {deployProgress} from '../cli/deploy-progress.js'
-import {deploy, formatBytes, type SlugSource} from '../remote/deploy.js'
+import {deploy, type SlugSource} from '../remote/deploy.js'
+import {formatBytes} from '../runtime/format-bytes.js'
 import {projectTargets, requireHosts} from '../remote/project-targets.js'
 
 export default class Deploy extends Command {

@@ -6,13 +6,14 @@ import {join} from 'node:path'
 import {resolveAppFiles} from '../runtime/app-files.js'
 import {checkApp} from '../runtime/check.js'
 import {DevError} from '../runtime/dev-error.js'
+import {formatBytes} from '../runtime/format-bytes.js'
 import {findSlug} from '../slug/find-slug.js'
 import {packSource} from '../slug/pack-source.js'
 import {hashFile} from '../slug/pack-slug.js'
 import {buildSlug, sourceVersion} from '../slug/slug-build.js'
 import {requireCurrentAgent} from './agent-version.js'
 import {openHost} from './open-host.js'
-import {RemoteAgent} from './remote-agent.js'
+import {readText, RemoteAgent} from './remote-agent.js'
 import type {ConnectOptions} from './ssh-connection.js'
 
 /** Where the slug of a deploy comes from. */
@@ -151,7 +152,7 @@ async function prepare(target: Target, app: string, report: DeployReport): Promi
   else if (created.status !== 409) throw new DevError(`${target.host}: cannot create app ${app}: ${created.json?.message ?? created.text}`)
   const lock = await target.agent.request('POST', `/apps/${app}/lock`)
   if (lock.statusCode !== 200) {
-    const text = await readAll(lock)
+    const text = await readText(lock)
     throw new DevError(`${target.host}: ${jsonMessage(text)}`)
   }
   target.lock = lock
@@ -193,7 +194,7 @@ async function obtainSlug(options: DeployOptions, first: Target, version: {commi
     }
     report.step(first.host, 'building the slug')
     const build = await first.agent.request('POST', `/apps/${app}/builds`, {body: Buffer.from(JSON.stringify({source: packed.sha256, source_version: version}))})
-    if (build.statusCode !== 200) throw new DevError(`${first.host}: the build was refused: ${jsonMessage(await readAll(build))}`)
+    if (build.statusCode !== 200) throw new DevError(`${first.host}: the build was refused: ${jsonMessage(await readText(build))}`)
     let slug: {sha256: string; size: number} | undefined
     let failure: string | undefined
     for await (const line of ndjson(build)) {
@@ -231,7 +232,7 @@ async function copySlug(slug: {sha256: string; bytes: number; path?: string}, fr
   }
   const started = Date.now()
   const download = await from.agent.request('GET', `/slugs/${slug.sha256}`)
-  if (download.statusCode !== 200) throw new DevError(`${from.host}: cannot read slug ${slug.sha256.slice(0, 12)}: ${jsonMessage(await readAll(download))}`)
+  if (download.statusCode !== 200) throw new DevError(`${from.host}: cannot read slug ${slug.sha256.slice(0, 12)}: ${jsonMessage(await readText(download))}`)
   // The receiving host checks the sha256 of what arrives against the name: a slug is the same everywhere.
   const put = await to.agent.call('PUT', `/slugs/${slug.sha256}`, download)
   if (put.status !== 201 && put.status !== 200) throw new DevError(`${to.host}: slug copy refused: ${put.json?.message ?? put.text}`)
@@ -291,12 +292,6 @@ async function summary(app: string, slug: {sha256: string; bytes: number}, targe
   return {app, release: targets.map((target) => target.released!), slug, hosts}
 }
 
-async function readAll(stream: IncomingMessage): Promise<string> {
-  const chunks: Buffer[] = []
-  for await (const chunk of stream) chunks.push(chunk as Buffer)
-  return Buffer.concat(chunks).toString('utf8')
-}
-
 /** The first line of an answer that stays open (the lock's). */
 function firstLine(stream: IncomingMessage): Promise<string> {
   return new Promise((resolve, reject) => {
@@ -313,31 +308,27 @@ function firstLine(stream: IncomingMessage): Promise<string> {
   })
 }
 
-async function* ndjson(stream: IncomingMessage): AsyncGenerator<unknown> {
+/** The lines of a streamed answer, as they come. */
+async function* lines(stream: IncomingMessage): AsyncGenerator<string> {
   let rest = ''
   for await (const chunk of stream) {
     rest += (chunk as Buffer).toString()
     let end: number
     while ((end = rest.indexOf('\n')) !== -1) {
-      const line = rest.slice(0, end)
+      yield rest.slice(0, end)
       rest = rest.slice(end + 1)
-      if (line.trim() !== '') yield JSON.parse(line)
     }
   }
 }
 
+async function* ndjson(stream: IncomingMessage): AsyncGenerator<unknown> {
+  for await (const line of lines(stream)) if (line.trim() !== '') yield JSON.parse(line)
+}
+
 /** Shows a tail's lines until it is closed (closing it early is how it ends, not an error). */
 async function showLines(stream: IncomingMessage, show: (line: string) => void): Promise<void> {
-  let rest = ''
   try {
-    for await (const chunk of stream) {
-      rest += (chunk as Buffer).toString()
-      let end: number
-      while ((end = rest.indexOf('\n')) !== -1) {
-        show(rest.slice(0, end))
-        rest = rest.slice(end + 1)
-      }
-    }
+    for await (const line of lines(stream)) show(line)
   } catch {
     // Destroyed once the release answered.
   }
@@ -349,12 +340,6 @@ function jsonMessage(text: string): string {
   } catch {
     return text
   }
-}
-
-export function formatBytes(bytes: number): string {
-  if (bytes < 1024) return `${bytes} B`
-  if (bytes < 1024 ** 2) return `${(bytes / 1024).toFixed(1)} KB`
-  return `${(bytes / 1024 ** 2).toFixed(1)} MB`
 }
 
 function formatRate(bytes: number, ms: number): string {

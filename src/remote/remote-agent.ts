@@ -47,9 +47,7 @@ export class RemoteAgent {
   async call(method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<AgentAnswer> {
     const payload = body === undefined ? undefined : Buffer.isBuffer(body) || isReadable(body) ? body : Buffer.from(JSON.stringify(body))
     const res = await this.request(method, path, {body: payload, headers})
-    const chunks: Buffer[] = []
-    for await (const chunk of res) chunks.push(chunk as Buffer)
-    const text = Buffer.concat(chunks).toString('utf8')
+    const text = await readText(res)
     let json: unknown
     try {
       json = text === '' ? undefined : JSON.parse(text)
@@ -174,6 +172,13 @@ class BridgeAgent extends Agent {
     )
     return undefined as never
   }
+}
+
+/** A whole answer as text. */
+export async function readText(stream: IncomingMessage): Promise<string> {
+  const chunks: Buffer[] = []
+  for await (const chunk of stream) chunks.push(chunk as Buffer)
+  return Buffer.concat(chunks).toString('utf8')
 }
 
 function isReadable(value: unknown): value is Readable {

@@ -3,6 +3,7 @@ import {Args, Command, Flags} from '@oclif/core'
 import {terminalPassphrase} from '../../cli/ask-passphrase.js'
 import {hostFlags} from '../../cli/host-flags.js'
 import {hostStatus, type HostStatus} from '../../remote/host-status.js'
+import {formatBytes} from '../../runtime/format-bytes.js'
 import {withHost} from '../../remote/open-host.js'
 import {projectTargets, requireHosts} from '../../remote/project-targets.js'
 
@@ -41,9 +42,4 @@ function formatUptime(seconds: number): string {
   if (seconds < 120) return `${seconds}s`
   if (seconds < 7200) return `${Math.round(seconds / 60)}m`
   return `${Math.round(seconds / 3600)}h`
-}
-
-function formatBytes(bytes: number): string {
-  if (bytes < 1024 ** 2) return `${(bytes / 1024).toFixed(1)} KB`
-  return `${(bytes / 1024 ** 2).toFixed(1)} MB`
 }
