@@ -4,6 +4,7 @@ import {pipeline} from 'node:stream/promises'
 
 import type {ClientChannel} from 'ssh2'
 
+import type {AgentAnswer, AgentClient} from '../runtime/agent-client.js'
 import {DevError} from '../runtime/dev-error.js'
 import type {SshConnection} from './ssh-connection.js'
 
@@ -16,17 +17,12 @@ export const AGENT_HOME_SH = 'H="${DEV_AGENT_HOME:-}"; if [ -z "$H" ]; then if [
 /** Runs the host's agent bridge: the API socket joined to the channel's stdin and stdout. */
 const DIAL_STDIO = `${AGENT_HOME_SH}; if [ ! -x "$H/bin/dev-agent" ]; then echo "dev-agent is not installed" >&2; exit 127; fi; exec "$H/bin/dev-agent" dial-stdio`
 
-export interface AgentAnswer {
-  status: number
-  json: any
-  text: string
-}
 
 /**
  * The agent API of one host, over the SSH connection: each request runs `dev-agent dial-stdio` on
  * an exec channel and speaks HTTP/1.1 through it, so the host opens no port but sshd's.
  */
-export class RemoteAgent {
+export class RemoteAgent implements AgentClient {
   /** Bridges kept open between requests (HTTP keep-alive): a call costs no new process on the host. */
   private readonly bridges: Agent
 
