@@ -48,6 +48,8 @@ export interface AgentParts {
   dynos: DynoManager
   logFor: (app: string) => LogSink
   settings: AgentSettings
+  /** Stops and removes everything of an app (see app-destroy.ts). */
+  destroyApp: (app: string) => Promise<void>
 }
 
 /** The running API, as the daemon stops it. */
@@ -63,7 +65,7 @@ export interface ApiServer {
  * Every answer is JSON; a bad request gets a 4xx with a message saying what was wrong.
  */
 export async function startApiServer(agent: AgentParts, extraRoutes: readonly Route[] = []): Promise<ApiServer> {
-  const {home, apps, slugs, dynos, logFor, settings} = agent
+  const {home, apps, slugs, dynos, logFor, settings, destroyApp} = agent
   const paths = agentPaths(home)
   const locks = new DeployLocks()
   const slugPath = (sha256: string) => slugs.path(sha256)
@@ -81,8 +83,15 @@ export async function startApiServer(agent: AgentParts, extraRoutes: readonly Ro
     logFor(app).append('agent', 'api', `Release v${release.v} created by ${release.user}: ${release.description}`)
     await apps.collectGarbage(slugs.dir)
   }
-  /** Makes a change to an app in its turn, refused if another connection holds its deploy lock by then. */
-  const change = <T>(app: string, req: IncomingMessage, work: () => Promise<T>) => locks.change(app, header(req, 'dev-lock'), work)
+  /**
+   * Makes a change to an app in its turn, refused if another connection holds its deploy lock by
+   * then, or if the app was destroyed meanwhile (404).
+   */
+  const change = <T>(app: string, req: IncomingMessage, work: () => Promise<T>) =>
+    locks.change(app, header(req, 'dev-lock'), async () => {
+      await existing(app)
+      return work()
+    })
   /** A slug's id from the URL: its sha256, never a path of any other shape. */
   const slugId = (id: string) => {
     if (!SHA256.test(id)) throw new AppError(400, `invalid slug id "${id}": a slug is named by its sha256 (64 hex digits)`)
@@ -160,14 +169,28 @@ export async function startApiServer(agent: AgentParts, extraRoutes: readonly Ro
         return {status: 201, json: {name}}
       },
     ],
+    [
+      'DELETE',
+      /^\/apps\/([^/]+)$/,
+      async ({params, req, user}) => {
+        const app = await existing(params[0]!)
+        await change(app, req, () => destroyApp(app))
+        // The app's log went with it: the agent's own output says who destroyed it.
+        process.stderr.write(`dev-agent: app ${app} destroyed by ${user}\n`)
+        return {json: {name: app}}
+      },
+    ],
     ['GET', /^\/apps\/([^/]+)\/config-vars$/, async ({params}) => ({json: await apps.config(params[0]!)})],
     [
       'PATCH',
       /^\/apps\/([^/]+)\/config-vars$/,
-      async ({body, params, user, req}) => {
+      async ({body, params, user, req, query}) => {
         const app = params[0]!
         const changes = parse(PatchConfig, await body())
-        const {config, release} = await change(app, req, () => apps.patchConfig(app, changes, user, slugPath, activate(app)))
+        // ?restart=0: the release is made, the running dynos keep their config until they restart.
+        const restart = !['0', 'false'].includes(query.get('restart') ?? '')
+        const apply = restart ? activate(app) : (plan: ReleasePlan, commit: () => Promise<void>) => dynos.app(app).adoptRelease(plan, commit)
+        const {config, release} = await change(app, req, () => apps.patchConfig(app, changes, user, slugPath, apply))
         await released(app, release)
         return {json: config}
       },
@@ -223,6 +246,17 @@ export async function startApiServer(agent: AgentParts, extraRoutes: readonly Ro
         const restarted = await change(app, req, () => dynos.app(app).restart(target))
         logFor(app).append('agent', 'api', `Restarted ${target ?? 'all dynos'} by ${user}`)
         return {json: {restarted}}
+      },
+    ],
+    [
+      'POST',
+      /^\/apps\/([^/]+)\/dynos\/([^/]+)\/actions\/stop$/,
+      async ({params, user, req}) => {
+        const app = await existing(params[0]!)
+        const dyno = params[1]!
+        await change(app, req, () => dynos.app(app).stop(dyno))
+        logFor(app).append('agent', 'api', `Stopped ${dyno} by ${user}`)
+        return {json: {stopped: dyno}}
       },
     ],
     [

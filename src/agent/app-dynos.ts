@@ -8,7 +8,7 @@ import {setTimeout as sleep} from 'node:timers/promises'
 import {execa} from 'execa'
 
 import {LineSplitter, linesOf} from '../runtime/line-splitter.js'
-import {killGroupsAfter, processStartTime, releaseChild, signalGroup, spawnArgvGroup} from '../runtime/process-group.js'
+import {processStartTime, releaseChild, signalGroup, spawnArgvGroup} from '../runtime/process-group.js'
 import {readProcfile, RELEASE_TYPE, type ProcessType} from '../runtime/procfile.js'
 import {oneOffArgv} from '../runtime/run-one-off.js'
 import {Supervisor, type DynoEvent, type DynoSpec} from '../runtime/supervisor.js'
@@ -22,6 +22,8 @@ import type {LogSink} from './log-sink.js'
 import type {PortAllocator} from './port-allocator.js'
 import {waitForAccept} from '../runtime/port-probe.js'
 import type {Routing} from './routing-store.js'
+import {RunProcess} from './run-process.js'
+import {scriptCommand, spawnOnTerminal, type TtyRequest} from './run-terminal.js'
 import {Backend} from '../router/backend.js'
 import {Balancer} from '../router/balancer.js'
 import {readWebHealthChecks, runHealthCheck, type HealthCheck} from '../router/health-check.js'
@@ -95,7 +97,7 @@ interface Run {
   command: string
   port: number
   since: Date
-  child: ChildProcess
+  process: RunProcess
   /** Kills a detached run that outlives its time limit. */
   timeLimit?: NodeJS.Timeout
 }
@@ -114,6 +116,8 @@ export class AppDynos {
   private readonly records: DynoRecordWriter
   /** The release the formation runs. */
   private current?: ReleaseContext
+  /** Earlier releases whose dynos still serve: made current with `?restart=0`, not replaced since. */
+  private readonly unrestarted = new Set<number>()
   /** Old dynos being stopped after a switch. */
   private readonly retiring = new Set<Promise<void>>()
   /** Changes to the dynos (a switch, scaling, restarts) happen one at a time. */
@@ -122,6 +126,8 @@ export class AppDynos {
   private readonly runs = new Map<string, Run>()
   /** formation.json, once read; undefined before the first release. */
   private formation?: Formation
+  /** Set when the app is destroyed: no run starts any more. */
+  private destroyed = false
 
   constructor(
     private readonly app: string,
@@ -147,11 +153,11 @@ export class AppDynos {
   readonly routed: RoutedApp = {
     backends: () => {
       const backends: Backend[] = []
-      for (const instance of this.instances.values()) if (instance.backend && instance.state === 'up' && instance.routable && instance.release === this.current?.v) backends.push(instance.backend)
+      for (const instance of this.instances.values()) if (instance.backend && instance.state === 'up' && instance.routable && this.serves(instance.release)) backends.push(instance.backend)
       return backends
     },
     whyNoBackend: () => {
-      const web = [...this.instances.values()].filter((instance) => instance.type === 'web' && instance.state !== 'stopping' && instance.release === this.current?.v)
+      const web = [...this.instances.values()].filter((instance) => instance.type === 'web' && instance.state !== 'stopping' && this.serves(instance.release))
       if (web.length === 0) return 'none'
       return web.some((instance) => instance.state === 'starting' || instance.state === 'up') ? 'starting' : 'crashed'
     },
@@ -182,38 +188,45 @@ export class AppDynos {
     }))
     const runs = [...this.runs.values()]
       .sort((a, b) => a.number - b.number)
-      .map((run) => ({name: run.name, type: 'run', state: 'up' as const, since: run.since.toISOString(), restarts: 0, release: `v${run.release}`, command: run.command, port: run.port, pid: run.child.pid ?? null}))
+      .map((run) => ({name: run.name, type: 'run', state: 'up' as const, since: run.since.toISOString(), restarts: 0, release: `v${run.release}`, command: run.command, port: run.port, pid: run.process.child.pid ?? null}))
     return [...dynos, ...runs]
   }
 
   /**
    * Starts a one-off dyno `run.N` on the current release and config (plus `env`), `.profile.d`
-   * sourced. Attached, its stdio belongs to the caller; detached, its output goes to the log stream
-   * and it is killed after the detached-run time limit. It is never restarted.
+   * sourced. Attached, its stdio belongs to the caller (on a pseudo-terminal with `tty`); detached,
+   * its output goes to the log stream and it is killed after the detached-run time limit. It is
+   * never restarted.
    */
-  async startRun({command, env = {}, attach, user}: {command: string[]; env?: Record<string, string>; attach: boolean; user: string}): Promise<{name: string; child: ChildProcess}> {
+  async startRun({command, env = {}, attach, user, tty}: {command: string[]; env?: Record<string, string>; attach: boolean; user: string; tty?: TtyRequest}): Promise<{name: string; process: RunProcess}> {
     const context = this.current
     if (context === undefined) throw new AppError(422, `app ${this.app} runs no slug yet; deploy one before running commands`)
     checkEnvVars(env, 'variable')
+    const terminal = tty === undefined ? undefined : {script: scriptCommand(), tty}
     const port = await this.ports.allocate()
+    if (this.destroyed) {
+      this.ports.release(port)
+      throw new AppError(404, `no app named ${this.app}`)
+    }
     // Named after the await, so two runs starting together never take the same name.
     let number = 1
     while (this.runs.has(`run.${number}`)) number++
     const name = `run.${number}`
     const argv = oneOffArgv(command, context.types)
+    const runEnv = {...this.env(context, name, port), ...env, PORT: String(port), DYNO: name, PS: name}
     let child: ChildProcess
     try {
-      child = spawnArgvGroup({argv, cwd: context.dir, env: {...this.env(context, name, port), ...env, PORT: String(port), DYNO: name, PS: name}, profile: true})
+      child = terminal === undefined ? spawnArgvGroup({argv, cwd: context.dir, env: runEnv, profile: true}) : spawnOnTerminal({...terminal, argv, cwd: context.dir, env: runEnv})
     } catch (error) {
       this.ports.release(port)
       throw new AppError(422, `cannot start ${name}: ${(error as Error).message.split('\n')[0]}`)
     }
     const display = command.join(' ')
-    const run: Run = {name, number, release: context.v, command: display, port, since: new Date(), child}
+    const run: Run = {name, number, release: context.v, command: display, port, since: new Date(), process: new RunProcess(child, terminal !== undefined)}
     this.runs.set(name, run)
     const say = (text: string) => this.log.append('agent', name, text)
     child.once('error', (error) => say(`Error: could not start the process: ${error.message}`))
-    say(`Starting process with command \`${display}\` by ${user}${attach ? '' : ' (detached)'}`)
+    say(`Starting process with command \`${display}\` by ${user}${attach ? '' : ' (detached)'}${tty ? ' (terminal)' : ''}`)
     say('State changed from starting to up')
     child.once('close', (code, signal) => {
       clearTimeout(run.timeLimit)
@@ -228,10 +241,10 @@ export class AppDynos {
       const limit = this.settings.detached_run_timeout_seconds
       run.timeLimit = setTimeout(() => {
         say(`Stopping process with SIGKILL: a detached run may last ${limit} s`)
-        if (child.pid !== undefined) signalGroup(child.pid, 'SIGKILL')
+        run.process.kill()
       }, limit * 1000).unref()
     }
-    return {name, child}
+    return {name, process: run.process}
   }
 
   /** A child's stdout and stderr into the log stream as `app[name]` lines; resolves to its last lines. */
@@ -299,14 +312,14 @@ export class AppDynos {
   }
 
   /** An attached run's client went away: it gets SIGHUP. */
-  runDisconnected(pid: number): void {
-    const run = [...this.runs.values()].find((each) => each.child.pid === pid)
+  runDisconnected(process: RunProcess): void {
+    const run = [...this.runs.values()].find((each) => each.process === process)
     if (run) this.log.append('agent', run.name, 'Client connection closed. Sending SIGHUP to all processes')
   }
 
   /** An attached run outlived the grace after its SIGHUP: it is killed. */
-  runLost(pid: number): void {
-    const run = [...this.runs.values()].find((each) => each.child.pid === pid)
+  runLost(process: RunProcess): void {
+    const run = [...this.runs.values()].find((each) => each.process === process)
     if (run) {
       this.log.append('agent', run.name, 'Error R16 (Detached) -> An attached process is continuing to run after being sent SIGHUP when its external connection was closed')
       this.log.append('agent', run.name, 'Stopping process with SIGKILL')
@@ -361,6 +374,25 @@ export class AppDynos {
     return this.serialised(() => this.switchTo(plan, commit))
   }
 
+  /**
+   * Makes a release current without touching the running dynos (`config set --no-restart`): they
+   * keep the config they started with, and every dyno started from now on (a restart, a scale-up,
+   * a crash) gets the new release.
+   */
+  adoptRelease(plan: ReleaseParts, commit: () => Promise<void>): Promise<void> {
+    return this.serialised(async () => {
+      const context: ReleaseContext = {...plan, types: await readReleaseTypes(plan.dir, plan.v), checks: await readReleaseChecks(plan.dir, plan.v)}
+      await commit()
+      if (this.current) this.unrestarted.add(this.current.v)
+      this.current = context
+    })
+  }
+
+  /** Whether the router sends requests to the web dynos of release `v`: the current one, or one kept serving by --no-restart. */
+  private serves(v: number): boolean {
+    return v === this.current?.v || this.unrestarted.has(v)
+  }
+
   private async switchTo(plan: ReleaseParts, commit: () => Promise<void>): Promise<void> {
     const types = await readReleaseTypes(plan.dir, plan.v)
     const context: ReleaseContext = {...plan, types, checks: await readReleaseChecks(plan.dir, plan.v)}
@@ -391,6 +423,7 @@ export class AppDynos {
       this.formation = formation
     }
     this.current = context
+    this.unrestarted.clear()
     this.retire(old)
   }
 
@@ -419,15 +452,45 @@ export class AppDynos {
   }
 
   private async restartNow(target?: string): Promise<string[]> {
-    const context = this.current
     const chosen = this.sorted([...this.instances.values()]).filter((instance) => instance.state !== 'stopping' && (target === undefined || instance.type === target || instance.name === target))
     if (target !== undefined && chosen.length === 0) throw new AppError(404, `app ${this.app} has no dyno or process type named ${target}`)
-    const others = chosen.filter((instance) => instance.type !== 'web' || context === undefined || instance.release !== context.v)
-    for (const instance of chosen.filter((each) => !others.includes(each))) {
-      const type = context!.types.find((each) => each.name === instance.type)!
-      const fresh = await this.launch(context!, type, instance.number, {routable: false})
+    await this.startAgain(chosen)
+    return chosen.map((instance) => instance.name)
+  }
+
+  /**
+   * Stops one dyno, as Heroku's `ps:stop`: a one-off run for good (SIGTERM, SIGKILL after the stop
+   * grace). A formation dyno starts again, since the formation still wants it: as in a restart, a
+   * web dyno's replacement is up before the old one is drained and stopped, so no request fails.
+   */
+  async stop(name: string): Promise<void> {
+    const run = this.runs.get(name)
+    if (run !== undefined) return this.stopRuns([run])
+    await this.serialised(async () => {
+      const chosen = [...this.instances.values()].filter((instance) => instance.state !== 'stopping' && instance.name === name)
+      if (chosen.length === 0) throw new AppError(404, `app ${this.app} has no dyno named ${name}`)
+      await this.startAgain(chosen)
+    })
+  }
+
+  /**
+   * Stops and starts dynos again, on the current release: web dynos one at a time, each replacement
+   * up before the old one stops. A dyno of an earlier release (one left running by a change made
+   * with `?restart=0`) is replaced by one of the current release; others restart as they are.
+   */
+  private async startAgain(chosen: readonly Instance[]): Promise<void> {
+    const context = this.current
+    if (context === undefined) return this.supervisor.restart(chosen.map((instance) => instance.key))
+    const typeOf = (instance: Instance) => context.types.find((each) => each.name === instance.type)
+    for (const instance of chosen.filter((each) => each.type === 'web')) {
+      const type = typeOf(instance)
+      if (type === undefined) {
+        await this.removeInstances([instance])
+        continue
+      }
+      const fresh = await this.launch(context, type, instance.number, {routable: false})
       try {
-        await this.gate(context!, [fresh])
+        await this.gate(context, [fresh])
       } catch (error) {
         await this.removeInstances([fresh])
         throw error
@@ -435,8 +498,14 @@ export class AppDynos {
       fresh.routable = true
       await this.removeInstances([instance])
     }
-    if (others.length > 0) await this.supervisor.restart(others.map((instance) => instance.key))
-    return chosen.map((instance) => instance.name)
+    const others = chosen.filter((instance) => instance.type !== 'web')
+    for (const instance of others.filter((each) => each.release !== context.v)) {
+      await this.removeInstances([instance])
+      const type = typeOf(instance)
+      if (type !== undefined) await this.launch(context, type, instance.number)
+    }
+    const same = others.filter((instance) => instance.release === context.v)
+    if (same.length > 0) await this.supervisor.restart(same.map((instance) => instance.key))
   }
 
   /**
@@ -497,6 +566,12 @@ export class AppDynos {
     })
   }
 
+  /** The app is destroyed: every dyno and run stops (with the stop grace), and no run starts any more. */
+  destroy(): Promise<void> {
+    this.destroyed = true
+    return this.serialised(() => this.shutdown())
+  }
+
   /** Stops every dyno (with the stop grace) and forgets them. */
   async shutdown(): Promise<void> {
     await Promise.all([this.supervisor.shutdown(), this.stopRuns()])
@@ -517,12 +592,11 @@ export class AppDynos {
   }
 
   /** One-off runs get SIGTERM, then SIGKILL after the stop grace. */
-  private async stopRuns(): Promise<void> {
-    const pids = [...this.runs.values()].flatMap((run) => (run.child.pid === undefined ? [] : [run.child.pid]))
-    for (const pid of pids) signalGroup(pid, 'SIGTERM')
-    await killGroupsAfter(pids, this.settings.stop_grace_seconds * 1000)
+  private async stopRuns(runs: readonly Run[] = [...this.runs.values()]): Promise<void> {
+    for (const run of runs) this.log.append('agent', run.name, 'Stopping all processes with SIGTERM')
+    await Promise.all(runs.map((run) => run.process.stop(this.settings.stop_grace_seconds * 1000)))
     // A process that left its run's group may still hold the pipes: it must not keep the agent up.
-    for (const run of this.runs.values()) releaseChild(run.child)
+    for (const run of runs) releaseChild(run.process.child)
   }
 
   private serialised<T>(work: () => Promise<T>): Promise<T> {

@@ -1,3 +1,4 @@
+import {randomBytes} from 'node:crypto'
 import {mkdir, readdir, readFile, rename, rm} from 'node:fs/promises'
 import {dirname, join} from 'node:path'
 
@@ -40,17 +41,21 @@ export class AppStore {
   private readonly ledgers = new Map<string, ReleaseLedger>()
   /** Changes to one app happen one at a time, so a release's number is known before it is recorded. */
   private readonly queues = new Map<string, Promise<unknown>>()
+  /** Apps being destroyed: gone for every request from the moment it starts. */
+  private readonly destroying = new Set<string>()
 
   constructor(home: string) {
     this.paths = agentPaths(home)
   }
 
+  /** The apps, by name (a tombstone's name is no app name, so a destroyed app is never listed). */
   async list(): Promise<string[]> {
-    return (await readdir(this.paths.apps).catch(() => [] as string[])).filter((name) => APP_NAME.test(name)).sort()
+    return (await readdir(this.paths.apps).catch(() => [] as string[])).filter((name) => APP_NAME.test(name) && !this.destroying.has(name)).sort()
   }
 
   async create(name: string): Promise<void> {
     if (!APP_NAME.test(name)) throw new AppError(422, `invalid app name "${name}": use 2-30 lower-case letters, digits and dashes, starting with a letter`)
+    if (this.destroying.has(name)) throw new AppError(409, `app ${name} is being destroyed; create it again once that is done`)
     if ((await this.list()).includes(name)) throw new AppError(409, `app ${name} already exists`)
     const app = this.paths.app(name)
     await mkdir(app.dir, {recursive: true, mode: 0o700})
@@ -160,6 +165,33 @@ export class AppStore {
     return this.ledger(name).current()
   }
 
+  /**
+   * Destroys an app: from now on it is gone for every request; `stop` stops what runs of it, then
+   * apps/<app> is renamed in one step to a tombstone (no app, never half of one) and removed. A
+   * tombstone left by a crash is removed at the agent's next start (removeTombstones).
+   */
+  async destroy(name: string, stop: () => Promise<void>): Promise<void> {
+    const app = await this.existing(name)
+    this.destroying.add(name)
+    const tombstone = join(this.paths.apps, `${TOMBSTONE}${name}-${randomBytes(4).toString('hex')}`)
+    try {
+      await this.serialised(name, async () => {
+        await stop()
+        await rename(app.dir, tombstone)
+      })
+    } finally {
+      this.ledgers.delete(name)
+      this.destroying.delete(name)
+    }
+    await rm(tombstone, {recursive: true, force: true})
+  }
+
+  /** At the agent's start: removes what destroyed apps left (the agent stopped before it was gone). */
+  async removeTombstones(): Promise<void> {
+    const names = await readdir(this.paths.apps).catch(() => [] as string[])
+    for (const name of names.filter((each) => each.startsWith(TOMBSTONE))) await rm(join(this.paths.apps, name), {recursive: true, force: true})
+  }
+
   private serialised<T>(name: string, work: () => Promise<T>): Promise<T> {
     const result = (this.queues.get(name) ?? Promise.resolve()).then(work, work)
     this.queues.set(
@@ -209,6 +241,9 @@ export class AppStore {
     return this.paths.app(name)
   }
 }
+
+/** How the directory of a destroyed app starts until it is removed: `apps/.destroyed-shop-1a2b3c4d`. */
+const TOMBSTONE = '.destroyed-'
 
 /** All of an app's config vars, keys and values: what fits every dyno's environment with room to spare. */
 export const MAX_CONFIG_BYTES = 64 * 1024

@@ -20,6 +20,8 @@ export interface BuildRoutesDeps {
   apps: AppStore
   /** The command that starts a build worker (tests run it from the TypeScript sources). */
   worker?: readonly string[]
+  /** The agent's builds, when others need them too (destroying an app waits for none). */
+  builds?: HostBuilds
 }
 
 /**
@@ -28,8 +30,7 @@ export interface BuildRoutesDeps {
  * `{"line": ...}` per output line, then `{"slug": MANIFEST}` or `{"error": MESSAGE}`. A client
  * that disconnects stops its build.
  */
-export function buildRoutes({home, apps, worker}: BuildRoutesDeps): Route[] {
-  const builds = new HostBuilds({home, apps, worker})
+export function buildRoutes({home, apps, worker, builds = new HostBuilds({home, apps, worker})}: BuildRoutesDeps): Route[] {
   return [
     [
       'HEAD',

@@ -2,12 +2,14 @@ import {mkdir, rm} from 'node:fs/promises'
 import {join} from 'node:path'
 
 import {agentPaths} from './agent-home.js'
+import {destroyApp} from './app-destroy.js'
 import {readAgentSettings} from './agent-settings.js'
 import {startApiServer} from './api-server.js'
 import {AppLog} from './app-log.js'
 import {buildRoutes} from './build-routes.js'
 import {AppStore} from './app-store.js'
 import {DynoManager} from './dyno-manager.js'
+import {HostBuilds} from './host-build.js'
 import {logRoutes} from './log-routes.js'
 import {SlugStore} from './slug-store.js'
 import {routingRoutes} from './routing-routes.js'
@@ -40,6 +42,7 @@ export async function runDaemon(home: string, {keepDynos, version}: {keepDynos: 
     return log
   }
   const apps = new AppStore(home)
+  await apps.removeTombstones()
   const routing = new RoutingStore((app) => paths.app(app).dir)
   await routing.load(await apps.list())
   const dynos = new DynoManager(paths, settings, logFor, routing)
@@ -55,9 +58,16 @@ export async function runDaemon(home: string, {keepDynos, version}: {keepDynos: 
     return app
   }
   const existingLog = async (app: string) => logFor(await existing(app))
-  const api = await startApiServer({home, apps, slugs: new SlugStore(home), dynos, logFor, settings}, [
+  const closeLog = async (app: string) => {
+    const log = logs.get(app)
+    logs.delete(app)
+    await log?.close()
+  }
+  const builds = new HostBuilds({home, apps})
+  const parts = {apps, dynos, routing, builds, closeLog}
+  const api = await startApiServer({home, apps, slugs: new SlugStore(home), dynos, logFor, settings, destroyApp: (app) => destroyApp(parts, app)}, [
     ...logRoutes(existingLog),
-    ...buildRoutes({home, apps}),
+    ...buildRoutes({home, apps, builds}),
     ...routingRoutes({routing, existing, logFor}),
     ...agentInfoRoutes({version, node: process.version, pid: process.pid, file: process.argv[1] ?? '', started_at: new Date().toISOString(), router_port: routerPort}),
   ])

@@ -76,6 +76,13 @@ export class DynoManager {
     return only?.routed
   }
 
+  /** A destroyed app: the router no longer finds it, and its dynos and runs stop (with the stop grace). */
+  async destroy(name: string): Promise<void> {
+    const dynos = this.apps.get(name)
+    this.apps.delete(name)
+    await dynos?.destroy()
+  }
+
   /** Stops every dyno of every app, each with the stop grace. */
   async shutdown(): Promise<void> {
     await Promise.all([...this.apps.values()].map((dynos) => dynos.shutdown()))

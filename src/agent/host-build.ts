@@ -60,6 +60,8 @@ export class HostBuilds {
   private readonly paths: ReturnType<typeof agentPaths>
   /** The running build of each app: since when, and the source it uses (spared by collection). */
   private readonly running = new Map<string, {since: string; source: string}>()
+  /** Apps being destroyed: no build of them starts. */
+  private readonly excluded = new Set<string>()
 
   constructor(private readonly options: HostBuildsOptions) {
     this.sources = new SourceStore(options.home)
@@ -75,6 +77,7 @@ export class HostBuilds {
   async start(request: HostBuildRequest, onLine: (line: string) => void): Promise<HostBuild> {
     const {app, source} = request
     const config = await this.options.apps.config(app)
+    if (this.excluded.has(app)) throw new AppError(404, `no app named ${app}`)
     const current = this.running.get(app)
     if (current) throw new AppError(409, `a build of ${app} is running since ${current.since}`)
     this.running.set(app, {since: new Date().toISOString(), source})
@@ -106,6 +109,21 @@ export class HostBuilds {
       if (dir !== undefined) await rm(dir, {recursive: true, force: true})
       this.running.delete(app)
       throw error
+    }
+  }
+
+  /**
+   * Runs `work` (destroying the app) with no build of the app running or starting: a build would
+   * write into the app's cache. Refused (409) while a build of it runs.
+   */
+  async excluding<T>(app: string, work: () => Promise<T>): Promise<T> {
+    const current = this.running.get(app)
+    if (current) throw new AppError(409, `a build of ${app} is running since ${current.since}; wait for it to end, or stop it`)
+    this.excluded.add(app)
+    try {
+      return await work()
+    } finally {
+      this.excluded.delete(app)
     }
   }
 

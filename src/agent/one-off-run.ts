@@ -6,12 +6,13 @@ import type {Duplex, Writable} from 'node:stream'
 import {z} from 'zod'
 
 import {ENV_KEY} from '../runtime/env-file.js'
-import {signalGroup} from '../runtime/process-group.js'
 import {decodePathParam, errorId, requestUrl} from './api-route.js'
 import {AppError} from './app-error.js'
 import type {AppDynos} from './app-dynos.js'
 import type {LogSink} from './log-sink.js'
+import type {RunProcess} from './run-process.js'
 import {encodeFrame, Frame, FrameParser} from './run-protocol.js'
+import {TERM, TERMINAL_EOF, TtySize} from './run-terminal.js'
 
 /** What a one-off run asks for: the command as argv (a Procfile type's name runs its command). */
 export const RunRequest = z
@@ -21,6 +22,11 @@ export const RunRequest = z
   })
   .strict()
 export type RunRequest = z.infer<typeof RunRequest>
+
+/** An attached run may ask for a terminal: `"tty": {"rows": 24, "cols": 80}`, and `"term": "xterm-256color"` with it. */
+const AttachedRunRequest = RunRequest.extend({tty: TtySize.optional(), term: TERM.optional()})
+  .strict()
+  .refine((request) => request.term === undefined || request.tty !== undefined, {message: 'a terminal type goes with "tty"', path: ['term']})
 
 /** Signals a client may send an attached run (what a terminal's keys and a resize produce). */
 const CLIENT_SIGNALS = new Set(['SIGINT', 'SIGQUIT', 'SIGTERM', 'SIGHUP', 'SIGUSR1', 'SIGUSR2', 'SIGWINCH'])
@@ -80,7 +86,7 @@ class AttachedSession {
   private readonly frames: {type: number; payload: Buffer}[] = []
   private dynos: AppDynos | undefined
   private user = 'unknown'
-  private child: ChildProcess | undefined
+  private run: RunProcess | undefined
   private handling = false
   /** The exit frame is sent: nothing more is read. */
   private ended = false
@@ -138,41 +144,50 @@ class AttachedSession {
   }
 
   private async handle({type, payload}: {type: number; payload: Buffer}): Promise<void> {
-    const child = this.child
-    if (child === undefined) {
+    const run = this.run
+    if (run === undefined) {
       if (type !== Frame.request) this.finish({error: 'the first frame must be the run request'})
       else await this.start(payload)
       return
     }
+    const stdin = run.child.stdin!
     if (type === Frame.stdin) {
-      if (!child.stdin!.write(payload)) await drained(child.stdin!)
-    } else if (type === Frame.stdinEnd) child.stdin!.end()
-    else if (type === Frame.signal && CLIENT_SIGNALS.has(payload.toString()) && child.pid !== undefined) signalGroup(child.pid, payload.toString() as NodeJS.Signals)
+      if (!stdin.write(payload)) await drained(stdin)
+    } else if (type === Frame.stdinEnd) {
+      // A terminal has no end of input, only its EOF character, which `script` passes on.
+      if (run.terminal) stdin.write(TERMINAL_EOF)
+      else stdin.end()
+    } else if (type === Frame.signal && CLIENT_SIGNALS.has(payload.toString())) run.signal(payload.toString() as NodeJS.Signals)
+    else if (type === Frame.resize) {
+      const size = parseFrame(TtySize, payload, 'resize frame')
+      if ('error' in size) this.finish(size)
+      else await run.resize(size.value)
+    }
   }
 
   private async start(payload: Buffer): Promise<void> {
-    let request: RunRequest
-    try {
-      const parsed = RunRequest.safeParse(JSON.parse(payload.toString()))
-      if (!parsed.success) throw new Error(`invalid run request at ${parsed.error.issues[0]!.path.join('.') || 'the top'}: ${parsed.error.issues[0]!.message}`)
-      request = parsed.data
-    } catch (error) {
-      this.finish({error: (error as Error).message})
+    const request = parseFrame(AttachedRunRequest, payload, 'run request')
+    if ('error' in request) {
+      this.finish(request)
       return
     }
-    let child: ChildProcess
+    let run: RunProcess
     try {
-      child = (await this.dynos!.startRun({...request, attach: true, user: this.user})).child
+      const {tty, term, ...rest} = request.value
+      run = (await this.dynos!.startRun({...rest, tty: tty && {...tty, term}, attach: true, user: this.user})).process
     } catch (error) {
       this.finish({error: error instanceof AppError ? error.message : 'internal error; see the agent log'})
       return
     }
-    this.child = child
+    this.run = run
+    const child = run.child
     child.stdin!.on('error', () => {})
-    relay(child, this.socket)
+    relay(child, this.socket, run.terminal)
     child.once('close', (code, signal) => this.finish({status: code ?? 128 + signalNumber(signal)}))
     // The client may have gone while the run started.
     if (this.gone) this.hangUp()
+    // The client's next frames (a signal, a resize) are for the run's terminal once it is there.
+    await run.ready()
   }
 
   /** The exit frame, then the connection closes (a run still going then gets its SIGHUP). */
@@ -184,17 +199,16 @@ class AttachedSession {
 
   /** The client is gone: a run still going gets SIGHUP, and SIGKILL after the grace (R16). */
   private hangUp(): void {
-    const child = this.child
-    if (this.hungUp || child?.pid === undefined || child.exitCode !== null || child.signalCode !== null) return
+    const run = this.run
+    if (this.hungUp || run?.child.pid === undefined || run.child.exitCode !== null || run.child.signalCode !== null) return
     this.hungUp = true
-    const pid = child.pid
     const dynos = this.dynos!
-    dynos.runDisconnected(pid)
-    signalGroup(pid, 'SIGHUP')
+    dynos.runDisconnected(run)
+    run.signal('SIGHUP')
     setTimeout(() => {
-      if (signalGroup(pid, 0)) {
-        dynos.runLost(pid)
-        signalGroup(pid, 'SIGKILL')
+      if (run.alive()) {
+        dynos.runLost(run)
+        run.kill()
       }
     }, this.graceMs).unref()
   }
@@ -215,13 +229,14 @@ function drained(stream: Writable): Promise<void> {
 }
 
 /**
- * The run's stdout and stderr as frames; the run waits while the client reads slowly. Once the
- * client is gone the output is read and dropped, so the run can end (and be seen to).
+ * The run's stdout and stderr as frames (on a terminal, both are its one output: stdout); the run
+ * waits while the client reads slowly. Once the client is gone the output is read and dropped, so
+ * the run can end (and be seen to).
  */
-function relay(child: ChildProcess, socket: Duplex): void {
+function relay(child: ChildProcess, socket: Duplex, terminal: boolean): void {
   for (const [stream, type] of [
     [child.stdout!, Frame.stdout],
-    [child.stderr!, Frame.stderr],
+    [child.stderr!, terminal ? Frame.stdout : Frame.stderr],
   ] as const) {
     stream.on('data', (chunk: Buffer) => {
       if (!socket.writable) return
@@ -231,6 +246,17 @@ function relay(child: ChildProcess, socket: Duplex): void {
       }
     })
     socket.once('close', () => stream.resume())
+  }
+}
+
+/** A frame's JSON payload checked against `schema`, or the error that ends the session. */
+function parseFrame<T>(schema: z.ZodType<T>, payload: Buffer, what: string): {value: T} | {error: string} {
+  try {
+    const parsed = schema.safeParse(JSON.parse(payload.toString()))
+    if (parsed.success) return {value: parsed.data}
+    return {error: `invalid ${what} at ${parsed.error.issues[0]!.path.join('.') || 'the top'}: ${parsed.error.issues[0]!.message}`}
+  } catch (error) {
+    return {error: `invalid ${what}: ${(error as Error).message}`}
   }
 }
 

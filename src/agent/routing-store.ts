@@ -104,6 +104,16 @@ export class RoutingStore {
     })
   }
 
+  /** A destroyed app: its domains are free for another app, and no Host leads to it any more. */
+  forget(app: string): Promise<void> {
+    const result = this.queue.then(() => {
+      this.apps.delete(app)
+      this.reindex()
+    })
+    this.queue = result.catch(() => {})
+    return result
+  }
+
   private ownerOf(hostname: string): string | undefined {
     return hostname.startsWith('*.') ? this.wildcards.get(hostname.slice(2)) : this.exact.get(hostname)
   }

@@ -1,7 +1,8 @@
 /**
  * The stream of an attached one-off run, after the HTTP upgrade (`Upgrade: dev-run`): frames of
  * one type byte, a 4-byte big-endian length and the payload, in both directions. It carries the
- * run's request, its stdin, stdout and stderr apart, signals, and its exit status at the end.
+ * run's request, its stdin, stdout and stderr apart, signals, its terminal's size, and its exit
+ * status at the end.
  */
 export const Frame = {
   /** client → agent, first frame: the run's JSON request. */
@@ -16,6 +17,8 @@ export const Frame = {
   stderr: 5,
   /** agent → client, last frame: `{"status": N}` or `{"error": "..."}` (JSON). */
   exit: 6,
+  /** client → agent: the terminal's new size, `{"rows": R, "cols": C}` (JSON; runs with a terminal). */
+  resize: 7,
 } as const
 export type FrameType = (typeof Frame)[keyof typeof Frame]
 

@@ -5,11 +5,17 @@ import {createInterface} from 'node:readline'
  * terminal (the SSH code then says to use ssh-agent instead).
  */
 export function terminalPassphrase(): ((file: string) => Promise<string>) | undefined {
+  const ask = terminalSecret()
+  return ask && ((file) => ask(`Enter passphrase for ${file}: `))
+}
+
+/** Asks for a secret on the terminal without echoing it; undefined when there is no terminal. */
+export function terminalSecret(): ((prompt: string) => Promise<string>) | undefined {
   if (!process.stdin.isTTY || !process.stderr.isTTY) return undefined
-  return (file) =>
+  return (prompt) =>
     new Promise((resolve) => {
       const rl = createInterface({input: process.stdin, output: process.stderr, terminal: true})
-      process.stderr.write(`Enter passphrase for ${file}: `)
+      process.stderr.write(prompt)
       // Typed characters are not shown: readline writes through this, and it writes nothing.
       ;(rl as unknown as {_writeToOutput: (text: string) => void})._writeToOutput = () => {}
       rl.question('', (answer) => {

@@ -17,7 +17,7 @@ export function splitRunArgv(argv: readonly string[], flagsWithValue: readonly s
 }
 
 /** dev's flags that take a value, as `dev run` sees them. */
-export const RUN_VALUE_FLAGS = ['-f', '--procfile', '-d', '--root', '-e', '--env', '-p', '--port']
+export const RUN_VALUE_FLAGS = ['-f', '--procfile', '-d', '--root', '-e', '--env', '-p', '--port', '--host', '-a', '--app']
 
 /**
  * oclif shows help when `--help` appears anywhere before `--`; for `dev run rake --help` that flag

@@ -21,7 +21,10 @@ gets PORT = base + 100 × I + (N - 1); the base is --port, else PORT from the en
 Output lines read "HH:MM:SS web.1  | line", whole and unchanged. When any process exits (unless --restart or
 --watch), or on Ctrl-C, SIGTERM or SIGHUP, every process group gets SIGTERM, then SIGKILL after --timeout seconds; a
 second Ctrl-C kills at once. dev exits with the status of the process that stopped the app (128 + signal if it was
-killed), or 130/143/129. Under --watch a process that exits waits for the next file change.`
+killed), or 130/143/129. Under --watch a process that exits waits for the next file change.
+
+While it runs, dev ps, scale, restart, stop and logs reach it through the socket .dev/dev.sock in the app root;
+a second dev start in the same root is refused.`
 
   static examples = [
     {description: 'Run the app in the current directory', command: '<%= config.bin %> <%= command.id %>'},

@@ -9,18 +9,19 @@ import type {ConnectOptions} from './ssh-connection.js'
  */
 export async function onEachHost<T>(hosts: readonly string[], connect: ConnectOptions, work: (agent: RemoteAgent, host: string) => Promise<T>): Promise<T[]> {
   const results: T[] = []
-  for (const host of hosts) {
-    results.push(
-      await withHost(host, connect, async (ssh) => {
-        const agent = new RemoteAgent(ssh)
-        try {
-          await requireCurrentAgent(agent)
-          return await work(agent, host)
-        } finally {
-          agent.close()
-        }
-      }),
-    )
-  }
+  for (const host of hosts) results.push(await withAgent(host, connect, (agent) => work(agent, host)))
   return results
+}
+
+/** Runs `work` against the host's agent, once it is known to be current; the connection is closed afterwards. */
+export function withAgent<T>(host: string, connect: ConnectOptions, work: (agent: RemoteAgent) => Promise<T>): Promise<T> {
+  return withHost(host, connect, async (ssh) => {
+    const agent = new RemoteAgent(ssh)
+    try {
+      await requireCurrentAgent(agent)
+      return await work(agent)
+    } finally {
+      agent.close()
+    }
+  })
 }

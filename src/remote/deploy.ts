@@ -14,6 +14,7 @@ import {buildSlug, sourceVersion} from '../slug/slug-build.js'
 import {requireCurrentAgent} from './agent-version.js'
 import {openHost} from './open-host.js'
 import {readText, RemoteAgent} from './remote-agent.js'
+import {streamLines} from './stream-lines.js'
 import type {ConnectOptions} from './ssh-connection.js'
 
 /** Where the slug of a deploy comes from. */
@@ -308,27 +309,14 @@ function firstLine(stream: IncomingMessage): Promise<string> {
   })
 }
 
-/** The lines of a streamed answer, as they come. */
-async function* lines(stream: IncomingMessage): AsyncGenerator<string> {
-  let rest = ''
-  for await (const chunk of stream) {
-    rest += (chunk as Buffer).toString()
-    let end: number
-    while ((end = rest.indexOf('\n')) !== -1) {
-      yield rest.slice(0, end)
-      rest = rest.slice(end + 1)
-    }
-  }
-}
-
 async function* ndjson(stream: IncomingMessage): AsyncGenerator<unknown> {
-  for await (const line of lines(stream)) if (line.trim() !== '') yield JSON.parse(line)
+  for await (const line of streamLines(stream)) if (line.trim() !== '') yield JSON.parse(line)
 }
 
 /** Shows a tail's lines until it is closed (closing it early is how it ends, not an error). */
 async function showLines(stream: IncomingMessage, show: (line: string) => void): Promise<void> {
   try {
-    for await (const line of lines(stream)) show(line)
+    for await (const line of streamLines(stream)) show(line)
   } catch {
     // Destroyed once the release answered.
   }

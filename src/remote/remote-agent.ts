@@ -1,4 +1,5 @@
 import {Agent, request, type ClientRequest, type IncomingMessage} from 'node:http'
+import type {Socket} from 'node:net'
 import type {Duplex, Readable} from 'node:stream'
 import {pipeline} from 'node:stream/promises'
 
@@ -91,6 +92,38 @@ export class RemoteAgent implements AgentClient {
     })
   }
 
+  /**
+   * An HTTP upgrade on a channel of its own (an attached one-off run): resolves to the upgraded
+   * stream, or rejects with the agent's message when it answers without upgrading.
+   */
+  async upgrade(method: string, path: string, protocol: string): Promise<Duplex> {
+    const channel = await this.ssh.exec(DIAL_STDIO)
+    let stderr = ''
+    channel.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()))
+    const exited = new Promise<number | null>((resolve) => channel.once('exit', (code: number | null) => resolve(code)))
+    return new Promise((resolve, reject) => {
+      const req = request({method, path, host: 'agent', headers: {connection: 'Upgrade', upgrade: protocol, 'dev-user': localUser()}, createConnection: () => asSocket(channel)})
+      req.once('upgrade', (_res, socket, head) => {
+        if (head.length > 0) socket.unshift(head)
+        resolve(socket)
+      })
+      req.once('response', (res) => {
+        void readText(res).then((text) => {
+          channel.close()
+          let message = text
+          try {
+            message = String(JSON.parse(text).message ?? text)
+          } catch {}
+          reject(new DevError(`${this.name}: ${message.trim() || `status ${res.statusCode}`}`))
+        }, reject)
+      })
+      req.once('error', (error) => {
+        void Promise.race([exited, new Promise((wait) => setTimeout(wait, 1000))]).then((code) => reject(this.bridgeError((code as number | null | undefined) ?? null, stderr, error)))
+      })
+      req.end()
+    })
+  }
+
   close(): void {
     this.closeBridges()
     this.ssh.close()
@@ -131,11 +164,7 @@ function bridgeOf(socket: unknown): Bridge | undefined {
   return socket ? bridges.get(socket as object) : undefined
 }
 
-/**
- * An HTTP agent whose connections are exec channels running `dev-agent dial-stdio`, kept alive
- * between requests. Node's agent treats its connections as sockets: the few socket calls it makes
- * (keep-alive, timeouts, ref) mean nothing on a channel and are answered as such.
- */
+/** An HTTP agent whose connections are exec channels running `dev-agent dial-stdio`, kept alive between requests. */
 class BridgeAgent extends Agent {
   private readonly idle = new WeakMap<object, NodeJS.Timeout>()
 
@@ -159,15 +188,20 @@ class BridgeAgent extends Agent {
       (channel) => {
         const bridge: Bridge = {stderr: '', exited: new Promise((resolve) => channel.once('exit', (code: number | null) => resolve(code)))}
         channel.stderr.on('data', (chunk: Buffer) => (bridge.stderr += chunk.toString()))
-        const socketLike = channel as ClientChannel & Record<string, unknown>
-        for (const name of ['setKeepAlive', 'setNoDelay', 'setTimeout', 'ref', 'unref']) socketLike[name] ??= () => channel
         bridges.set(channel, bridge)
-        callback(null, channel)
+        callback(null, asSocket(channel))
       },
       (error: Error) => callback(error),
     )
     return undefined as never
   }
+}
+
+/** A channel as Node's HTTP client sees a socket: the few socket calls it makes mean nothing on a channel. */
+function asSocket(channel: ClientChannel): Socket {
+  const socketLike = channel as ClientChannel & Record<string, unknown>
+  for (const name of ['setKeepAlive', 'setNoDelay', 'setTimeout', 'ref', 'unref']) socketLike[name] ??= () => channel
+  return channel as unknown as Socket
 }
 
 /** A whole answer as text. */

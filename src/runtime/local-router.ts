@@ -14,15 +14,21 @@ interface LocalWeb {
 }
 
 /**
- * `dev start --router`: the local web processes as the router sees them. A process is up once it
- * accepts on its PORT (requests wait while it boots, as on a host); one that has exited is down.
- * Every Host goes to the app.
+ * The local web processes as the router (`dev start --router`) and `dev ps` see them. A process is
+ * up once it accepts on its PORT (requests wait while it boots, as on a host); one that has exited
+ * is down. Every Host goes to the app.
  */
 export class LocalRoutes {
   private readonly webs = new Map<string, LocalWeb>()
+  /** Told when a web process is found accepting (ps shows it up from then on). */
+  private readonly onUp: (name: string) => void
   readonly routed: RoutedApp
 
-  constructor(specs: readonly DynoSpec[], {root, log, timeoutMs = 30_000}: {root: string; log: (line: string) => void; timeoutMs?: number}) {
+  constructor(
+    specs: readonly DynoSpec[],
+    {root, log, timeoutMs = 30_000, onUp = () => {}}: {root: string; log: (line: string) => void; timeoutMs?: number; onUp?: (name: string) => void},
+  ) {
+    this.onUp = onUp
     this.setFormation(specs)
     this.routed = {
       backends: () => [...this.webs.values()].filter((web) => web.state === 'up').map((web) => web.backend),
@@ -78,7 +84,13 @@ export class LocalRoutes {
       }
       web.backend.host = address
       web.state = 'up'
+      this.onUp(event.dyno)
     })
+  }
+
+  /** True while the web process `name` accepts on its PORT (as far as the last check saw). */
+  isUp(name: string): boolean {
+    return this.webs.get(name)?.state === 'up'
   }
 
   /** Stops every boot check (dev is stopping). */

@@ -17,6 +17,16 @@ export interface LogPrinterOptions {
   types: readonly string[]
   colour: boolean
   timestamp: boolean
+  /** Also told every line printed, uncoloured and unprefixed (the control socket's log). */
+  copy?: PrintedLines
+}
+
+/** What a LogPrinter prints, as it prints it: process output, and dev's own messages. */
+export interface PrintedLines {
+  /** A block of whole lines of a process's output, each ending in "\n". */
+  output(name: string, block: Buffer): void
+  /** One of dev's messages under `name` (a process, `system`, or the router). */
+  message(name: string, text: string): void
 }
 
 /**
@@ -53,6 +63,7 @@ export class LogPrinter {
 
   /** Writes a block of whole lines of a process's output (each ending in "\n"), each with its prefix. */
   output(name: string, block: Buffer): void {
+    this.options.copy?.output(name, block)
     // Latin-1 maps each byte to one character and back, so the bytes come out exactly as they came
     // in, whatever their encoding; the prefix is ASCII. One native replace prefixes the whole block.
     const prefix = this.prefix(name)
@@ -62,6 +73,7 @@ export class LogPrinter {
 
   /** Writes one of dev's own messages under `name` (a process, or `system`). */
   message(name: string, text: string): void {
+    this.options.copy?.message(name, text)
     this.write(Buffer.from(`${this.prefix(name)}${text}\n`))
   }
 

@@ -1,12 +1,16 @@
 import {constants} from 'node:os'
 import type {Writable} from 'node:stream'
 
+import {controlRoutes} from './control-routes.js'
+import {openControlServer, type ControlServer} from './control-server.js'
 import type {FileWatcher} from './file-watcher.js'
+import {LocalDynos} from './local-dynos.js'
+import {DEV_PS, LocalLog} from './local-log.js'
 import {LogPrinter, SYSTEM_NAME} from './log-printer.js'
-import {portInUse} from './ports.js'
+import {takenPortWarnings} from './port-warnings.js'
 import {LOCAL_BACKOFF} from './restart-backoff.js'
 import {planStart, type StartIo, type StartOptions} from './start-plan.js'
-import {Supervisor} from './supervisor.js'
+import {Supervisor, type DynoSpec} from './supervisor.js'
 import {DevError} from './dev-error.js'
 import {LocalRoutes} from './local-router.js'
 import {Router} from '../router/router.js'
@@ -28,20 +32,31 @@ const STOP_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT'] as const
  * or 128 + the signal that stopped dev (141 for closed output).
  */
 export async function startApp(options: StartOptions, io: StartIo): Promise<number> {
+  const startedAt = new Date()
   const plan = await planStart(options, io)
   const names = plan.specs.map((spec) => spec.name)
   let supervisor: Supervisor | undefined
+  // What the control socket's log gets: every line printed, in the host agent's terms.
+  const log = new LocalLog()
+  // Types in the order they got their colours: one scaled up later gets the next colour, the others keep theirs.
+  let printedTypes = typesOf(plan.specs)
   const printer = new LogPrinter(
     io.stdout,
-    {names: options.router === undefined ? names : [...names, ROUTER_NAME], types: plan.formation.map((entry) => entry.type.name), colour: options.colour, timestamp: options.timestamp},
+    {
+      names: options.router === undefined ? names : [...names, ROUTER_NAME],
+      types: printedTypes,
+      colour: options.colour,
+      timestamp: options.timestamp,
+      copy: {
+        output: (name, block) => log.appendBlock('app', name, block),
+        message: (name, text) => {
+          if (name === ROUTER_NAME) log.append('router', undefined, text)
+          else log.append('dev', name === SYSTEM_NAME ? DEV_PS : name, text)
+        },
+      },
+    },
     {pause: () => supervisor?.pauseOutput(), resume: () => supervisor?.resumeOutput()},
   )
-
-  for (const spec of plan.specs) {
-    if (spec.port !== undefined && (await portInUse(spec.port))) {
-      printer.message(SYSTEM_NAME, `warning: port ${spec.port} of ${spec.name} is already in use by another program; ${spec.name} may fail to bind it`)
-    }
-  }
 
   const watching = options.watch !== undefined
   let status: number | undefined
@@ -50,10 +65,12 @@ export async function startApp(options: StartOptions, io: StartIo): Promise<numb
   const stopAll = (why: number) => {
     if (status !== undefined) return
     status = why
+    dynos.close()
     stopped(supervisor!.shutdown())
   }
 
-  let routes: LocalRoutes | undefined
+  // The web processes' states, for the router and for `dev ps`.
+  const routes = new LocalRoutes(plan.specs, {root: plan.files.root, log: (line) => printer.message(ROUTER_NAME, line), onUp: (name) => dynos.onWebUp(name)})
   let router: Router | undefined
   supervisor = new Supervisor(
     {stopTimeoutMs: options.timeout * 1000, restart: options.restart, backoff: LOCAL_BACKOFF},
@@ -61,7 +78,8 @@ export async function startApp(options: StartOptions, io: StartIo): Promise<numb
       onOutput: (dyno, block) => printer.output(dyno, block),
       onEvent: (event) => {
         printer.event(event)
-        routes?.onEvent(event)
+        routes.onEvent(event)
+        dynos.onEvent(event)
         const crashed = (event.kind === 'exited' && !event.stopping) || event.kind === 'spawn-failed'
         if (crashed && options.restart === 'never') {
           // Under --watch a crash waits for the fix instead of ending the session.
@@ -73,6 +91,22 @@ export async function startApp(options: StartOptions, io: StartIo): Promise<numb
       },
     },
   )
+
+  // What `dev ps`, `dev scale`, `dev restart` and `dev stop` see and change.
+  const dynos = new LocalDynos({
+    supervisor,
+    routes,
+    source: plan,
+    specs: plan.specs,
+    say: (text) => printer.message(SYSTEM_NAME, text),
+    onFormation: (specs) => {
+      printedTypes = [...new Set([...printedTypes, ...typesOf(specs)])]
+      printer.setFormation(
+        specs.map((spec) => spec.name),
+        printedTypes,
+      )
+    },
+  })
 
   let interrupts = 0
   const onSignal = (signal: (typeof STOP_SIGNALS)[number]) => {
@@ -97,18 +131,32 @@ export async function startApp(options: StartOptions, io: StartIo): Promise<numb
   io.stdout.on('error', onOutputError)
 
   let watcher: FileWatcher | undefined
+  let control: ControlServer | undefined
   try {
+    // Before any process starts: a dev start already running here refuses this one.
+    control = await openControlServer(plan.files.root, controlRoutes({root: plan.files.root, startedAt, dynos, log}), (text) => printer.message(SYSTEM_NAME, text))
+    for (const warning of await takenPortWarnings(plan.specs)) printer.message(SYSTEM_NAME, warning)
     if (options.router !== undefined) {
-      const local = new LocalRoutes(plan.specs, {root: plan.files.root, log: (line) => printer.message(ROUTER_NAME, line)})
-      routes = local
-      router = new Router(() => local.routed)
+      router = new Router(() => routes.routed)
       await router.listen(options.router).catch((error: NodeJS.ErrnoException) => {
         throw new DevError(`the router cannot listen on port ${options.router} (${error.code ?? error.message}); pick another with --router=PORT`)
       })
       printer.message(SYSTEM_NAME, `router listening on http://localhost:${options.router}`)
     }
     // Watch before starting, so no change made after a process starts can be missed.
-    if (watching) watcher = await watchForRestarts({options, io, plan, printer, supervisor, stopped: () => status !== undefined, onFormation: (specs) => routes?.setFormation(specs)})
+    if (watching) {
+      const onFormation = (specs: DynoSpec[]) => {
+        routes.setFormation(specs)
+        printedTypes = typesOf(specs)
+        // The Procfile is read again for `dev ps` and `dev scale` (watch's own reading is not shared).
+        const source = planStart(options, io).then(async (next) => {
+          await next.dispose()
+          return next
+        })
+        dynos.replaceFormation(specs, source)
+      }
+      watcher = await watchForRestarts({options, io, plan, printer, supervisor, stopped: () => status !== undefined, onFormation})
+    }
     supervisor.start(plan.specs)
     await (await stopping)
     await supervisor.settled()
@@ -116,7 +164,10 @@ export async function startApp(options: StartOptions, io: StartIo): Promise<numb
     for (const [signal, handler] of handlers) io.signals.off(signal, handler)
     io.stdout.off('error', onOutputError)
     await watcher?.close()
-    routes?.close()
+    dynos.close()
+    log.close()
+    await control?.close()
+    routes.close()
     await router?.close()
     await plan.dispose()
   }
@@ -124,3 +175,7 @@ export async function startApp(options: StartOptions, io: StartIo): Promise<numb
   return status ?? 0
 }
 
+/** The process types of `specs`, in their order, each once. */
+function typesOf(specs: readonly DynoSpec[]): string[] {
+  return [...new Set(specs.map((spec) => spec.type))]
+}

@@ -12,7 +12,7 @@ import {displayPath} from './display-path.js'
 import {resolveFormation, type FormationEntry} from './formation.js'
 import {MAX_PORT, portFor, resolveBasePort} from './ports.js'
 import {processEnv} from './process-env.js'
-import {readProcfile} from './procfile.js'
+import {readProcfile, type ProcessType} from './procfile.js'
 import type {DynoSpec, RestartPolicy} from './supervisor.js'
 
 export interface StartOptions extends AppFileOptions {
@@ -47,6 +47,10 @@ export interface StartPlan {
   files: AppFiles
   formation: FormationEntry[]
   specs: DynoSpec[]
+  /** Every type of the Procfile, in file order (its place gives its ports). */
+  types: ProcessType[]
+  /** Instance `instance` of the Procfile type named `type` (a UsageError if its port would pass 65535). */
+  specFor(type: string, instance: number): DynoSpec
   /** Removes what the plan made (an extracted slug). */
   dispose(): Promise<void>
 }
@@ -63,18 +67,19 @@ export async function planStart(options: StartOptions, io: Pick<StartIo, 'env' |
     const types = await readProcfile(procfile, slug ? `${options.slug}:Procfile` : displayPath(procfile, files.cwd))
     const base = resolveBasePort({flag: options.port, envFiles: env.vars.get('PORT'), shell: io.env.PORT})
     const formation = resolveFormation(types, {spec: options.formation, only: options.only})
-    const specs: DynoSpec[] = []
-    for (const {type, index, quantity} of formation) {
-      for (let instance = 1; instance <= quantity; instance++) {
-        const name = `${type.name}.${instance}`
-        const port = portFor(base, index, instance)
-        if (port > MAX_PORT) throw new UsageError(`${name} would get port ${port}, above ${MAX_PORT}; pass a lower --port`)
-        const own = {PORT: String(port), PS: name, DYNO: name}
-        const cwd = slug?.dir ?? files.root
-        specs.push({name, type: type.name, command: type.command, cwd, env: processEnv(io.env, env.vars, own), port, profile: slug !== undefined})
-      }
+    const cwd = slug?.dir ?? files.root
+    const specFor = (typeName: string, instance: number): DynoSpec => {
+      const index = types.findIndex((type) => type.name === typeName)
+      const type = types[index]
+      if (type === undefined) throw new UsageError(`unknown process type "${typeName}"`)
+      const name = `${type.name}.${instance}`
+      const port = portFor(base, index, instance)
+      if (port > MAX_PORT) throw new UsageError(`${name} would get port ${port}, above ${MAX_PORT}; pass a lower --port`)
+      const own = {PORT: String(port), PS: name, DYNO: name}
+      return {name, type: type.name, command: type.command, cwd, env: processEnv(io.env, env.vars, own), port, profile: slug !== undefined}
     }
-    return {files, formation, specs, dispose: async () => slug?.dispose()}
+    const specs = formation.flatMap(({type, quantity}) => Array.from({length: quantity}, (_, at) => specFor(type.name, at + 1)))
+    return {files, formation, specs, types, specFor, dispose: async () => slug?.dispose()}
   } catch (error) {
     await slug?.dispose()
     throw error

@@ -158,7 +158,8 @@ export class Supervisor {
     const targets = this.select(names)
     for (const dyno of targets) dyno.retired = true
     await this.stop(names)
-    for (const dyno of targets) this.dynos.delete(dyno.spec.name)
+    // A replace() meanwhile may have put a new dyno under the same name: that one stays.
+    for (const dyno of targets) if (this.dynos.get(dyno.spec.name) === dyno) this.dynos.delete(dyno.spec.name)
   }
 
   /** What each supervised process is doing now. */

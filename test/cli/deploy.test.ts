@@ -1,5 +1,5 @@
 import {randomBytes} from 'node:crypto'
-import {cp, readdir, readFile, writeFile} from 'node:fs/promises'
+import {readdir, readFile, writeFile} from 'node:fs/promises'
 import {Agent, request} from 'node:http'
 import {join} from 'node:path'
 
@@ -8,10 +8,10 @@ import {describe, expect, it} from 'vitest'
 import {openHost} from '../../src/remote/open-host.js'
 import {RemoteAgent} from '../../src/remote/remote-agent.js'
 import {eventually} from '../support/agent.js'
-import {projectRoot, runBin} from '../support/run-bin.js'
+import {runBin} from '../support/run-bin.js'
 import {spawnBin} from '../support/spawn-bin.js'
-import {startSshHosts, type TestHost} from '../support/ssh-hosts.js'
-import {tempApp} from '../support/temp-app.js'
+import type {TestHost} from '../support/ssh-hosts.js'
+import {hostsAndApp} from '../support/deployed-app.js'
 
 /** GET / from a host's router. */
 function viaRouter(port: number, agent: Agent | false = false): Promise<{status: number; body: string}> {
@@ -24,16 +24,6 @@ function viaRouter(port: number, agent: Agent | false = false): Promise<{status:
       .on('error', reject)
       .end()
   })
-}
-
-/** Test hosts with the agent set up, and the agent-app fixture as an app named shop that targets them. */
-async function hostsAndApp(count: number) {
-  const ssh = await startSshHosts(count)
-  for (const host of ssh.hosts) expect(runBin(['hosts', 'setup', host.name, '--router-port', String(host.routerPort)], {env: ssh.env}).status).toBe(0)
-  const root = await tempApp({})
-  await cp(join(projectRoot, 'fixtures/agent-app'), root, {recursive: true})
-  await writeFile(join(root, 'dev.json'), JSON.stringify({app: 'shop', hosts: ssh.hosts.map((host) => host.name)}))
-  return {...ssh, root}
 }
 
 const servedBy = async (hosts: readonly TestHost[]) => Promise.all(hosts.map(async (host) => (await viaRouter(host.routerPort)).body.replace(/ at .*\n$/, '')))

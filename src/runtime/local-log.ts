@@ -1,0 +1,121 @@
+import type {Writable} from 'node:stream'
+import {stripVTControlCharacters} from 'node:util'
+
+import {DEFAULT_MEMORY_LINES, formatLogTime, MAX_ENTRY_BYTES} from '../agent/app-log.js'
+import {LogTail} from './log-tail.js'
+
+/** Who wrote a line: a process (`app`), dev itself (`dev`), or the --router (`router`). */
+export type LocalLogSource = 'app' | 'dev' | 'router'
+
+export const LOCAL_LOG_SOURCES: readonly LocalLogSource[] = ['app', 'dev', 'router']
+
+/** The `ps` of dev's lines that are about no one process. */
+export const DEV_PS = 'dev'
+
+/** Which lines a reader wants. `ps` is a process type (`web`: every `web.N`) or one process (`web.1`). */
+export interface LocalLogFilter {
+  ps?: string
+  source?: LocalLogSource
+}
+
+interface Entry {
+  /** Microseconds since the epoch. */
+  time: number
+  source: LocalLogSource
+  ps?: string
+  /** The whole line as sent, without its newline. */
+  line: string
+}
+
+/**
+ * The log of a running `dev start` as the control socket serves it: the lines it prints, in the
+ * host agent's format (`2026-11-22T07:38:45.079241+00:00 app[web.1]: text`), colours stripped. The
+ * last lines are kept in memory only, and live readers get new lines as they come; appending never
+ * waits, whatever the readers' pace.
+ */
+export class LocalLog {
+  /** The last `capacity` entries, as a ring: entry N is at N % capacity. */
+  private readonly entries: Entry[] = []
+  /** How many entries were ever added. */
+  private added = 0
+  private readonly tails = new Map<LogTail, LocalLogFilter>()
+
+  constructor(private readonly capacity = DEFAULT_MEMORY_LINES) {}
+
+  /** Adds `text` (several lines become several entries with the same time). */
+  append(source: LocalLogSource, ps: string | undefined, text: string): void {
+    let lines = stripVTControlCharacters(text).replace(/\n$/, '').split('\n')
+    // With no live reader only the last lines can matter: a flood of output costs no formatting.
+    if (this.tails.size === 0 && lines.length > this.capacity) lines = lines.slice(-this.capacity)
+    const time = nowMicros()
+    const prefix = formatLine(time, source, ps, '')
+    for (const line of lines) for (const piece of piecesOf(line.replace(/\r$/, ''))) this.add({time, source, ps, line: prefix + piece})
+  }
+
+  /** Adds a block of whole lines of a process's output, each ending in "\n". */
+  appendBlock(source: LocalLogSource, ps: string | undefined, block: Buffer): void {
+    this.append(source, ps, block.toString('utf8'))
+  }
+
+  /** The last `lines` lines that pass `filter`, oldest first. */
+  recent({lines, ...filter}: {lines: number} & LocalLogFilter): string[] {
+    const found: string[] = []
+    for (let at = this.added - 1; at >= Math.max(0, this.added - this.capacity) && found.length < lines; at--) {
+      const entry = this.entries[at % this.capacity]!
+      if (matches(entry, filter)) found.push(entry.line)
+    }
+    return found.reverse()
+  }
+
+  /** Writes each new line that passes `filter` to `out` until `out` closes or fails, or the returned function is called. */
+  subscribe(filter: LocalLogFilter, out: Writable): () => void {
+    if (out.destroyed || out.writableEnded) return () => {}
+    const tail: LogTail = new LogTail(out, (dropped, time) => formatLine(time, 'dev', DEV_PS, `Error L11 (Tail buffer overflow) -> This tail session dropped ${dropped} messages`), () => this.tails.delete(tail))
+    this.tails.set(tail, filter)
+    return tail.end
+  }
+
+  /** Ends the live readers' streams, with what they have queued. */
+  close(): void {
+    for (const tail of this.tails.keys()) tail.finish()
+  }
+
+  private add(entry: Entry): void {
+    this.entries[this.added++ % this.capacity] = entry
+    for (const [tail, filter] of this.tails) if (matches(entry, filter)) tail.send(entry.line, entry.time)
+  }
+}
+
+function formatLine(time: number, source: LocalLogSource, ps: string | undefined, text: string): string {
+  return `${formatLogTime(time)} ${source}${ps === undefined ? '' : `[${ps}]`}: ${text}`
+}
+
+let lastMicros = 0
+
+/** Now in µs since the epoch, never earlier than a time given before. */
+function nowMicros(): number {
+  lastMicros = Math.max(lastMicros, Math.floor((performance.timeOrigin + performance.now()) * 1000))
+  return lastMicros
+}
+
+/** A long line as lines of at most MAX_ENTRY_BYTES characters (never between a surrogate pair), as the agent cuts them. */
+function piecesOf(line: string): string[] {
+  if (line.length <= MAX_ENTRY_BYTES) return [line]
+  const pieces: string[] = []
+  for (let start = 0; start < line.length; ) {
+    let end = Math.min(line.length, start + MAX_ENTRY_BYTES)
+    if (end < line.length && /[\uD800-\uDBFF]/.test(line[end - 1]!)) end--
+    pieces.push(line.slice(start, end))
+    start = end
+  }
+  return pieces
+}
+
+function matches(entry: Entry, filter: LocalLogFilter): boolean {
+  if (filter.source !== undefined && entry.source !== filter.source) return false
+  if (filter.ps === undefined || entry.ps === filter.ps) return true
+  // `ps=router` as on Heroku: the router's lines name no process of their own.
+  if (filter.ps === 'router') return entry.source === 'router'
+  // A process type matches each of its processes.
+  return !filter.ps.includes('.') && entry.ps?.startsWith(`${filter.ps}.`) === true
+}
