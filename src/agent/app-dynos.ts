@@ -594,7 +594,15 @@ export class AppDynos {
   /** One-off runs get SIGTERM, then SIGKILL after the stop grace. */
   private async stopRuns(runs: readonly Run[] = [...this.runs.values()]): Promise<void> {
     for (const run of runs) this.log.append('agent', run.name, 'Stopping all processes with SIGTERM')
-    await Promise.all(runs.map((run) => run.process.stop(this.settings.stop_grace_seconds * 1000)))
+    const grace = this.settings.stop_grace_seconds
+    await Promise.all(
+      runs.map((run) =>
+        run.process.stop(grace * 1000, () => {
+          this.log.append('agent', run.name, `Error R12 (Exit timeout) -> At least one process failed to exit within ${grace} seconds of SIGTERM`)
+          this.log.append('agent', run.name, 'Stopping remaining processes with SIGKILL')
+        }),
+      ),
+    )
     // A process that left its run's group may still hold the pipes: it must not keep the agent up.
     for (const run of runs) releaseChild(run.process.child)
   }

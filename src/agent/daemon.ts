@@ -47,11 +47,13 @@ export async function runDaemon(home: string, {keepDynos, version}: {keepDynos: 
   await routing.load(await apps.list())
   const dynos = new DynoManager(paths, settings, logFor, routing)
   // The router's port is taken first: an agent that cannot have it stops before touching a dyno.
-  const router = new Router((host) => dynos.routeFor(host))
+  // Requests that come while the apps are restored wait for them (they would find no app: 404).
+  let restored!: () => void
+  const router = new Router((host) => dynos.routeFor(host), {ready: new Promise<void>((resolve) => (restored = resolve))})
   const routerPort = await router.listen(settings.router_port, settings.router_host).catch((error: NodeJS.ErrnoException) => {
     throw new DevError(`the router cannot listen on port ${settings.router_port} (${error.code ?? error.message}); free it or set router_port in ${paths.settings}`)
   })
-  await dynos.restore(apps)
+  await dynos.restore(apps).finally(restored)
   // An app's name from a URL, once it is known to exist (404 otherwise): only such an app has a log.
   const existing = async (app: string) => {
     await apps.config(app)

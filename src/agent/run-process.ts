@@ -46,12 +46,15 @@ export class RunProcess {
     for (const pgid of this.groups) signalGroup(pgid, 'SIGKILL')
   }
 
-  /** SIGTERM, then SIGKILL to whatever is left after `graceMs`; resolves once the run has exited. */
-  async stop(graceMs: number): Promise<void> {
+  /**
+   * SIGTERM, then SIGKILL to whatever is left after `graceMs` (`onKill` is told first); resolves
+   * once the run has exited.
+   */
+  async stop(graceMs: number, onKill: () => void = () => {}): Promise<void> {
     const {child} = this
     const exited = child.pid === undefined || child.exitCode !== null || child.signalCode !== null ? undefined : once(child, 'exit')
     this.signal('SIGTERM')
-    await killGroupsAfter(this.groups, graceMs)
+    await killGroupsAfter(this.groups, graceMs, onKill)
     await exited
   }
 

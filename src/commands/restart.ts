@@ -7,9 +7,10 @@ import {onAppTargets} from '../remote/app-targets.js'
 
 export default class Restart extends Command {
   static summary = 'Restart all dynos, one process type, or one dyno'
-  static description = `Web dynos are replaced one at a time: the new one starts beside the old one and takes requests once it is
-up; then the old one finishes its requests and stops, so no request fails. Other dynos stop and start again.
-Acts on every host of the app (--host, DEV_HOST or dev.json), or on the \`dev start\` running in the app root.`
+  static description = `On a host, web dynos are replaced one at a time: the new one starts beside the old one and takes requests
+once it is up; then the old one finishes its requests and stops, so no request fails. Other dynos, and the
+processes of a local \`dev start\` (each has its fixed port), stop and start again. Acts on every host of the app
+(--host, DEV_HOST or dev.json), or on the \`dev start\` running in the app root.`
 
   static examples = [
     {description: 'Every dyno', command: '<%= config.bin %> <%= command.id %>'},

@@ -61,7 +61,17 @@ export class Router {
   private readonly tunnels = new Set<Socket>()
   private port = 0
 
-  constructor(private readonly table: RouteTable) {
+  /** Until this settles (an agent restoring its apps after a restart), requests wait instead of finding no app. */
+  private ready?: Promise<void>
+
+  constructor(
+    private readonly table: RouteTable,
+    {ready}: {ready?: Promise<void>} = {},
+  ) {
+    const settled = () => {
+      this.ready = undefined
+    }
+    this.ready = ready?.then(settled, settled)
     this.server = createServer({noDelay: true}, (req, res) => void this.handle(req, res))
     this.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => void this.tunnel(req, socket as Socket, head))
     this.server.on('clientError', (_error, socket) => {
@@ -93,6 +103,7 @@ export class Router {
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    if (this.ready) await this.ready
     const {app, client, record} = this.arrival(req)
     const startedAt = client.startedAt
     if (app === undefined) {
@@ -157,6 +168,7 @@ export class Router {
   /** A WebSocket (or other upgrade): a byte tunnel to a dyno once it answers the handshake. */
   private async tunnel(req: IncomingMessage, socket: Socket, head: Buffer): Promise<void> {
     socket.on('error', () => {})
+    if (this.ready) await this.ready
     const {app, client, record} = this.arrival(req)
     const startedAt = client.startedAt
     if (app === undefined) {

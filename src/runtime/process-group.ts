@@ -148,12 +148,14 @@ export function liveGroups(pgids: Iterable<number>): Set<number> {
 
 /**
  * Waits up to `graceMs` for the groups to empty (after a SIGTERM, say), then sends SIGKILL to every
- * group that still has a member; resolves once that is done.
+ * group that still has a member (calling `onKill` first when there is one); resolves once that is done.
  */
-export async function killGroupsAfter(pgids: readonly number[], graceMs: number): Promise<void> {
+export async function killGroupsAfter(pgids: readonly number[], graceMs: number, onKill: () => void = () => {}): Promise<void> {
   const deadline = Date.now() + graceMs
   while (Date.now() < deadline && liveGroups(pgids).size > 0) await new Promise((resolve) => setTimeout(resolve, 20))
-  for (const pgid of liveGroups(pgids)) signalGroup(pgid, 'SIGKILL')
+  const left = liveGroups(pgids)
+  if (left.size > 0) onKill()
+  for (const pgid of left) signalGroup(pgid, 'SIGKILL')
 }
 
 /** True while any process of the group is alive (see liveGroups). */

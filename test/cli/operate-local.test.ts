@@ -5,16 +5,12 @@ import {describe, expect, it} from 'vitest'
 
 import {eventually} from '../support/agent.js'
 import {freePort} from '../support/free-port.js'
-import {projectRoot, runBin} from '../support/run-bin.js'
+import {projectRoot} from '../support/run-bin.js'
 import {spawnBin} from '../support/spawn-bin.js'
+import {devAsync} from '../support/dev-async.js'
 import {tempApp} from '../support/temp-app.js'
 
-/** The real dev, without blocking this process (the dev start under test must keep running). */
-async function dev(args: string[], cwd: string) {
-  const live = spawnBin(args, {cwd, env: {DEV_HOST: ''}})
-  const status = await live.status
-  return {status, stdout: live.stdout(), stderr: live.stderr()}
-}
+const dev = (args: string[], cwd: string) => devAsync(args, {cwd, env: {DEV_HOST: ''}})
 
 describe('operating a running dev start through .dev/dev.sock (the real dev)', () => {
   it('ps, scale web=2, restart web.1, stop and logs act on the dev start in the app root', async () => {
@@ -30,7 +26,7 @@ describe('operating a running dev start through .dev/dev.sock (the real dev)', (
 
       expect(await dev(['scale', 'web=2'], root)).toMatchObject({status: 0, stdout: 'Scaled node-web: now running web at 2, worker at 1\n'.replace('node-web', root.split('/').pop()!.toLowerCase())})
       await start.waitFor(/web\.2 +\| .*listening/)
-      expect((await (await fetch(`http://127.0.0.1:${port + 1}/`)).json()).dyno).toBe('web.2')
+      expect(((await (await fetch(`http://127.0.0.1:${port + 1}/`)).json()) as {dyno: string}).dyno).toBe('web.2')
 
       const pidOf = async (name: string) => (JSON.parse((await dev(['ps', '--json'], root)).stdout)[0].dynos as {name: string; pid: number; state: string}[]).find((dyno) => dyno.name === name)
       const before = (await pidOf('web.1'))!.pid

@@ -9,6 +9,7 @@ import {deployedApp} from '../support/deployed-app.js'
 import {get, startLoad} from '../support/http-load.js'
 import {projectRoot, runBin} from '../support/run-bin.js'
 import {spawnBin} from '../support/spawn-bin.js'
+import {devAsync} from '../support/dev-async.js'
 import {tempApp} from '../support/temp-app.js'
 
 interface PsJson {
@@ -18,15 +19,8 @@ interface PsJson {
   dynos: {name: string; state: string; pid: number | null; release: string}[]
 }
 
-/** The real dev, run without blocking this process (the load clients keep going meanwhile). */
-async function dev(args: string[], options: {cwd: string; env: NodeJS.ProcessEnv; stdin?: string}) {
-  const live = spawnBin(args, options)
-  const status = await live.status
-  return {status, stdout: live.stdout(), stderr: live.stderr()}
-}
-
 const psJson = async (root: string, env: NodeJS.ProcessEnv): Promise<PsJson[]> => {
-  const ps = await dev(['ps', '--json'], {cwd: root, env})
+  const ps = await devAsync(['ps', '--json'], {cwd: root, env})
   expect(ps.status, ps.stderr).toBe(0)
   return JSON.parse(ps.stdout) as PsJson[]
 }
@@ -40,14 +34,14 @@ describe('operating an app on its hosts (the real dev, real sshd, agents and rou
     expect(ps.stdout).toMatch(/^=== web \(1\): node server\.js\nweb\.1: up \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC \(~ \d+s ago\) v1, pid \d+\n$/)
 
     const load = startLoad([port])
-    expect(await dev(['scale', 'web=2', 'worker=1'], {cwd: root, env})).toMatchObject({status: 0, stdout: 'Scaled shop: now running web at 2, worker at 1\n'})
+    expect(await devAsync(['scale', 'web=2', 'worker=1'], {cwd: root, env})).toMatchObject({status: 0, stdout: 'Scaled shop: now running web at 2, worker at 1\n'})
     const scaled = await psJson(root, env)
     expect(scaled).toMatchObject([{host: 'vps1', app: 'shop', formation: [{type: 'web', quantity: 2}, {type: 'worker', quantity: 1}]}])
     expect(scaled[0]!.dynos.map((dyno) => `${dyno.name} ${dyno.state}`).sort()).toEqual(['web.1 up', 'web.2 up', 'worker.1 up'])
-    expect(await dev(['scale', 'web-1'], {cwd: root, env})).toMatchObject({status: 0, stdout: 'Scaled shop: now running web at 1, worker at 1\n'})
-    expect(await dev(['restart', 'web'], {cwd: root, env})).toMatchObject({status: 0, stdout: 'Restarted web.1\n'})
+    expect(await devAsync(['scale', 'web-1'], {cwd: root, env})).toMatchObject({status: 0, stdout: 'Scaled shop: now running web at 1, worker at 1\n'})
+    expect(await devAsync(['restart', 'web'], {cwd: root, env})).toMatchObject({status: 0, stdout: 'Restarted web.1\n'})
     const workerPid = (await psJson(root, env))[0]!.dynos.find((dyno) => dyno.name === 'worker.1')!.pid
-    expect(await dev(['stop', 'worker.1'], {cwd: root, env})).toMatchObject({status: 0, stdout: 'Stopped worker.1 (the formation starts it again)\n'})
+    expect(await devAsync(['stop', 'worker.1'], {cwd: root, env})).toMatchObject({status: 0, stdout: 'Stopped worker.1 (the formation starts it again)\n'})
     const worker = await eventually(
       async () => (await psJson(root, env))[0]!.dynos.find((dyno) => dyno.name === 'worker.1'),
       (dyno) => dyno?.state === 'up' && dyno.pid !== workerPid,
@@ -89,36 +83,36 @@ describe('operating an app on its hosts (the real dev, real sshd, agents and rou
     const {hosts, env, root} = await deployedApp(1)
     const port = hosts[0]!.routerPort
     const load = startLoad([port])
-    const set = await dev(['config', 'set', 'GREETING=hey there', 'SECRET=s3cr3t'], {cwd: root, env})
+    const set = await devAsync(['config', 'set', 'GREETING=hey there', 'SECRET=s3cr3t'], {cwd: root, env})
     expect(set).toMatchObject({status: 0, stdout: 'Set GREETING, SECRET on shop: release v2 (dynos replaced)\n'})
     expect((await get(port)).body).toMatch(/^hey there from web\.1 of v2/)
     // A value read from stdin stays out of argv and shell history.
     const fromStdin = spawnBin(['config', 'set', 'TOKEN'], {cwd: root, env, stdin: 'tok-123\n'})
     expect(await fromStdin.status, fromStdin.stderr()).toBe(0)
-    expect((await dev(['config'], {cwd: root, env})).stdout).toBe('=== shop config vars (values hidden: --reveal shows them)\nGREETING\nSECRET\nTOKEN\n')
-    expect((await dev(['config', '--reveal'], {cwd: root, env})).stdout).toBe('=== shop config vars\nGREETING: hey there\nSECRET:   s3cr3t\nTOKEN:    tok-123\n')
-    expect((await dev(['config', '--shell'], {cwd: root, env})).stdout).toBe("GREETING='hey there'\nSECRET='s3cr3t'\nTOKEN='tok-123'\n")
-    expect(JSON.parse((await dev(['config', '--json'], {cwd: root, env})).stdout)).toEqual([{host: 'vps1', app: 'shop', config: {GREETING: 'hey there', SECRET: 's3cr3t', TOKEN: 'tok-123'}}])
-    expect((await dev(['config', 'get', 'TOKEN'], {cwd: root, env})).stdout).toBe('tok-123\n')
-    expect(await dev(['config', 'get', 'NOPE'], {cwd: root, env})).toMatchObject({status: 1, stderr: 'error: shop has no config var NOPE (dev config lists them)\n'})
-    expect(await dev(['config', 'unset', 'SECRET'], {cwd: root, env})).toMatchObject({status: 0, stdout: 'Unset SECRET on shop: release v4 (dynos replaced)\n'})
+    expect((await devAsync(['config'], {cwd: root, env})).stdout).toBe('=== shop config vars (values hidden: --reveal shows them)\nGREETING\nSECRET\nTOKEN\n')
+    expect((await devAsync(['config', '--reveal'], {cwd: root, env})).stdout).toBe('=== shop config vars\nGREETING: hey there\nSECRET:   s3cr3t\nTOKEN:    tok-123\n')
+    expect((await devAsync(['config', '--shell'], {cwd: root, env})).stdout).toBe("GREETING='hey there'\nSECRET='s3cr3t'\nTOKEN='tok-123'\n")
+    expect(JSON.parse((await devAsync(['config', '--json'], {cwd: root, env})).stdout)).toEqual([{host: 'vps1', app: 'shop', config: {GREETING: 'hey there', SECRET: 's3cr3t', TOKEN: 'tok-123'}}])
+    expect((await devAsync(['config', 'get', 'TOKEN'], {cwd: root, env})).stdout).toBe('tok-123\n')
+    expect(await devAsync(['config', 'get', 'NOPE'], {cwd: root, env})).toMatchObject({status: 1, stderr: 'error: shop has no config var NOPE (dev config lists them)\n'})
+    expect(await devAsync(['config', 'unset', 'SECRET'], {cwd: root, env})).toMatchObject({status: 0, stdout: 'Unset SECRET on shop: release v4 (dynos replaced)\n'})
 
-    const releases = await dev(['releases'], {cwd: root, env})
+    const releases = await devAsync(['releases'], {cwd: root, env})
     expect(releases.stdout).toMatch(/^=== shop releases \(current: v4\)\nv4 {2}Unset SECRET config vars +\S+ +\d{4}-.* UTC \(~ \d+s ago\)\nv3 .*\nv2 .*\nv1 {2}Deploy [0-9a-f]{7} .*\n$/)
-    const json = JSON.parse((await dev(['releases', '--json', '-n', '2'], {cwd: root, env})).stdout)
+    const json = JSON.parse((await devAsync(['releases', '--json', '-n', '2'], {cwd: root, env})).stdout)
     expect(json).toMatchObject([{host: 'vps1', app: 'shop', releases: [{v: 4, config_keys: ['GREETING', 'TOKEN']}, {v: 3, config_keys: ['GREETING', 'SECRET', 'TOKEN']}]}])
     // Release records show names, never values.
     expect(JSON.stringify(json)).not.toContain('s3cr3t')
-    const info = await dev(['releases', 'info', 'v2'], {cwd: root, env})
+    const info = await devAsync(['releases', 'info', 'v2'], {cwd: root, env})
     expect(info.stdout).toMatch(/^=== Release v2\nBy: {10}\S+\nChange: {6}Set GREETING, SECRET config vars\nWhen: .*\nSlug: {8}[0-9a-f]{64}\nSource: {6}\S+\nConfig vars: GREETING, SECRET\n$/)
     expect(info.stdout).not.toContain('s3cr3t')
 
-    const rollback = await dev(['rollback'], {cwd: root, env})
+    const rollback = await devAsync(['rollback'], {cwd: root, env})
     expect(rollback.status, rollback.stderr).toBe(0)
     expect(rollback.stdout).toMatch(/^Rolled back shop to v3: release v5, slug [0-9a-f]{12} with v3's config vars\n$/)
     expect(rollback.stderr).toBe('The formation, the domains and the data your app stored are not rolled back.\n')
-    expect((await dev(['config', 'get', 'SECRET'], {cwd: root, env})).stdout).toBe('s3cr3t\n')
-    expect((await dev(['rollback', 'v1'], {cwd: root, env})).stdout).toMatch(/^Rolled back shop to v1: release v6/)
+    expect((await devAsync(['config', 'get', 'SECRET'], {cwd: root, env})).stdout).toBe('s3cr3t\n')
+    expect((await devAsync(['rollback', 'v1'], {cwd: root, env})).stdout).toMatch(/^Rolled back shop to v1: release v6/)
     expect((await get(port)).body).toMatch(/^hello from web\.1 of v6/)
     const counts = await load.stop()
     console.log('config set/unset and rollback under load:', counts)

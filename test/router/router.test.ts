@@ -213,6 +213,21 @@ describe('the router (real HTTP on loopback)', () => {
     expect((await answer).status).toBe(200)
   })
 
+  it('holds requests that come before its table is ready (an agent restoring its apps), instead of answering 404', async () => {
+    const web = await echoDyno('web.1')
+    const apps: Record<string, RoutedApp> = {}
+    let ready!: () => void
+    const front = new Router((host) => apps[host], {ready: new Promise<void>((resolve) => (ready = resolve))})
+    const port = await front.listen(0, '127.0.0.1')
+    closers.push(() => front.close())
+    const answer = get(port, 'shop')
+    setTimeout(() => {
+      apps.shop = app([web]).routed
+      ready()
+    }, 200)
+    expect((await answer).status).toBe(200)
+  })
+
   it('streams an answer (SSE) to the client as it comes, before the dyno ends it', async () => {
     let finish!: () => void
     const done = new Promise<void>((resolve) => (finish = resolve))
