@@ -55,6 +55,22 @@ export function header(req: IncomingMessage, name: string): string | undefined {
   return Array.isArray(value) ? value[0] : value
 }
 
+/**
+ * Who made a request (`Dev-User`, percent-encoded by clients so any name fits a header): what
+ * releases and log lines are recorded as made by. Never trusted for anything else.
+ */
+export function requestUser(req: IncomingMessage): string {
+  const raw = header(req, 'dev-user') ?? 'unknown'
+  let user: string
+  try {
+    user = decodeURIComponent(raw)
+  } catch {
+    user = raw
+  }
+  // One line in the log, whatever was sent.
+  return user.replace(/[\u0000-\u001f\u007f]/g, '?').slice(0, 100) || 'unknown'
+}
+
 /** Validates a request body; a mismatch is a 422 saying where. */
 export function parseBody<T>(schema: z.ZodType<T>, value: unknown): T {
   const result = schema.safeParse(value)

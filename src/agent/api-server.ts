@@ -1,5 +1,5 @@
 import {chmod, mkdir, open, rm} from 'node:fs/promises'
-import {createServer, type IncomingMessage, type ServerResponse} from 'node:http'
+import {createServer, type IncomingMessage} from 'node:http'
 import type {Duplex} from 'node:stream'
 import {pipeline} from 'node:stream/promises'
 
@@ -7,17 +7,17 @@ import {z} from 'zod'
 
 import {agentPaths} from './agent-home.js'
 import {AppError} from './app-error.js'
-import {decodePathParam, errorId, header, parseBody as parse, readJson, requestUrl, sendJson as send, type Route} from './api-route.js'
+import {errorId, header, parseBody as parse, sendJson as send, type Route} from './api-route.js'
 import type {AppStore, ReleasePlan} from './app-store.js'
 import type {AgentSettings} from './agent-settings.js'
 import type {DynoManager} from './dyno-manager.js'
 import {RunRequest, runUpgradeHandler} from './one-off-run.js'
-import {MAX_QUANTITY} from './formation-file.js'
 import type {LogSink} from './log-sink.js'
 import type {Release} from './release-ledger.js'
 import {DeployLocks} from './deploy-lock.js'
 import {SHA256, type SlugStore} from './slug-store.js'
-import {PROCESS_NAME} from '../runtime/procfile.js'
+import {PatchFormation} from '../runtime/dyno-api.js'
+import {dispatchRoute} from '../runtime/route-dispatch.js'
 
 /** The largest slug the host accepts (dev build refuses bigger ones too). */
 const MAX_SLUG_BYTES = 1024 ** 3
@@ -31,9 +31,6 @@ const CreateRelease = z.union(
   ],
   {error: 'give {"slug": SHA256} to deploy a slug, or {"rollback": N} to roll back to vN'},
 )
-const PatchFormation = z
-  .object({updates: z.array(z.object({type: z.string().regex(PROCESS_NAME, 'a process type name'), quantity: z.number().int().min(0).max(MAX_QUANTITY)}).strict()).min(1)})
-  .strict()
 
 const DetachedRun = RunRequest.extend({attach: z.boolean().optional()})
 
@@ -279,7 +276,7 @@ export async function startApiServer(agent: AgentParts, extraRoutes: readonly Ro
   }
 
   const server = createServer((req, res) => {
-    void handle(req, res).catch((error: unknown) => {
+    void dispatchRoute(routes, req, res).catch((error: unknown) => {
       const known = error instanceof AppError
       // A client gone mid-answer (an abandoned download) is no error of the agent's.
       const clientGone = (error as NodeJS.ErrnoException | undefined)?.code === 'ERR_STREAM_PREMATURE_CLOSE'
@@ -293,22 +290,6 @@ export async function startApiServer(agent: AgentParts, extraRoutes: readonly Ro
   // limit on how long an upload of a big slug over a slow link may take.
   server.keepAliveTimeout = 0
   server.requestTimeout = 0
-
-  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const url = requestUrl(req)
-    const path = url.pathname
-    const matching = routes.filter(([, pattern]) => pattern.test(path))
-    if (matching.length === 0) throw new AppError(404, `no such resource: ${path}`)
-    const route = matching.find(([method]) => method === req.method)
-    if (!route) throw new AppError(405, `${req.method} is not allowed on ${path}; use ${matching.map(([method]) => method).join(' or ')}`)
-    const params = route[1]
-      .exec(path)!
-      .slice(1)
-      .map((param) => (param === undefined ? '' : decodePathParam(param)))
-    const user = String(req.headers['dev-user'] ?? 'unknown')
-    const result = await route[2]({req, res, body: () => readJson(req), user, params, query: url.searchParams})
-    if (result !== 'answered') send(res, result.status ?? 200, result.json)
-  }
 
   // closeAllConnections does not reach upgraded connections, and server.close waits for them.
   const attached = new Set<Duplex>()

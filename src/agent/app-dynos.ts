@@ -12,6 +12,7 @@ import {processStartTime, releaseChild, signalGroup, spawnArgvGroup} from '../ru
 import {readProcfile, RELEASE_TYPE, type ProcessType} from '../runtime/procfile.js'
 import {oneOffArgv} from '../runtime/run-one-off.js'
 import {Supervisor, type DynoEvent, type DynoSpec} from '../runtime/supervisor.js'
+import type {DynoInfo, DynoState, FormationItem} from '../runtime/dyno-api.js'
 import type {agentPaths} from './agent-home.js'
 import type {AgentSettings} from './agent-settings.js'
 import {AppError} from './app-error.js'
@@ -29,9 +30,6 @@ import {Balancer} from '../router/balancer.js'
 import {readWebHealthChecks, runHealthCheck, type HealthCheck} from '../router/health-check.js'
 import type {RoutedApp} from '../router/router.js'
 
-/** Heroku's dyno states (a dyno waiting to be restarted after a crash is `crashed`). */
-export type DynoState = 'starting' | 'up' | 'crashed' | 'stopping'
-
 /** A release as its dynos see it: its number, where they run, and their config. */
 export interface ReleaseParts {
   v: number
@@ -46,19 +44,6 @@ export interface ReleaseParts {
 export interface ReleaseContext extends ReleaseParts {
   types: ProcessType[]
   checks: HealthCheck[]
-}
-
-/** One dyno as the API shows it. */
-export interface DynoInfo {
-  name: string
-  type: string
-  state: DynoState
-  since: string
-  restarts: number
-  release: string
-  command: string
-  port: number
-  pid: number | null
 }
 
 interface Instance {
@@ -332,7 +317,7 @@ export class AppDynos {
   }
 
   /** Each process type of the running release with its quantity and command. */
-  async formationList(): Promise<{type: string; quantity: number; command: string}[]> {
+  async formationList(): Promise<FormationItem[]> {
     const formation = (await this.readFormation()) ?? {}
     return (this.current?.types ?? []).map((type) => ({type: type.name, quantity: formation[type.name] ?? 0, command: type.command}))
   }
@@ -376,8 +361,9 @@ export class AppDynos {
 
   /**
    * Makes a release current without touching the running dynos (`config set --no-restart`): they
-   * keep the config they started with, and every dyno started from now on (a restart, a scale-up,
-   * a crash) gets the new release.
+   * keep the config they started with (also when a crash starts them again, as a Dokku container
+   * would be) until `dev restart`; new dynos (a restart, a scale-up) get the new release. An agent
+   * restart replaces them with dynos of the current release.
    */
   adoptRelease(plan: ReleaseParts, commit: () => Promise<void>): Promise<void> {
     return this.serialised(async () => {

@@ -4,19 +4,13 @@ import {join} from 'node:path'
 import type {Writable} from 'node:stream'
 
 import {incompleteUtf8Tail} from '../runtime/line-splitter.js'
+import {matchesLogFilter, type LogFilter as AnyLogFilter} from '../runtime/log-filter.js'
+import {LogTail} from '../runtime/log-tail.js'
 import type {LogSink, LogSource} from './log-sink.js'
 
-const LOG_SOURCES: readonly string[] = ['app', 'agent', 'router'] satisfies LogSource[]
+export const LOG_SOURCES: readonly LogSource[] = ['app', 'agent', 'router']
 
-export function isLogSource(value: string): value is LogSource {
-  return LOG_SOURCES.includes(value)
-}
-
-/** Which lines a reader wants. `ps` is a process type (`web`: every `web.N`) or one dyno (`web.1`). */
-export interface LogFilter {
-  ps?: string
-  source?: LogSource
-}
+export type LogFilter = AnyLogFilter<LogSource>
 
 export interface LogEntry {
   /** Microseconds since the epoch. */
@@ -51,10 +45,6 @@ const DEFAULT_WRITE_QUEUE_BYTES = 1024 ** 2
  */
 export const MAX_ENTRY_BYTES = 10_000
 
-/** What a tail session holds while its reader is slow; past either bound it drops lines (L11). */
-const TAIL_QUEUE_LINES = 1000
-const TAIL_QUEUE_BYTES = 1024 ** 2
-
 /**
  * The merged log stream of one app (Heroku's logplex in small): dyno output, agent events and
  * router lines as `2026-11-22T10:00:00.123456+00:00 app[web.1]: text`. The recent lines are kept in
@@ -64,7 +54,7 @@ const TAIL_QUEUE_BYTES = 1024 ** 2
 export class AppLog implements LogSink {
   private readonly memory: Ring<LogEntry>
   private readonly file: RotatingLogFile
-  private readonly tails = new Set<LogTail>()
+  private readonly tails = new Map<LogTail, LogFilter>()
 
   constructor(dir: string, options: AppLogOptions = {}) {
     const memoryLines = options.memoryLines ?? DEFAULT_MEMORY_LINES
@@ -101,7 +91,7 @@ export class AppLog implements LogSink {
     const found: string[] = []
     for (const entry of this.memory.newestFirst()) {
       if (found.length >= lines) break
-      if (matches(entry, filter)) found.push(entry.line)
+      if (matchesLogFilter(entry, filter)) found.push(entry.line)
     }
     return found.reverse()
   }
@@ -112,8 +102,8 @@ export class AppLog implements LogSink {
    */
   subscribe(filter: LogFilter, out: Writable): () => void {
     if (out.destroyed || out.writableEnded) return () => {}
-    const tail: LogTail = new LogTail(out, filter, () => this.tails.delete(tail))
-    this.tails.add(tail)
+    const tail: LogTail = new LogTail(out, (dropped, time) => formatLogLine(time, 'agent', 'log', `Error L11 (Tail buffer overflow) -> This tail session dropped ${dropped} messages`), () => this.tails.delete(tail))
+    this.tails.set(tail, filter)
     return tail.end
   }
 
@@ -124,21 +114,21 @@ export class AppLog implements LogSink {
 
   /** Ends the live readers' streams and writes what is queued to the files. Appends still reach memory. */
   async close(): Promise<void> {
-    for (const tail of this.tails) tail.finish()
+    for (const tail of this.tails.keys()) tail.finish()
     await this.file.close()
   }
 
   private add(entry: LogEntry): void {
     this.memory.push(entry)
     this.file.write(entry.line)
-    for (const tail of this.tails) if (matches(entry, tail.filter)) tail.send(entry)
+    for (const [tail, filter] of this.tails) if (matchesLogFilter(entry, filter)) tail.send(entry.line, entry.time)
   }
 }
 
 let lastMicros = 0
 
 /** Now in µs since the epoch, from the monotonic clock: never earlier than a time given before. */
-function nowMicros(): number {
+export function nowMicros(): number {
   lastMicros = Math.max(lastMicros, Math.floor((performance.timeOrigin + performance.now()) * 1000))
   return lastMicros
 }
@@ -153,7 +143,8 @@ export function formatLogTime(micros: number): string {
 
 let formattedSecond = {second: -1, text: ''}
 
-export function formatLogLine(micros: number, source: LogSource, ps: string | undefined, text: string): string {
+/** A line of the log as stored and sent; dev start's log (LocalLog) has sources of its own. */
+export function formatLogLine(micros: number, source: string, ps: string | undefined, text: string): string {
   return `${formatLogTime(micros)} ${source}${ps === undefined ? '' : `[${ps}]`}: ${text}`
 }
 
@@ -181,15 +172,6 @@ function piecesOf(line: string): string[] {
   return pieces
 }
 
-function matches(entry: LogEntry, filter: LogFilter): boolean {
-  if (filter.source !== undefined && entry.source !== filter.source) return false
-  if (filter.ps === undefined || entry.ps === filter.ps) return true
-  // `--ps router` as on Heroku: the router's lines name no dyno of their own.
-  if (filter.ps === 'router') return entry.source === 'router'
-  // A process type matches each of its dynos.
-  return !filter.ps.includes('.') && entry.ps?.startsWith(`${filter.ps}.`) === true
-}
-
 /** The last `capacity` items pushed. */
 class Ring<T> {
   private readonly items: T[] = []
@@ -209,90 +191,6 @@ class Ring<T> {
   *newestFirst(): Generator<T> {
     for (let back = this.items.length - 1; back >= 0; back--) yield this.items[(this.oldest + back) % this.items.length]!
   }
-}
-
-/** Lines dropped from a tail session while its reader was slow, from `time` on. */
-interface Gap {
-  dropped: number
-  time: number
-}
-
-/**
- * One live reader. While `out` takes what it is given, lines go straight through; once `out.write()`
- * says to wait, lines queue up to a bound, and past it they are dropped. When `out` drains, the
- * queue goes out, and where lines were dropped one line says how many (Heroku's L11), at the time
- * of the first one dropped so the stream's times never go backwards.
- */
-class LogTail {
-  private readonly queue: (string | Gap)[] = []
-  private queuedLines = 0
-  private queuedBytes = 0
-  private waiting: boolean
-  private ended = false
-
-  constructor(
-    private readonly out: Writable,
-    readonly filter: LogFilter,
-    private readonly onEnd: () => void,
-  ) {
-    this.waiting = out.writableNeedDrain
-    out.on('drain', this.drain)
-    out.once('close', this.end)
-    out.once('error', this.end)
-  }
-
-  send(entry: LogEntry): void {
-    if (this.out.destroyed) return this.end()
-    const text = `${entry.line}\n`
-    if (!this.waiting) return this.write(text)
-    const bytes = Buffer.byteLength(text)
-    if (this.queuedLines < TAIL_QUEUE_LINES && this.queuedBytes + bytes <= TAIL_QUEUE_BYTES) {
-      this.queue.push(text)
-      this.queuedLines++
-      this.queuedBytes += bytes
-      return
-    }
-    const last = this.queue.at(-1)
-    if (typeof last === 'object') last.dropped++
-    else this.queue.push({dropped: 1, time: entry.time})
-  }
-
-  /** Stops sending; `out` is left as it is. */
-  readonly end = (): void => {
-    if (this.ended) return
-    this.ended = true
-    this.out.off('drain', this.drain)
-    this.out.off('close', this.end)
-    this.out.off('error', this.end)
-    this.onEnd()
-  }
-
-  /** Hands `out` what is queued, whatever its pace (the queue is bounded), and ends it. */
-  finish(): void {
-    this.end()
-    if (!this.out.destroyed && !this.out.writableEnded) this.out.end(this.queue.map(queuedText).join(''))
-  }
-
-  private readonly drain = (): void => {
-    this.waiting = false
-    while (!this.waiting && this.queue.length > 0) {
-      const item = this.queue.shift()!
-      if (typeof item === 'string') {
-        this.queuedLines--
-        this.queuedBytes -= Buffer.byteLength(item)
-      }
-      this.write(queuedText(item))
-    }
-  }
-
-  private write(text: string): void {
-    if (!this.out.write(text)) this.waiting = true
-  }
-}
-
-function queuedText(item: string | Gap): string {
-  if (typeof item === 'string') return item
-  return `${formatLogLine(item.time, 'agent', 'log', `Error L11 (Tail buffer overflow) -> This tail session dropped ${item.dropped} messages`)}\n`
 }
 
 /**

@@ -6,7 +6,7 @@ import type {Duplex, Writable} from 'node:stream'
 import {z} from 'zod'
 
 import {ENV_KEY} from '../runtime/env-file.js'
-import {decodePathParam, errorId, requestUrl} from './api-route.js'
+import {decodePathParam, errorId, requestUrl, requestUser} from './api-route.js'
 import {AppError} from './app-error.js'
 import type {AppDynos} from './app-dynos.js'
 import type {LogSink} from './log-sink.js'
@@ -55,7 +55,7 @@ export function runUpgradeHandler(deps: {dynosOf: (app: string) => Promise<AppDy
       refuse(socket, error)
       return
     }
-    const user = String(req.headers['dev-user'] ?? 'unknown')
+    const user = requestUser(req)
     deps.dynosOf(app).then(
       (dynos) => {
         // Nothing is started for a client already gone (a run cut short may do more harm than none).

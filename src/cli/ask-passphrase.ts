@@ -6,7 +6,19 @@ import {createInterface} from 'node:readline'
  */
 export function terminalPassphrase(): ((file: string) => Promise<string>) | undefined {
   const ask = terminalSecret()
-  return ask && ((file) => ask(`Enter passphrase for ${file}: `))
+  if (ask === undefined) return undefined
+  // Several hosts connect at once: each key is asked for once, one question at a time.
+  const answers = new Map<string, Promise<string>>()
+  let queue: Promise<unknown> = Promise.resolve()
+  return (file) => {
+    let answer = answers.get(file)
+    if (answer === undefined) {
+      answer = queue.then(() => ask(`Enter passphrase for ${file}: `))
+      queue = answer.catch(() => {})
+      answers.set(file, answer)
+    }
+    return answer
+  }
 }
 
 /** Asks for a secret on the terminal without echoing it; undefined when there is no terminal. */

@@ -10,13 +10,18 @@ export function showOutcomes<T>(run: TargetRun<T>, show: (value: T, name: string
   failIfAnyFailed(run)
 }
 
-/** `--json`: one entry per target that answered, `{"host": NAME, "app": APP, ...}`. */
-export function showJson<T>(run: TargetRun<T>, shape: (value: T) => object): void {
-  const entries = succeeded(run).map(({name, value}) => ({host: name, app: run.app, ...shape(value)}))
+/** `--json`: one entry per target that answered, `{"host": NAME, "app": APP, ...}` (no `app` for host-wide listings). */
+export function showJson<T>(run: TargetRun<T>, shape: (value: T) => object, {withApp = true}: {withApp?: boolean} = {}): void {
+  const entries = succeeded(run).map(({name, value}) => ({host: name, ...(withApp ? {app: run.app} : {}), ...shape(value)}))
   process.stdout.write(`${JSON.stringify(entries, null, 2)}\n`)
   failIfAnyFailed(run)
 }
 
 export function failIfAnyFailed<T>(run: TargetRun<T>): void {
-  settle(run, (line) => process.stderr.write(`${stderrChalk().red('error:')} ${line}\n`))
+  settle(run, printError)
+}
+
+/** One `error: …` line on stderr. */
+export function printError(line: string): void {
+  process.stderr.write(`${stderrChalk().red('error:')} ${line}\n`)
 }

@@ -1,26 +1,8 @@
 import type {IncomingMessage} from 'node:http'
 
-import type {AgentAnswer, AgentClient} from '../runtime/agent-client.js'
+import {answerOf, readText, type AgentAnswer, type AgentClient} from '../runtime/agent-client.js'
 import {DevError} from '../runtime/dev-error.js'
-
-/** A dyno as the agent (or a local dev start) lists it. */
-export interface Dyno {
-  name: string
-  type: string
-  state: 'starting' | 'up' | 'crashed' | 'stopping'
-  since: string
-  restarts: number
-  release: string
-  command: string
-  port: number
-  pid: number | null
-}
-
-export interface FormationEntry {
-  type: string
-  quantity: number
-  command: string
-}
+import type {DynoInfo, FormationItem} from '../runtime/dyno-api.js'
 
 export interface Release {
   v: number
@@ -50,15 +32,15 @@ export class AppApi {
     readonly app: string,
   ) {}
 
-  dynos(): Promise<Dyno[]> {
+  dynos(): Promise<DynoInfo[]> {
     return this.expect(200, 'GET', `${this.base}/dynos`)
   }
 
-  formation(): Promise<FormationEntry[]> {
+  formation(): Promise<FormationItem[]> {
     return this.expect(200, 'GET', `${this.base}/formation`)
   }
 
-  scale(quantities: Record<string, number>): Promise<FormationEntry[]> {
+  scale(quantities: Record<string, number>): Promise<FormationItem[]> {
     const updates = Object.entries(quantities).map(([type, quantity]) => ({type, quantity}))
     return this.expect(200, 'PATCH', `${this.base}/formation`, {updates})
   }
@@ -114,11 +96,7 @@ export class AppApi {
     if (query.ps !== undefined) params.set('ps', query.ps)
     if (query.source !== undefined) params.set('source', query.source)
     const res = await this.client.request('GET', `${this.base}/log?${params}`)
-    if (res.statusCode !== 200) {
-      const chunks: Buffer[] = []
-      for await (const chunk of res) chunks.push(chunk as Buffer)
-      throw failure(this.client, this.app, {status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString(), json: parseJson(Buffer.concat(chunks).toString())})
-    }
+    if (res.statusCode !== 200) throw failure(this.client, this.app, answerOf(res.statusCode ?? 0, await readText(res)))
     return res
   }
 
@@ -138,12 +116,4 @@ function failure(client: AgentClient, app: string, answer: AgentAnswer): DevErro
   const message = String(answer.json?.message ?? answer.text).trim() || `status ${answer.status}`
   if (answer.status === 404 && /^no app /.test(message)) return new DevError(`${client.name}: there is no app ${app} here; deploy it first (dev deploy), or name another with --app`)
   return new DevError(`${client.name}: ${message}`)
-}
-
-function parseJson(text: string): unknown {
-  try {
-    return JSON.parse(text)
-  } catch {
-    return undefined
-  }
 }

@@ -14,6 +14,10 @@ export interface TargetOptions {
   local?: boolean
   /** `--local`: act on the local `dev start` even when the project names hosts. */
   forceLocal?: boolean
+  /** The command works on hosts, not on an app (`dev apps`): no app name is needed. */
+  appless?: boolean
+  /** Told at once when a host fails (a live tail goes on with the others); `settle` then does not repeat it. */
+  onFailure?: (name: string, error: Error) => void
 }
 
 /** What one target did: its name (a host, or `local`) and the work's result or error. */
@@ -21,6 +25,8 @@ export interface TargetOutcome<T> {
   name: string
   value?: T
   error?: Error
+  /** The failure was shown when it happened. */
+  reported?: boolean
 }
 
 /** Where an operating command acted: the app's name, and each target's outcome in target order. */
@@ -37,7 +43,7 @@ export interface TargetRun<T> {
  * through its control socket. Failures of some hosts do not stop the others: see `settle`.
  */
 export async function onAppTargets<T>(options: TargetOptions, work: (client: AgentClient, app: string, context: {several: boolean}) => Promise<T>): Promise<TargetRun<T>> {
-  const targets = await projectTargets({root: options.root, hosts: options.hosts, app: options.app})
+  const targets = await projectTargets({root: options.root, hosts: options.forceLocal ? [] : options.hosts, app: options.app, env: options.forceLocal ? {} : process.env, checkApp: options.forceLocal ? 'never' : options.appless ? 'never' : 'with-hosts'})
   const hosts = options.forceLocal ? [] : targets.hosts
   if (hosts.length === 0) {
     if (!options.local) throw new DevError('no host to work on: pass --host HOST, set DEV_HOST=host1,host2, or list them in dev.json ({"hosts": ["vps1"]})')
@@ -55,7 +61,8 @@ export async function onAppTargets<T>(options: TargetOptions, work: (client: Age
         const value = await withAgent(host, options.connect, (agent) => work(agent, targets.app, {several: hosts.length > 1}))
         return {name: host, value}
       } catch (error) {
-        return {name: host, error: error as Error}
+        options.onFailure?.(host, error as Error)
+        return {name: host, error: error as Error, reported: options.onFailure !== undefined}
       }
     }),
   )
@@ -70,7 +77,7 @@ export function settle<T>(run: TargetRun<T>, writeError: (line: string) => void)
   const failed = run.outcomes.filter((outcome) => outcome.error !== undefined)
   if (failed.length === 0) return
   if (!run.several) throw failed[0]!.error
-  for (const {name, error} of failed) writeError(`${name}: ${withoutHostPrefix(error!.message, name)}`)
+  for (const {name, error} of failed.filter((outcome) => !outcome.reported)) writeError(targetFailure(name, error!))
   throw new DevError(`${failed.length} of ${run.outcomes.length} hosts failed (above)`)
 }
 
@@ -85,6 +92,7 @@ export function fromTarget(name: string, text: string, several: boolean): string
   return text.replace(/^(?=.)/gm, `${name}: `)
 }
 
-function withoutHostPrefix(message: string, name: string): string {
-  return message.startsWith(`${name}: `) ? message.slice(name.length + 2) : message
+/** `vps2: what went wrong`, the host named once. */
+export function targetFailure(name: string, error: Error): string {
+  return `${name}: ${error.message.startsWith(`${name}: `) ? error.message.slice(name.length + 2) : error.message}`
 }

@@ -13,6 +13,6 @@ export async function describeConfigChange(api: AppApi, changes: Record<string, 
   await api.patchConfig(Object.fromEntries([...set.map((key) => [key, changes[key]]), ...unset.map((key) => [key, null])]), {restart})
   const release = (await api.releases()).at(-1)
   const what = [set.length > 0 ? `Set ${set.join(', ')}` : '', unset.length > 0 ? `Unset ${unset.join(', ')}` : ''].filter(Boolean).join('; ')
-  const how = restart ? 'dynos replaced' : 'running dynos keep the old values until they restart'
+  const how = restart ? 'dynos replaced' : 'running dynos keep the old values until dev restart'
   return `${what} on ${api.app}: release v${release?.v} (${how})`
 }

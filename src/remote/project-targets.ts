@@ -21,18 +21,25 @@ export interface ProjectTargets {
  * directory's name) and the hosts to work on (`--host`, else DEV_HOST, comma-separated, else
  * `hosts` in dev.json).
  */
-export async function projectTargets({root, hosts, app, env = process.env}: {root: string; hosts?: readonly string[]; app?: string; env?: NodeJS.ProcessEnv}): Promise<ProjectTargets> {
+export async function projectTargets({root, hosts, app, env = process.env, checkApp = 'always'}: {root: string; hosts?: readonly string[]; app?: string; env?: NodeJS.ProcessEnv; checkApp?: 'always' | 'with-hosts' | 'never'}): Promise<ProjectTargets> {
   const project = await readJsonFile(join(root, 'dev.json'), ProjectFile)
   const appJson = await readJsonFile(join(root, 'app.json'), z.object({name: z.string().optional()}).passthrough())
   const name = (app ?? project?.app ?? appJson?.name ?? basename(root)).toLowerCase()
-  if (!APP_NAME.test(name)) throw new DevError(`"${name}" cannot name an app on a host: use 2-30 lower-case letters, digits and dashes, starting with a letter (set it with --app or "app" in dev.json)`)
-  // A host named twice is one host (two deploys to it would fight over its lock).
-  const unique = (list: readonly string[]) => [...new Set(list)]
-  if (hosts !== undefined && hosts.length > 0) return {app: name, hosts: unique(hosts), hostsFrom: '--host'}
-  const fromEnv = (env.DEV_HOST ?? '').split(',').map((host) => host.trim()).filter(Boolean)
-  if (fromEnv.length > 0) return {app: name, hosts: unique(fromEnv), hostsFrom: 'DEV_HOST'}
-  if (project?.hosts && project.hosts.length > 0) return {app: name, hosts: unique(project.hosts), hostsFrom: 'dev.json'}
-  return {app: name, hosts: [], hostsFrom: 'none'}
+  const targets = {app: name, ...hostsOf(hosts, env, project?.hosts)}
+  // Only a name used on a host has to follow the hosts' rule (a local dev start has no app name).
+  const check = checkApp === 'always' || (checkApp === 'with-hosts' && targets.hosts.length > 0)
+  if (check && !APP_NAME.test(name)) throw new DevError(`"${name}" cannot name an app on a host: use 2-30 lower-case letters, digits and dashes, starting with a letter (set it with --app or "app" in dev.json)`)
+  return targets
+}
+
+function hostsOf(hosts: readonly string[] | undefined, env: NodeJS.ProcessEnv, fromProject: readonly string[] | undefined): Pick<ProjectTargets, 'hosts' | 'hostsFrom'> {
+  // A host named twice is one host (two deploys to it would fight over its lock); `--host a,b` is two.
+  const unique = (list: readonly string[]) => [...new Set(list.flatMap((host) => host.split(',')).map((host) => host.trim()).filter(Boolean))]
+  if (hosts !== undefined && unique(hosts).length > 0) return {hosts: unique(hosts), hostsFrom: '--host'}
+  const fromEnv = unique([env.DEV_HOST ?? ''])
+  if (fromEnv.length > 0) return {hosts: fromEnv, hostsFrom: 'DEV_HOST'}
+  if (fromProject && unique(fromProject).length > 0) return {hosts: unique(fromProject), hostsFrom: 'dev.json'}
+  return {hosts: [], hostsFrom: 'none'}
 }
 
 /** The hosts, or an error that says how to name them. */

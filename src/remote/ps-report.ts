@@ -1,13 +1,13 @@
+import type {DynoInfo, FormationItem} from '../runtime/dyno-api.js'
 import {shortTime, timeAgo} from '../runtime/time-ago.js'
-import type {Dyno, FormationEntry} from './app-api.js'
 
 /**
  * `dev ps` as text, like `heroku ps`: a heading per process type with its command and quantity,
  * then each dyno with its state, since when, its release and restarts; one-off runs last.
  */
-export function formatPs(formation: readonly FormationEntry[], dynos: readonly Dyno[], now = Date.now()): string {
+export function formatPs(formation: readonly FormationItem[], dynos: readonly DynoInfo[], now = Date.now()): string {
   const lines: string[] = []
-  const line = (dyno: Dyno) => {
+  const line = (dyno: DynoInfo) => {
     const facts = [dyno.release, dyno.restarts > 0 ? `${dyno.restarts} restart${dyno.restarts === 1 ? '' : 's'}` : undefined, dyno.pid === null ? undefined : `pid ${dyno.pid}`].filter(Boolean)
     const run = dyno.type === 'run' ? `: ${dyno.command}` : ''
     return `${dyno.name}: ${dyno.state} ${shortTime(dyno.since)} (${timeAgo(dyno.since, now)}) ${facts.join(', ')}${run}`

@@ -5,7 +5,7 @@ import {pipeline} from 'node:stream/promises'
 
 import type {ClientChannel} from 'ssh2'
 
-import type {AgentAnswer, AgentClient} from '../runtime/agent-client.js'
+import {callThrough, isReadable, readText, type AgentAnswer, type AgentClient} from '../runtime/agent-client.js'
 import {DevError} from '../runtime/dev-error.js'
 import type {SshConnection} from './ssh-connection.js'
 
@@ -41,17 +41,8 @@ export class RemoteAgent implements AgentClient {
   }
 
   /** A call: the status and the parsed answer (text when it is not JSON). A body is JSON, bytes or a stream. */
-  async call(method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<AgentAnswer> {
-    const payload = body === undefined ? undefined : Buffer.isBuffer(body) || isReadable(body) ? body : Buffer.from(JSON.stringify(body))
-    const res = await this.request(method, path, {body: payload, headers})
-    const text = await readText(res)
-    let json: unknown
-    try {
-      json = text === '' ? undefined : JSON.parse(text)
-    } catch {
-      json = text
-    }
-    return {status: res.statusCode ?? 0, json, text}
+  call(method: string, path: string, body?: unknown, headers?: Record<string, string>): Promise<AgentAnswer> {
+    return callThrough(this, method, path, body, headers)
   }
 
   /** A request whose answer is read as it comes (a build's output, the log stream). */
@@ -204,18 +195,8 @@ function asSocket(channel: ClientChannel): Socket {
   return channel as unknown as Socket
 }
 
-/** A whole answer as text. */
-export async function readText(stream: IncomingMessage): Promise<string> {
-  const chunks: Buffer[] = []
-  for await (const chunk of stream) chunks.push(chunk as Buffer)
-  return Buffer.concat(chunks).toString('utf8')
-}
-
-function isReadable(value: unknown): value is Readable {
-  return typeof (value as Readable | undefined)?.pipe === 'function'
-}
-
 /** Who releases are recorded as made by. */
 function localUser(): string {
-  return process.env.DEV_USER ?? process.env.USER ?? 'unknown'
+  // Percent-encoded: a header takes no non-ASCII name (the agent decodes it).
+  return encodeURIComponent(process.env.DEV_USER ?? process.env.USER ?? 'unknown')
 }

@@ -3,10 +3,9 @@ import {request as httpRequest, type ClientRequest, type IncomingMessage} from '
 import {connect} from 'node:net'
 import {join} from 'node:path'
 import type {Readable} from 'node:stream'
-import {text} from 'node:stream/consumers'
 import {pipeline} from 'node:stream/promises'
 
-import type {AgentAnswer, AgentClient} from './agent-client.js'
+import {callThrough, type AgentAnswer, type AgentClient} from './agent-client.js'
 import {DevError} from './dev-error.js'
 
 /** The longest Unix socket path in bytes, leaving room for the NUL some systems want. */
@@ -63,17 +62,8 @@ class LocalControl implements AgentClient {
     private readonly root: string,
   ) {}
 
-  async call(method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<AgentAnswer> {
-    const payload = body === undefined ? undefined : Buffer.isBuffer(body) || isReadable(body) ? body : Buffer.from(JSON.stringify(body))
-    const res = await this.request(method, path, {body: payload, headers})
-    const answer = await text(res)
-    let json: unknown
-    try {
-      json = answer === '' ? undefined : JSON.parse(answer)
-    } catch {
-      json = answer
-    }
-    return {status: res.statusCode ?? 0, json, text: answer}
+  call(method: string, path: string, body?: unknown, headers?: Record<string, string>): Promise<AgentAnswer> {
+    return callThrough(this, method, path, body, headers)
   }
 
   request(method: string, path: string, {body, headers = {}}: {body?: Buffer | Readable; headers?: Record<string, string>} = {}): Promise<IncomingMessage> {
@@ -96,8 +86,4 @@ class LocalControl implements AgentClient {
     if (error.code === 'ECONNREFUSED' || error.code === 'ENOENT') return new DevError(`the dev start in ${this.root} has stopped`)
     return new DevError(`the dev start in ${this.root} did not answer: ${error.message}`)
   }
-}
-
-function isReadable(value: unknown): value is Readable {
-  return typeof (value as Readable | undefined)?.pipe === 'function'
 }

@@ -1,6 +1,6 @@
 import {AppError} from '../agent/app-error.js'
-import type {DynoInfo} from '../agent/app-dynos.js'
 import {isDevError} from './dev-error.js'
+import type {DynoInfo, FormationItem} from './dyno-api.js'
 import type {LocalRoutes} from './local-router.js'
 import {takenPortWarnings} from './port-warnings.js'
 import {RELEASE_TYPE, type ProcessType} from './procfile.js'
@@ -9,13 +9,6 @@ import type {DynoEvent, DynoSpec, Supervisor} from './supervisor.js'
 
 /** What the processes come from: the Procfile's types, and how to make instance N of one. */
 export type ProcessSource = Pick<StartPlan, 'types' | 'specFor'>
-
-/** One type of the formation as the API shows it. */
-export interface FormationItem {
-  type: string
-  quantity: number
-  command: string
-}
 
 interface LocalDyno {
   spec: DynoSpec

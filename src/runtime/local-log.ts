@@ -1,7 +1,8 @@
 import type {Writable} from 'node:stream'
 import {stripVTControlCharacters} from 'node:util'
 
-import {DEFAULT_MEMORY_LINES, formatLogTime, MAX_ENTRY_BYTES} from '../agent/app-log.js'
+import {DEFAULT_MEMORY_LINES, formatLogLine, MAX_ENTRY_BYTES, nowMicros} from '../agent/app-log.js'
+import {matchesLogFilter, type LogFilter} from './log-filter.js'
 import {LogTail} from './log-tail.js'
 
 /** Who wrote a line: a process (`app`), dev itself (`dev`), or the --router (`router`). */
@@ -12,11 +13,7 @@ export const LOCAL_LOG_SOURCES: readonly LocalLogSource[] = ['app', 'dev', 'rout
 /** The `ps` of dev's lines that are about no one process. */
 export const DEV_PS = 'dev'
 
-/** Which lines a reader wants. `ps` is a process type (`web`: every `web.N`) or one process (`web.1`). */
-export interface LocalLogFilter {
-  ps?: string
-  source?: LocalLogSource
-}
+export type LocalLogFilter = LogFilter<LocalLogSource>
 
 interface Entry {
   /** Microseconds since the epoch. */
@@ -48,7 +45,7 @@ export class LocalLog {
     // With no live reader only the last lines can matter: a flood of output costs no formatting.
     if (this.tails.size === 0 && lines.length > this.capacity) lines = lines.slice(-this.capacity)
     const time = nowMicros()
-    const prefix = formatLine(time, source, ps, '')
+    const prefix = formatLogLine(time, source, ps, '')
     for (const line of lines) for (const piece of piecesOf(line.replace(/\r$/, ''))) this.add({time, source, ps, line: prefix + piece})
   }
 
@@ -62,7 +59,7 @@ export class LocalLog {
     const found: string[] = []
     for (let at = this.added - 1; at >= Math.max(0, this.added - this.capacity) && found.length < lines; at--) {
       const entry = this.entries[at % this.capacity]!
-      if (matches(entry, filter)) found.push(entry.line)
+      if (matchesLogFilter(entry, filter)) found.push(entry.line)
     }
     return found.reverse()
   }
@@ -70,7 +67,7 @@ export class LocalLog {
   /** Writes each new line that passes `filter` to `out` until `out` closes or fails, or the returned function is called. */
   subscribe(filter: LocalLogFilter, out: Writable): () => void {
     if (out.destroyed || out.writableEnded) return () => {}
-    const tail: LogTail = new LogTail(out, (dropped, time) => formatLine(time, 'dev', DEV_PS, `Error L11 (Tail buffer overflow) -> This tail session dropped ${dropped} messages`), () => this.tails.delete(tail))
+    const tail: LogTail = new LogTail(out, (dropped, time) => formatLogLine(time, 'dev', DEV_PS, `Error L11 (Tail buffer overflow) -> This tail session dropped ${dropped} messages`), () => this.tails.delete(tail))
     this.tails.set(tail, filter)
     return tail.end
   }
@@ -82,20 +79,8 @@ export class LocalLog {
 
   private add(entry: Entry): void {
     this.entries[this.added++ % this.capacity] = entry
-    for (const [tail, filter] of this.tails) if (matches(entry, filter)) tail.send(entry.line, entry.time)
+    for (const [tail, filter] of this.tails) if (matchesLogFilter(entry, filter)) tail.send(entry.line, entry.time)
   }
-}
-
-function formatLine(time: number, source: LocalLogSource, ps: string | undefined, text: string): string {
-  return `${formatLogTime(time)} ${source}${ps === undefined ? '' : `[${ps}]`}: ${text}`
-}
-
-let lastMicros = 0
-
-/** Now in µs since the epoch, never earlier than a time given before. */
-function nowMicros(): number {
-  lastMicros = Math.max(lastMicros, Math.floor((performance.timeOrigin + performance.now()) * 1000))
-  return lastMicros
 }
 
 /** A long line as lines of at most MAX_ENTRY_BYTES characters (never between a surrogate pair), as the agent cuts them. */
@@ -109,13 +94,4 @@ function piecesOf(line: string): string[] {
     start = end
   }
   return pieces
-}
-
-function matches(entry: Entry, filter: LocalLogFilter): boolean {
-  if (filter.source !== undefined && entry.source !== filter.source) return false
-  if (filter.ps === undefined || entry.ps === filter.ps) return true
-  // `ps=router` as on Heroku: the router's lines name no process of their own.
-  if (filter.ps === 'router') return entry.source === 'router'
-  // A process type matches each of its processes.
-  return !filter.ps.includes('.') && entry.ps?.startsWith(`${filter.ps}.`) === true
 }

@@ -1,12 +1,12 @@
 import type {IncomingMessage, ServerResponse} from 'node:http'
 
 import {AppError} from '../agent/app-error.js'
-import {decodePathParam, header, readJson, requestUrl, sendJson, type Route} from '../agent/api-route.js'
+import {decodePathParam, readJson, requestUrl, requestUser, sendJson, type Route} from '../agent/api-route.js'
 
 /**
- * Answers a request with the route its path and method name, the way the agent API does: a path
- * no route has is a 404, a method the path does not take a 405 naming those it does. Errors are
- * thrown for the server to answer.
+ * Answers a request with the route its path and method name, for the host agent's API and dev
+ * start's control socket alike: a path no route has is a 404, a method the path does not take a
+ * 405 naming those it does. Errors are thrown for the server to answer.
  */
 export async function dispatchRoute(routes: readonly Route[], req: IncomingMessage, res: ServerResponse): Promise<void> {
   const url = requestUrl(req)
@@ -19,6 +19,6 @@ export async function dispatchRoute(routes: readonly Route[], req: IncomingMessa
     .exec(path)!
     .slice(1)
     .map((param) => (param === undefined ? '' : decodePathParam(param)))
-  const result = await route[2]({req, res, body: () => readJson(req), user: header(req, 'dev-user') ?? 'unknown', params, query: url.searchParams})
+  const result = await route[2]({req, res, body: () => readJson(req), user: requestUser(req), params, query: url.searchParams})
   if (result !== 'answered') sendJson(res, result.status ?? 200, result.json)
 }

@@ -49,9 +49,11 @@ describe('stopping one dyno (bundled agent, real processes)', () => {
       expect.stringMatching(/^agent\[run\.1\]: Starting process with command/),
       'agent[run.1]: State changed from starting to up',
       'agent[run.1]: Stopping all processes with SIGTERM',
+      'agent[run.1]: Stopping remaining processes with SIGKILL',
       'agent[run.1]: Process exited with status 137',
       'agent[run.1]: State changed from up to complete',
     ])
+    expect(log.some((line) => line.endsWith('agent[run.1]: Error R12 (Exit timeout) -> At least one process failed to exit within 0.5 seconds of SIGTERM'))).toBe(true)
     expect(log.some((line) => line.endsWith('agent[api]: Stopped run.1 by ann'))).toBe(true)
     expect(processAlive(pid)).toBe(false)
     expect((await shop.dynos()).map((dyno) => dyno.name)).toEqual(['web.1', 'worker.1'])

@@ -1,10 +1,11 @@
 import {readFile} from 'node:fs/promises'
-import {Agent, request} from 'node:http'
+import {Agent} from 'node:http'
 import {join} from 'node:path'
 
 import {beforeAll, describe, expect, it} from 'vitest'
 
 import {agentAppSlug, eventually, startAgent, allUp, type AgentDyno} from '../support/agent.js'
+import {get} from '../support/http-load.js'
 
 
 let slug: {sha256: string; bytes: Buffer}
@@ -23,19 +24,6 @@ async function deployed(agent: Awaited<ReturnType<typeof startAgent>>, name: str
   await eventually(async () => (await agent.call('GET', `/apps/${name}/dynos`)).json as AgentDyno[], allUp)
 }
 
-/** GET through the agent's router with a Host header. */
-function viaRouter(port: number, host: string, path = '/', agent: Agent | false = false): Promise<{status: number; body: string}> {
-  return new Promise((resolve, reject) => {
-    request({host: '127.0.0.1', port, path, headers: {host}, agent}, (res) => {
-      let body = ''
-      res.on('data', (chunk: Buffer) => (body += chunk.toString()))
-      res.on('end', () => resolve({status: res.statusCode!, body}))
-    })
-      .on('error', reject)
-      .end()
-  })
-}
-
 const routerLines = async (agent: Awaited<ReturnType<typeof startAgent>>, app: string) =>
   (await agent.call('GET', `/apps/${app}/log?ps=router&lines=1500`)).text.split('\n').filter(Boolean)
 
@@ -43,18 +31,18 @@ describe("the host's router (bundled agent, real HTTP)", () => {
   it('sends every Host to the only app, logs each request, and answers H80 in maintenance mode', async () => {
     const agent = await startAgent()
     await deployed(agent, 'shop', {GREETING: 'hi'})
-    expect(await viaRouter(agent.routerPort, 'anything.example.com', '/a?b=1')).toEqual({status: 200, body: 'hi from web.1 of v2 at c0ffee1\n'})
+    expect(await get(agent.routerPort, '/a?b=1', false, 'anything.example.com')).toEqual({status: 200, body: 'hi from web.1 of v2 at c0ffee1\n'})
     const [line] = await eventually(() => routerLines(agent, 'shop'), (lines) => lines.length === 1)
     expect(line).toMatch(/^\S+ router: at=info method=GET path="\/a\?b=1" host=anything\.example\.com request_id=\S+ fwd="127\.0\.0\.1" dyno=web\.1 connect=\d+ms service=\d+ms status=200 bytes=31 protocol=http$/)
 
     expect(await agent.call('PATCH', '/apps/shop', {maintenance: true})).toMatchObject({status: 200, json: {name: 'shop', maintenance: true}})
-    const maintenance = await viaRouter(agent.routerPort, 'shop.example.com')
+    const maintenance = await get(agent.routerPort, '/', false, 'shop.example.com')
     expect(maintenance.status).toBe(503)
     expect(maintenance.body).toContain('Offline for maintenance')
     const lines = await eventually(() => routerLines(agent, 'shop'), (found) => found.length === 2)
     expect(lines[1]).toMatch(/router: at=info code=H80 desc="Maintenance mode" method=GET/)
     await agent.call('PATCH', '/apps/shop', {maintenance: false})
-    expect((await viaRouter(agent.routerPort, 'shop.example.com')).status).toBe(200)
+    expect((await get(agent.routerPort, '/', false, 'shop.example.com')).status).toBe(200)
     expect((await agent.call('PATCH', '/apps/shop', {maintenance: 'yes'})).status).toBe(422)
   })
 
@@ -69,14 +57,14 @@ describe("the host's router (bundled agent, real HTTP)", () => {
     expect(await agent.call('POST', '/apps/blog/domains', {hostname: 'not a host'})).toMatchObject({status: 422})
     expect((await agent.call('GET', '/apps/blog')).json).toMatchObject({domains: ['*.blog.example.com', 'xn--so-9ia.example.com']})
 
-    expect((await viaRouter(agent.routerPort, 'shop.example.com:80')).body).toMatch(/^shop from web\.1/)
-    expect((await viaRouter(agent.routerPort, 'www.blog.example.com')).body).toMatch(/^blog from web\.1/)
-    const unknown = await viaRouter(agent.routerPort, 'other.example.com')
+    expect((await get(agent.routerPort, '/', false, 'shop.example.com:80')).body).toMatch(/^shop from web\.1/)
+    expect((await get(agent.routerPort, '/', false, 'www.blog.example.com')).body).toMatch(/^blog from web\.1/)
+    const unknown = await get(agent.routerPort, '/', false, 'other.example.com')
     expect(unknown.status).toBe(404)
     expect(unknown.body).not.toMatch(/shop|blog/)
 
     expect((await agent.call('DELETE', '/apps/shop/domains/shop.example.com')).status).toBe(200)
-    expect((await viaRouter(agent.routerPort, 'shop.example.com')).status).toBe(404)
+    expect((await get(agent.routerPort, '/', false, 'shop.example.com')).status).toBe(404)
     expect((await agent.call('DELETE', '/apps/shop/domains/shop.example.com')).status).toBe(404)
   })
 
@@ -89,14 +77,14 @@ describe("the host's router (bundled agent, real HTTP)", () => {
     const keepAlive = new Agent({keepAlive: true})
     const client = async () => {
       while (running) {
-        const {status, body} = await viaRouter(agent.routerPort, 'shop', '/', keepAlive).catch(() => ({status: 0, body: ''}))
+        const {status, body} = await get(agent.routerPort, '/', keepAlive, 'shop').catch(() => ({status: 0, body: ''}))
         statuses.set(status, (statuses.get(status) ?? 0) + 1)
         bodies.add(body.split(' ')[0]!)
       }
     }
     const clients = [client(), client(), client()]
     // A request in flight across the switch finishes on the old release.
-    const slow = viaRouter(agent.routerPort, 'shop', '/slow?ms=700')
+    const slow = get(agent.routerPort, '/slow?ms=700', false, 'shop')
     await new Promise((resolve) => setTimeout(resolve, 100))
 
     expect((await agent.call('PATCH', '/apps/shop/config-vars', {GREETING: 'two'})).status).toBe(200)
@@ -118,7 +106,7 @@ describe("the host's router (bundled agent, real HTTP)", () => {
     expect([...statuses.keys()]).toEqual([200])
     expect(statuses.get(200)).toBeGreaterThan(20)
     expect([...bodies].sort()).toEqual(['one', 'two'])
-    expect((await viaRouter(agent.routerPort, 'shop')).body).toMatch(/^two from web\.1 of v3/)
+    expect((await get(agent.routerPort, '/', false, 'shop')).body).toMatch(/^two from web\.1 of v3/)
     // The load filled the 1,500 lines kept in memory many times over: the log file has it all.
     const failedCheck = 'agent[web.1]: Health check failed: GET /health failed (attempt 2 of 2: status 500)'
     const file = await eventually(() => readFile(join(agent.home, 'apps/shop/logs/app.log'), 'utf8'), (text) => text.includes(failedCheck))
@@ -129,7 +117,7 @@ describe("the host's router (bundled agent, real HTTP)", () => {
     const agent = await startAgent()
     await deployed(agent, 'shop')
     await agent.call('PATCH', '/apps/shop/formation', {updates: [{type: 'web', quantity: 0}]})
-    expect((await viaRouter(agent.routerPort, 'shop')).status).toBe(503)
+    expect((await get(agent.routerPort, '/', false, 'shop')).status).toBe(503)
     expect((await routerLines(agent, 'shop')).at(-1)).toMatch(/router: at=error code=H14 desc="No web processes running"/)
   })
 })

@@ -14,7 +14,8 @@ const dev = (args: string[], cwd: string) => devAsync(args, {cwd, env: {DEV_HOST
 
 describe('operating a running dev start through .dev/dev.sock (the real dev)', () => {
   it('ps, scale web=2, restart web.1, stop and logs act on the dev start in the app root', async () => {
-    const root = await tempApp({})
+    // A directory name no host would take as an app name: a local dev start needs none.
+    const root = join(await tempApp({}), 'my_app')
     await cp(join(projectRoot, 'fixtures/node-web'), root, {recursive: true})
     const port = await freePort()
     const start = spawnBin(['start', '-p', String(port)], {cwd: root})
@@ -24,7 +25,7 @@ describe('operating a running dev start through .dev/dev.sock (the real dev)', (
       expect(ps.status, ps.stderr).toBe(0)
       expect(ps.stdout).toMatch(/^=== web \(1\): node server\.js --port \$PORT\nweb\.1: up .* local, pid \d+\n\n=== worker \(1\): node worker\.js\nworker\.1: up .* local, pid \d+\n$/)
 
-      expect(await dev(['scale', 'web=2'], root)).toMatchObject({status: 0, stdout: 'Scaled node-web: now running web at 2, worker at 1\n'.replace('node-web', root.split('/').pop()!.toLowerCase())})
+      expect(await dev(['scale', 'web=2'], root)).toMatchObject({status: 0, stdout: 'Scaled my_app: now running web at 2, worker at 1\n'})
       await start.waitFor(/web\.2 +\| .*listening/)
       expect(((await (await fetch(`http://127.0.0.1:${port + 1}/`)).json()) as {dyno: string}).dyno).toBe('web.2')
 

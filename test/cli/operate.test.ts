@@ -1,6 +1,6 @@
 import {spawn} from 'node:child_process'
-import {readFile, writeFile} from 'node:fs/promises'
-import {join} from 'node:path'
+import {readdir, readFile, writeFile} from 'node:fs/promises'
+import {join, relative} from 'node:path'
 
 import {describe, expect, it} from 'vitest'
 
@@ -23,6 +23,18 @@ const psJson = async (root: string, env: NodeJS.ProcessEnv): Promise<PsJson[]> =
   const ps = await devAsync(['ps', '--json'], {cwd: root, env})
   expect(ps.status, ps.stderr).toBe(0)
   return JSON.parse(ps.stdout) as PsJson[]
+}
+
+/** The files under `dir` (relative paths) whose bytes contain any of `needles`. */
+async function filesHolding(dir: string, needles: string[]): Promise<string[]> {
+  const found: string[] = []
+  for (const entry of await readdir(dir, {recursive: true, withFileTypes: true})) {
+    if (!entry.isFile()) continue
+    const path = join(entry.parentPath, entry.name)
+    const bytes = await readFile(path).catch(() => Buffer.alloc(0))
+    if (needles.some((needle) => bytes.includes(needle))) found.push(relative(dir, path))
+  }
+  return found
 }
 
 describe('operating an app on its hosts (the real dev, real sshd, agents and routers)', () => {
@@ -119,16 +131,23 @@ describe('operating an app on its hosts (the real dev, real sshd, agents and rou
     expect(counts).toMatchObject({errors: 0, other: []})
 
     // Values never reach the log stream.
-    expect(runBin(['logs', '-n', '1500'], {cwd: root, env}).stdout).not.toMatch(/s3cr3t|tok-123/)
+    // On the host, only the config and the ledger (both 0600) hold them: no log file (app.log has
+    // every line, also those the load pushed out of memory), no other state file.
+    const holders = await filesHolding(hosts[0]!.agentHome, ['s3cr3t', 'tok-123'])
+    expect(holders).toContain('apps/shop/releases.jsonl')
+    expect(holders.filter((path) => !['apps/shop/config.json', 'apps/shop/releases.jsonl'].includes(path))).toEqual([])
+    expect(await readFile(join(hosts[0]!.agentHome, 'apps/shop/logs/app.log'), 'utf8')).toMatch(/agent\[api\]: Release v2 created by \S+: Set GREETING, SECRET config vars/)
 
     // --no-restart: the release is made; the running dynos keep their config until they restart.
-    expect(runBin(['config', 'set', 'GREETING=later', '--no-restart'], {cwd: root, env})).toMatchObject({status: 0, stdout: 'Set GREETING on shop: release v7 (running dynos keep the old values until they restart)\n'})
+    expect(runBin(['config', 'set', 'GREETING=later', '--no-restart'], {cwd: root, env})).toMatchObject({status: 0, stdout: 'Set GREETING on shop: release v7 (running dynos keep the old values until dev restart)\n'})
     expect((await get(port)).body).toMatch(/^hello from web\.1 of v6/)
     expect(runBin(['restart'], {cwd: root, env}).status).toBe(0)
     expect((await get(port)).body).toMatch(/^later from web\.1 of v7/)
 
     expect(runBin(['maintenance'], {cwd: root, env}).stdout).toBe('Maintenance mode is off for shop\n')
-    expect(runBin(['maintenance', 'on'], {cwd: root, env}).stdout).toBe('Maintenance mode is on for shop\n')
+    // Any user name, recorded as it is.
+    expect(runBin(['maintenance', 'on'], {cwd: root, env: {...env, DEV_USER: 'zoë 用户'}}).stdout).toBe('Maintenance mode is on for shop\n')
+    expect(runBin(['logs', '-n', '1', '--ps', 'api'], {cwd: root, env}).stdout).toMatch(/agent\[api\]: Maintenance mode enabled by zoë 用户\n$/)
     expect(await get(port)).toMatchObject({status: 503})
     // One-off runs still work in maintenance mode.
     expect(runBin(['run', '--host', 'vps1', 'echo', 'migrating'], {cwd: root, env})).toMatchObject({status: 0, stdout: 'migrating\n'})
@@ -167,6 +186,11 @@ describe('operating an app on its hosts (the real dev, real sshd, agents and rou
     const {env, root} = await deployedApp(2)
     const scaled = runBin(['scale', 'web=2'], {cwd: root, env})
     expect(scaled.stdout).toBe('vps1: Scaled shop: now running web at 2, worker at 0\nvps2: Scaled shop: now running web at 2, worker at 0\n')
+    // The hosts' lines as one stream, in time order.
+    const merged = runBin(['logs', '-n', '20'], {cwd: root, env}).stdout.trim().split('\n')
+    const times = merged.map((line) => line.replace(/^vps\d: /, '').split(' ')[0]!)
+    expect(times).toEqual([...times].sort())
+    expect(new Set(merged.map((line) => line.slice(0, 4)))).toEqual(new Set(['vps1', 'vps2']))
     const restarted = runBin(['restart'], {cwd: root, env})
     expect(restarted).toMatchObject({status: 0, stdout: 'vps1: Restarted web.1, web.2\nvps2: Restarted web.1, web.2\n'})
 
@@ -183,8 +207,8 @@ describe('operating an app on its hosts (the real dev, real sshd, agents and rou
     expect(runBin(['config', 'push'], {cwd: root, env}).stdout).toBe('vps1: shop already has these values; nothing changed\nvps2: shop already has these values; nothing changed\n')
 
     expect(JSON.parse(runBin(['apps', '--json'], {cwd: root, env}).stdout)).toEqual([
-      {host: 'vps1', app: 'shop', apps: [{name: 'shop', disk_bytes: expect.any(Number)}]},
-      {host: 'vps2', app: 'shop', apps: [{name: 'shop', disk_bytes: expect.any(Number)}]},
+      {host: 'vps1', apps: [{name: 'shop', disk_bytes: expect.any(Number)}]},
+      {host: 'vps2', apps: [{name: 'shop', disk_bytes: expect.any(Number)}]},
     ])
     expect(runBin(['apps', 'destroy', 'shop'], {cwd: root, env})).toMatchObject({status: 2, stderr: 'error: confirm with --confirm shop\n'})
     expect(runBin(['apps', 'destroy', 'shop', '--confirm', 'shop', '--host', 'vps2'], {cwd: root, env})).toMatchObject({status: 0, stdout: 'Destroyed shop\n'})

@@ -4,6 +4,7 @@ import {targetOptions} from '../../cli/target-flags.js'
 import {hostFlags} from '../../cli/host-flags.js'
 import {showJson, showOutcomes} from '../../cli/target-output.js'
 import {onAppTargets} from '../../remote/app-targets.js'
+import {DevError} from '../../runtime/dev-error.js'
 import {formatBytes} from '../../runtime/format-bytes.js'
 
 interface HostApp {
@@ -22,12 +23,12 @@ export default class Apps extends Command {
 
   async run(): Promise<void> {
     const {flags} = await this.parse(Apps)
-    const run = await onAppTargets(targetOptions(flags, {local: false}), async (client) => {
+    const run = await onAppTargets({...targetOptions(flags, {local: false}), appless: true}, async (client) => {
       const answer = await client.call('GET', '/apps')
-      if (answer.status !== 200) throw new Error(`${client.name}: ${answer.json?.message ?? answer.text}`)
+      if (answer.status !== 200) throw new DevError(`${client.name}: ${answer.json?.message ?? answer.text}`)
       return answer.json as HostApp[]
     })
-    if (flags.json) return showJson(run, (apps) => ({apps}))
+    if (flags.json) return showJson(run, (apps) => ({apps}), {withApp: false})
     showOutcomes(run, (apps) => (apps.length === 0 ? 'no apps\n' : apps.map((app) => `${app.name}\t${formatBytes(app.disk_bytes)}\n`).join('')))
   }
 }

@@ -8,6 +8,8 @@ import {onAppTargets, succeeded} from '../../remote/app-targets.js'
 import {agreedConfig} from '../../remote/config-agreement.js'
 import {shellAssignment} from '../../runtime/env-file-edit.js'
 
+const SHELL_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/
+
 export default class Config extends Command {
   static summary = "List the app's config vars on its hosts (values only when asked)"
   static description = `Config vars reach every dyno as environment variables. Without --reveal, --json or --shell only their names are
@@ -33,7 +35,10 @@ shown, so a screen share or a terminal log shows no secret. Change them with dev
     if (flags.shell) {
       failIfAnyFailed(run)
       const config = agreedConfig(succeeded(run))
-      process.stdout.write(Object.entries(config).map(([key, value]) => `${shellAssignment(key, value)}\n`).join(''))
+      // A shell variable name has no "." or "-": such a var cannot be set by a shell line.
+      const unfit = Object.keys(config).filter((key) => !SHELL_NAME.test(key))
+      if (unfit.length > 0) process.stderr.write(`warning: left out ${unfit.join(', ')}: not a shell variable name\n`)
+      process.stdout.write(Object.entries(config).filter(([key]) => SHELL_NAME.test(key)).map(([key, value]) => `${shellAssignment(key, value)}\n`).join(''))
       return
     }
     showOutcomes(run, (config) => {

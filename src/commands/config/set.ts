@@ -12,7 +12,7 @@ export default class ConfigSet extends Command {
   static summary = 'Set config vars: a new release, dynos replaced with no downtime'
   static description = `Every change is a release (dev releases lists it). The dynos are replaced with ones that have the new values:
 the new web dynos must be up before the old ones stop, so no request fails; if they do not come up, nothing
-changes. With --no-restart the release is made but the running dynos keep the old values until they restart.
+changes. With --no-restart the release is made but the running dynos keep the old values until dev restart.
 Values are never written to the log stream. A KEY without =VALUE reads its value from stdin, so a secret stays
 out of your shell's history.`
 

@@ -19,7 +19,7 @@ Each is resolved as ssh would (its ssh config Host, or [user@]host[:port]); noth
 
   async run(): Promise<void> {
     const {flags} = await this.parse(Hosts)
-    const targets = await projectTargets({root: flags.root ?? process.cwd(), hosts: flags.host})
+    const targets = await projectTargets({root: flags.root ?? process.cwd(), hosts: flags.host, checkApp: 'never'})
     const hosts = await Promise.all(targets.hosts.map(async (name) => {
       const target = await resolveSshTarget(name)
       return {name, user: target.user, hostname: target.hostname, port: target.port}

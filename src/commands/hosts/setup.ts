@@ -31,7 +31,7 @@ upgrades the agent, and the running dynos keep serving.`
   async run(): Promise<void> {
     const {argv, flags} = await this.parse(HostsSetup)
     const named = argv as string[]
-    const hosts = named.length > 0 ? named : requireHosts(await projectTargets({root: flags.root ?? process.cwd()}))
+    const hosts = named.length > 0 ? named : requireHosts(await projectTargets({root: flags.root ?? process.cwd(), checkApp: 'never'}))
     const file = agentFile()
     for (const host of hosts) {
       const agent = await withHost(host, {acceptNewHostKey: flags['accept-new-host-key'], askPassphrase: terminalPassphrase()}, (ssh) =>

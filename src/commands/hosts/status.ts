@@ -22,7 +22,7 @@ export default class HostsStatus extends Command {
   async run(): Promise<void> {
     const {argv, flags} = await this.parse(HostsStatus)
     const named = argv as string[]
-    const hosts = named.length > 0 ? named : requireHosts(await projectTargets({root: flags.root ?? process.cwd()}))
+    const hosts = named.length > 0 ? named : requireHosts(await projectTargets({root: flags.root ?? process.cwd(), checkApp: 'never'}))
     const statuses: HostStatus[] = []
     for (const host of hosts) statuses.push(await withHost(host, {acceptNewHostKey: flags['accept-new-host-key'], askPassphrase: terminalPassphrase()}, hostStatus))
     if (flags.json) {

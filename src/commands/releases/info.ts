@@ -7,6 +7,7 @@ import {AppApi} from '../../remote/app-api.js'
 import {onAppTargets} from '../../remote/app-targets.js'
 import {formatReleaseInfo, releaseSummary} from '../../remote/release-report.js'
 import {parseVersion} from '../../remote/release-version.js'
+import {DevError} from '../../runtime/dev-error.js'
 
 export default class ReleasesInfo extends Command {
   static summary = 'Show one release: slug, description, user, time, config var names'
@@ -21,7 +22,8 @@ export default class ReleasesInfo extends Command {
       const api = new AppApi(client, app)
       if (v !== undefined) return api.release(v)
       const current = (await api.releases()).at(-1)
-      return current ?? api.release(1)
+      if (current === undefined) throw new DevError(`${client.name}: ${app} has no releases yet`)
+      return current
     })
     if (flags.json) showJson(run, (release) => ({release: releaseSummary(release)}))
     else showOutcomes(run, formatReleaseInfo)
