@@ -26,7 +26,7 @@ export type RouteResult = {status?: number; json: unknown} | 'answered'
 export type Route = [method: string, pattern: RegExp, handler: (request: RouteRequest) => Promise<RouteResult>]
 
 /** Heroku's error ids for each status the API answers with. */
-const ERROR_IDS: Record<number, string> = {400: 'bad_request', 404: 'not_found', 405: 'method_not_allowed', 409: 'conflict', 413: 'payload_too_large', 422: 'invalid_params', 500: 'internal'}
+const ERROR_IDS: Record<number, string> = {400: 'bad_request', 404: 'not_found', 405: 'method_not_allowed', 409: 'conflict', 413: 'payload_too_large', 422: 'invalid_params', 500: 'internal', 507: 'insufficient_storage'}
 
 export function errorId(status: number): string {
   return ERROR_IDS[status] ?? 'bad_request'
@@ -73,11 +73,26 @@ export function requestUser(req: IncomingMessage): string {
 
 /** Validates a request body; a mismatch is a 422 saying where. */
 export function parseBody<T>(schema: z.ZodType<T>, value: unknown): T {
+  // zod drops a "__proto__" key from a record without a word, so {"__proto__": "x"} as config vars
+  // would be a 200 that set nothing: refused instead, whatever its depth.
+  if (hasProtoKey(value)) throw new AppError(422, 'invalid request body: "__proto__" cannot be a key')
   const result = schema.safeParse(value)
   if (result.success) return result.data
   const issue = result.error.issues[0]!
   const where = issue.path.length > 0 ? ` at ${issue.path.join('.')}` : ''
   throw new AppError(422, `invalid request body${where}: ${issue.message}`)
+}
+
+/** True when an object anywhere in the value has an own "__proto__" key (walked without recursion: bodies may nest deep). */
+function hasProtoKey(value: unknown): boolean {
+  const stack = [value]
+  while (stack.length > 0) {
+    const next = stack.pop()
+    if (typeof next !== 'object' || next === null) continue
+    if (Object.hasOwn(next, '__proto__')) return true
+    for (const child of Object.values(next)) stack.push(child)
+  }
+  return false
 }
 
 export async function readJson(req: IncomingMessage): Promise<unknown> {

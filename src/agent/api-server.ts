@@ -6,7 +6,7 @@ import {pipeline} from 'node:stream/promises'
 import {z} from 'zod'
 
 import {agentPaths} from './agent-home.js'
-import {AppError} from './app-error.js'
+import {AppError, DISK_FULL_MESSAGE, isDiskFull} from './app-error.js'
 import {errorId, header, parseBody as parse, sendJson as send, type Route} from './api-route.js'
 import type {AppStore, ReleasePlan} from './app-store.js'
 import type {AgentSettings} from './agent-settings.js'
@@ -22,7 +22,8 @@ import {dispatchRoute} from '../runtime/route-dispatch.js'
 /** The largest slug the host accepts (dev build refuses bigger ones too). */
 const MAX_SLUG_BYTES = 1024 ** 3
 
-const CreateApp = z.object({name: z.string()}).strict()
+// Capped before the store's own check, whose message repeats the name: a 1 MB name is no message.
+const CreateApp = z.object({name: z.string().max(30, 'an app name is 2-30 lower-case letters, digits and dashes, starting with a letter')}).strict()
 const PatchConfig = z.record(z.string(), z.string().nullable())
 const CreateRelease = z.union(
   [
@@ -276,7 +277,8 @@ export async function startApiServer(agent: AgentParts, extraRoutes: readonly Ro
   }
 
   const server = createServer((req, res) => {
-    void dispatchRoute(routes, req, res).catch((error: unknown) => {
+    void dispatchRoute(routes, req, res).catch((thrown: unknown) => {
+      const error = isDiskFull(thrown) ? new AppError(507, DISK_FULL_MESSAGE) : thrown
       const known = error instanceof AppError
       // A client gone mid-answer (an abandoned download) is no error of the agent's.
       const clientGone = (error as NodeJS.ErrnoException | undefined)?.code === 'ERR_STREAM_PREMATURE_CLOSE'

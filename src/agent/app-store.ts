@@ -272,7 +272,8 @@ async function extractRelease(slugPath: string, dir: string): Promise<void> {
     await rm(dir, {recursive: true, force: true})
     await rename(staging, dir)
   } catch (error) {
-    await rm(staging, {recursive: true, force: true})
+    // A refused archive may still have writes in flight for a moment: retry until the tree is gone.
+    await rm(staging, {recursive: true, force: true, maxRetries: 10, retryDelay: 20})
     if (isDevError(error)) throw new AppError(422, error.message)
     throw error
   }

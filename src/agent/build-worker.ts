@@ -3,6 +3,7 @@ import {join} from 'node:path'
 import type {Readable, Writable} from 'node:stream'
 
 import {DevError} from '../runtime/dev-error.js'
+import {DISK_FULL_MESSAGE, isDiskFull} from './app-error.js'
 import {extractSlug} from '../slug/extract-slug.js'
 import {slugPath} from '../slug/pack-slug.js'
 import {buildSlug, type SlugManifest} from '../slug/slug-build.js'
@@ -71,6 +72,7 @@ async function build(job: BuildJob, signal: AbortSignal, report: (event: BuildEv
   process.env.GIT_CEILING_DIRECTORIES = job.dir
   try {
     await extractSlug(job.source, root).catch((error: unknown) => {
+      if (isDiskFull(error)) throw new DevError(DISK_FULL_MESSAGE)
       const reason = ((error as Error).cause as Error | undefined)?.message ?? (error as Error).message
       throw new DevError(`the source archive cannot be extracted safely (${reason}); upload it again`)
     })
@@ -84,7 +86,7 @@ async function build(job: BuildJob, signal: AbortSignal, report: (event: BuildEv
     report({slug: manifest, file: slugPath(slugsDir, manifest.sha256)})
     return 0
   } catch (error) {
-    const message = signal.aborted ? 'the build was stopped' : error instanceof Error ? error.message : String(error)
+    const message = signal.aborted ? 'the build was stopped' : isDiskFull(error) ? DISK_FULL_MESSAGE : error instanceof Error ? error.message : String(error)
     // The failing step's output was streamed already: the error is the line that says what failed.
     report({error: message.split('\n')[0]!.replace(/; its last output:$/, '')})
     return 1

@@ -6,7 +6,7 @@ import {join} from 'node:path'
 import {readText} from '../runtime/agent-client.js'
 import {resolveAppFiles} from '../runtime/app-files.js'
 import {checkApp} from '../runtime/check.js'
-import {DevError} from '../runtime/dev-error.js'
+import {DevError, isDevError} from '../runtime/dev-error.js'
 import {formatBytes} from '../runtime/format-bytes.js'
 import {findSlug} from '../slug/find-slug.js'
 import {packSource} from '../slug/pack-source.js'
@@ -190,7 +190,7 @@ async function obtainSlug(options: DeployOptions, first: Target, version: {commi
     if (has.status === 200) report.step(first.host, `source ${packed.sha256.slice(0, 12)} is there already (${packed.files} files)`)
     else {
       const started = Date.now()
-      const put = await first.agent.call('PUT', `/sources/${packed.sha256}`, createReadStream(packed.path))
+      const put = await inStep(first.host, 'the source upload', () => first.agent.call('PUT', `/sources/${packed.sha256}`, createReadStream(packed.path)))
       if (put.status !== 201 && put.status !== 200) throw new DevError(`${first.host}: source upload refused: ${put.json?.message ?? put.text}`)
       report.step(first.host, `uploaded the source: ${packed.files} files, ${formatBytes(packed.size)} at ${formatRate(packed.size, Date.now() - started)}`)
     }
@@ -199,12 +199,14 @@ async function obtainSlug(options: DeployOptions, first: Target, version: {commi
     if (build.statusCode !== 200) throw new DevError(`${first.host}: the build was refused: ${jsonMessage(await readText(build))}`)
     let slug: {sha256: string; size: number} | undefined
     let failure: string | undefined
-    for await (const line of ndjson(build)) {
-      const event = line as {line?: string; slug?: {sha256: string; size: number}; error?: string}
-      if (event.line !== undefined) report.output(first.host, event.line)
-      if (event.slug) slug = event.slug
-      if (event.error) failure = event.error
-    }
+    await inStep(first.host, 'the build', async () => {
+      for await (const line of ndjson(build)) {
+        const event = line as {line?: string; slug?: {sha256: string; size: number}; error?: string}
+        if (event.line !== undefined) report.output(first.host, event.line)
+        if (event.slug) slug = event.slug
+        if (event.error) failure = event.error
+      }
+    })
     if (slug === undefined) throw new DevError(`${first.host}: the build failed: ${failure ?? 'the host closed the connection'}`)
     report.step(first.host, `built slug ${slug.sha256.slice(0, 12)} (${formatBytes(slug.size)})`)
     return {sha256: slug.sha256, bytes: slug.size}
@@ -292,6 +294,21 @@ async function summary(app: string, slug: {sha256: string; bytes: number}, targe
     }),
   )
   return {app, release: targets.map((target) => target.released!), slug, hosts}
+}
+
+/**
+ * Names the step a broken connection cut short: its own error says only "aborted" or "socket hang
+ * up". Errors that already say what happened pass as they are.
+ */
+async function inStep<T>(host: string, step: string, work: () => Promise<T>): Promise<T> {
+  try {
+    return await work()
+  } catch (error) {
+    const message = (error as Error).message
+    const noAnswer = `the agent on ${host} did not answer: `
+    if (isDevError(error) && !message.startsWith(noAnswer)) throw error
+    throw new DevError(`${host}: the connection broke off during ${step} (${message.replace(noAnswer, '')}); nothing was released there: run dev deploy again`, {cause: error})
+  }
 }
 
 /** The first line of an answer that stays open (the lock's). */

@@ -90,7 +90,8 @@ export async function planStart(options: StartOptions, io: Pick<StartIo, 'env' |
 async function extractForStart(ref: string, files: AppFiles): Promise<{dir: string; dispose(): Promise<void>}> {
   const path = await findSlug(ref, join(files.root, '.dev', 'slugs'), files.cwd)
   const dir = await mkdtemp(join(tmpdir(), 'dev-slug-'))
-  const dispose = () => rm(dir, {recursive: true, force: true})
+  // A refused archive may still have writes in flight for a moment: retry until the tree is gone.
+  const dispose = () => rm(dir, {recursive: true, force: true, maxRetries: 10, retryDelay: 20})
   try {
     await extractSlug(path, dir)
   } catch (error) {

@@ -2,24 +2,13 @@ import {spawn} from 'node:child_process'
 import {createHash} from 'node:crypto'
 import {readdir, readFile, stat} from 'node:fs/promises'
 import {request} from 'node:http'
-import {gzipSync} from 'node:zlib'
-
-import {Header} from 'tar'
-
 import {join} from 'node:path'
 
 import {describe, expect, it} from 'vitest'
 
-import {agentAppSlug, startAgent} from '../support/agent.js'
+import {agentAppSlug, hostileSlug, startAgent} from '../support/agent.js'
 import {projectRoot} from '../support/run-bin.js'
 import {tempApp} from '../support/temp-app.js'
-
-/** A gzipped tar whose one entry climbs out of the extraction directory. */
-function hostileSlug(): Buffer {
-  const block = Buffer.alloc(512)
-  new Header({path: '../../escaped.txt', type: 'File', mode: 0o644, size: 1, mtime: new Date(0)}).encode(block)
-  return gzipSync(Buffer.concat([block, Buffer.from('x'), Buffer.alloc(511), Buffer.alloc(1024)]))
-}
 
 describe('the agent API (bundled agent, real socket)', () => {
   it('prints its version', async () => {

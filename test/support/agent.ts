@@ -2,6 +2,9 @@ import {spawn, type ChildProcess} from 'node:child_process'
 import {request} from 'node:http'
 import {cp, mkdir, readFile, writeFile} from 'node:fs/promises'
 import {join} from 'node:path'
+import {gzipSync} from 'node:zlib'
+
+import {Header} from 'tar'
 
 import {buildSlug} from '../../src/slug/slug-build.js'
 
@@ -112,6 +115,13 @@ export async function startAgent(options: {home?: string; settings?: Record<stri
 
 
 /** A slug of fixtures/agent-app (a web server and a worker), built with dev's own build. */
+/** A gzipped tar whose one entry climbs out of the extraction directory. */
+export function hostileSlug(): Buffer {
+  const block = Buffer.alloc(512)
+  new Header({path: '../../escaped.txt', type: 'File', mode: 0o644, size: 1, mtime: new Date(0)}).encode(block)
+  return gzipSync(Buffer.concat([block, Buffer.from('x'), Buffer.alloc(511), Buffer.alloc(1024)]))
+}
+
 export async function agentAppSlug(): Promise<{sha256: string; bytes: Buffer}> {
   const root = await tempApp({})
   await cp(join(projectRoot, 'fixtures/agent-app'), root, {recursive: true})
