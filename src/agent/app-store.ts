@@ -1,5 +1,5 @@
 import {randomBytes} from 'node:crypto'
-import {mkdir, readdir, readFile, rename, rm} from 'node:fs/promises'
+import {access, mkdir, readdir, readFile, rename, rm} from 'node:fs/promises'
 import {dirname, join} from 'node:path'
 
 import {isDevError} from '../runtime/dev-error.js'
@@ -111,6 +111,8 @@ export class AppStore {
       const target = await this.ledger(name).get(to)
       if (target === undefined) throw new AppError(404, `app ${name} has no release v${to}`)
       if (target.slug === null) throw new AppError(422, `v${to} has no slug to roll back to`)
+      // Old slugs are collected (each app keeps its last releases'): say so, not "damaged".
+      if (!(await access(slugPath(target.slug)).then(() => true, () => false))) throw new AppError(422, `the slug of v${to} (${target.slug.slice(0, 12)}) is no longer on this host (only the last releases' slugs are kept); roll back to a later release, or deploy that code again`)
       const entry = {slug: target.slug, source_version: target.source_version ?? null, config: target.config, description: `Rollback to v${to}`, user}
       return this.release(name, entry, slugPath, activate, false)
     })

@@ -1,10 +1,11 @@
-import {mkdir, readdir, utimes, writeFile} from 'node:fs/promises'
+import {mkdir, readdir, rm, utimes, writeFile} from 'node:fs/promises'
 import {join} from 'node:path'
 
 import {describe, expect, it} from 'vitest'
 
 import {collectReleaseDirs, collectSlugs, releasesToKeep, UPLOAD_GRACE_MS} from '../../src/agent/release-gc.js'
 import type {Release} from '../../src/agent/release-ledger.js'
+import {agentAppSlug, startAgent} from '../support/agent.js'
 import {tempApp} from '../support/temp-app.js'
 
 const sha = (n: number) => String(n).repeat(64).slice(0, 64)
@@ -38,5 +39,20 @@ describe('release GC', () => {
     const removed = await collectSlugs(dir, new Set([sha(1)]), now)
     expect(removed.sort()).toEqual([sha(2), sha(3)])
     expect((await readdir(dir)).sort()).toEqual([`${sha(1)}.tgz`, `${sha(4)}.tgz`])
+  })
+})
+
+describe('rolling back to a release whose slug was collected', () => {
+  it('is refused saying the slug is no longer on the host, not that it is damaged', async () => {
+    const agent = await startAgent()
+    const slug = await agentAppSlug()
+    expect((await agent.call('POST', '/apps', {name: 'shop'})).status).toBe(201)
+    expect((await agent.call('PUT', `/slugs/${slug.sha256}`, slug.bytes)).status).toBe(201)
+    expect((await agent.call('POST', '/apps/shop/releases', {slug: slug.sha256})).status).toBe(201)
+    expect((await agent.call('PATCH', '/apps/shop/config-vars', {GREETING: 'hi'})).status).toBe(200)
+    await rm(join(agent.home, 'slugs', `${slug.sha256}.tgz`))
+    const answer = await agent.call('POST', '/apps/shop/releases', {rollback: 1})
+    expect(answer).toMatchObject({status: 422, json: {message: `the slug of v1 (${slug.sha256.slice(0, 12)}) is no longer on this host (only the last releases' slugs are kept); roll back to a later release, or deploy that code again`}})
+    expect((await agent.call('GET', '/apps/shop/releases')).json).toHaveLength(2)
   })
 })
