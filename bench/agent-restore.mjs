@@ -3,13 +3,15 @@
 // DEV_AGENT_HOME runs fixtures/agent-app at web=4 worker=2; it is killed and started again, and
 // the time from the new agent's start until every dyno is `up` again is measured. Two cases: the
 // dynos survive (adoption) and the dynos died with it (all restarted). Target: within 5 s.
-// Usage: node bench/agent-restore.mjs [--runs N]   (after npm ci, which builds dev)
+// Usage: node bench/agent-restore.mjs [--runs N] [--json FILE]   (after npm ci, which builds dev)
+//   --json FILE  also write the key figures (times against the target) as JSON, for bench/all.mjs
 import {execFileSync, spawn} from 'node:child_process'
 import {cpSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync} from 'node:fs'
 import {request} from 'node:http'
 import {cpus, tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {fileURLToPath} from 'node:url'
+import {figure, round, writeFigures} from './lib/report.mjs'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
 const args = process.argv.slice(2)
@@ -83,3 +85,8 @@ for (const [kind, times] of Object.entries(results)) {
   const value = median(times)
   console.log(`agent start → all 6 dynos up, dynos ${kind === 'adopted' ? 'survived (adopted)' : 'died too (restarted)'}: ${value.toFixed(0)} ms (target 5000 ms: ${value <= 5000 ? 'met' : 'missed'})`)
 }
+
+writeFigures('agent', [
+  figure('agent kill -9 → web=4 worker=2 up, dynos adopted', round(median(results.adopted) / 1000, 3), 's', 'absolute target (no peer tool)', '≤ 5 s', median(results.adopted) <= 5000),
+  figure('agent kill -9 → web=4 worker=2 up, dynos restarted', round(median(results.restarted) / 1000, 3), 's', 'absolute target (no peer tool)', '≤ 5 s', median(results.restarted) <= 5000),
+])

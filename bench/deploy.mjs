@@ -5,13 +5,15 @@
 //   no-op      the same tree again (nothing uploaded, built or released)
 //   one file   one file changed (upload, build, copy and release again)
 // Target: a no-op redeploy under 3 s. No other deploy tool runs here, so the anchor is the target.
-// Usage: node bench/deploy.mjs [--runs N]     Needs: npm ci && npm run build; openssh-server.
+// Usage: node bench/deploy.mjs [--runs N] [--json FILE]     Needs: npm ci && npm run build; openssh-server.
+//   --json FILE  also write the key figures (times against the target) as JSON, for bench/all.mjs
 import {execFileSync, spawn, spawnSync} from 'node:child_process'
 import {cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync} from 'node:fs'
 import {createServer} from 'node:net'
 import {cpus, tmpdir, totalmem} from 'node:os'
 import {join} from 'node:path'
 import {fileURLToPath} from 'node:url'
+import {figure, round, skip, writeFigures} from './lib/report.mjs'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
 const args = process.argv.slice(2)
@@ -20,10 +22,7 @@ for (const [path, hint] of [
   ['/usr/sbin/sshd', 'apt-get install -y openssh-server'],
   [join(root, 'dist/agent.cjs'), 'npm run build'],
 ]) {
-  if (!existsSync(path)) {
-    console.error(`missing ${path}: run "${hint}" first`)
-    process.exit(1)
-  }
+  if (!existsSync(path)) skip('deploy', `missing ${path}: run "${hint}" first`)
 }
 
 const work = mkdtempSync(join(tmpdir(), 'dev-bench-deploy-'))
@@ -114,3 +113,12 @@ console.log('|---|---|---|')
 for (const name of ['first', 'no-op', 'one file']) console.log(`| ${name} | ${(results[1][name] / 1000).toFixed(2)} s | ${(results[2][name] / 1000).toFixed(2)} s |`)
 const worst = Math.max(results[1]['no-op'], results[2]['no-op'])
 console.log(`no-op redeploy: ${(worst / 1000).toFixed(2)} s at most (target < 3 s: ${worst < 3000 ? 'met' : 'NOT met'})`)
+
+const sshVersion = /OpenSSH_[\d.p]+/.exec(spawnSync('ssh', ['-V'], {encoding: 'utf8'}).stderr ?? '')?.[0].replace('_', ' ') ?? 'OpenSSH'
+writeFigures('deploy', [
+  figure('no-op redeploy, 1 host', round(results[1]['no-op'] / 1000), 's', 'absolute target (no peer tool)', '< 3 s', results[1]['no-op'] < 3000),
+  figure('no-op redeploy, 2 hosts', round(results[2]['no-op'] / 1000), 's', 'absolute target (no peer tool)', '< 3 s', results[2]['no-op'] < 3000),
+  ...[1, 2].flatMap((count) =>
+    ['first', 'one file'].map((name) => figure(`${name === 'first' ? 'first deploy' : 'one-file-change redeploy'}, ${count} host${count === 1 ? '' : 's'}`, round(results[count][name] / 1000), 's', `${sshVersion} sshd on 127.0.0.1`)),
+  ),
+])

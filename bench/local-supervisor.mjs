@@ -5,13 +5,15 @@
 //   memory      peak RSS of the supervisor process with 20 `sleep` processes
 //   start-stop  wall time of a whole run of the Procfile `a: true`
 //   stop        time from SIGTERM to exit with 10 processes that exit on SIGTERM, and survivors
-// Usage: node bench/local-supervisor.mjs [--lines N] [--runs N]
+// Usage: node bench/local-supervisor.mjs [--lines N] [--runs N] [--json FILE]
+//   --json FILE  also write the key figures (ratios against targets) as JSON, for bench/all.mjs
 // Needs: `npm ci && npm run build` (dev and node-foreman), `apt-get install ruby-foreman` (Foreman).
 import {spawn, execFileSync} from 'node:child_process'
-import {mkdtempSync, readFileSync, writeFileSync, openSync, closeSync, existsSync} from 'node:fs'
+import {mkdtempSync, readFileSync, readdirSync, writeFileSync, openSync, closeSync, existsSync} from 'node:fs'
 import {cpus, tmpdir, totalmem} from 'node:os'
 import {join} from 'node:path'
 import {fileURLToPath} from 'node:url'
+import {figure, round, skip, writeFigures} from './lib/report.mjs'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
 const args = process.argv.slice(2)
@@ -28,10 +30,7 @@ for (const [path, hint] of [
   [nfBin, 'npm ci'],
   [join(root, 'dist/commands/start.js'), 'npm run build'],
 ]) {
-  if (!existsSync(path)) {
-    console.error(`missing ${path}: run "${hint}" first`)
-    process.exit(1)
-  }
+  if (!existsSync(path)) skip('supervisor', `missing ${path}: run "${hint}" first`)
 }
 
 /** How each supervisor is started on a Procfile in `dir`, with a formation like "s=20". */
@@ -63,6 +62,49 @@ function launch(tool, dir, formation, outFile, onStart) {
 
 const median = (values) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
+
+/** Command line of a live process, or undefined. */
+function cmdline(pid) {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(Boolean).join(' ')
+  } catch {
+    return undefined
+  }
+}
+
+/** Pids of the live descendants of `pid` whose command line is exactly `command`. Used instead of
+ * matching process names machine-wide, so nothing but this run's own processes is counted or killed. */
+function descendants(pid, command) {
+  const children = new Map()
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8')
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1])
+      if (!children.has(ppid)) children.set(ppid, [])
+      children.get(ppid).push(Number(entry))
+    } catch {}
+  }
+  const found = []
+  const queue = [pid]
+  while (queue.length > 0) {
+    for (const child of children.get(queue.shift()) ?? []) {
+      queue.push(child)
+      if (cmdline(child) === command) found.push(child)
+    }
+  }
+  return found
+}
+
+/** Of `pids`, those still running `command`. */
+const alive = (pids, command) => pids.filter((pid) => cmdline(pid) === command)
+const killAll = (pids, command) => {
+  for (const pid of alive(pids, command)) {
+    try {
+      process.kill(pid, 'SIGKILL')
+    } catch {}
+  }
+}
 
 // ---- throughput ------------------------------------------------------------------------------
 // Each generator ignores SIGTERM until it has written everything, so every supervisor, whatever
@@ -133,10 +175,11 @@ async function memory() {
     const done = launch(tool, dir, 's=20', join(dir, 'out.log'), (spawned) => (child = spawned))
     await sleep(2500)
     results[tool] = {kb: peakRssKb(child.pid)}
+    const sleeps = descendants(child.pid, 'sleep 600')
     child.kill('SIGTERM')
     await done
     await sleep(200)
-    execFileSync('sh', ['-c', 'pkill -f "^sleep 600$" || true'])
+    killAll(sleeps, 'sleep 600')
   }
   return results
 }
@@ -175,19 +218,21 @@ async function stopTime() {
     for (let run = 0; run < 3; run++) {
       let child
       const done = launch(tool, dir, 's=10', join(dir, 'out.log'), (spawned) => (child = spawned))
+      let sleeps = []
       for (let tries = 0; tries < 100; tries++) {
         await sleep(50)
-        const count = Number(execFileSync('sh', ['-c', 'pgrep -c -f "^sleep 601$" || true'], {encoding: 'utf8'}).trim() || 0)
-        if (count >= 10) break
+        sleeps = descendants(child.pid, 'sleep 601')
+        if (sleeps.length >= 10) break
       }
       await sleep(300)
+      sleeps = descendants(child.pid, 'sleep 601')
       const sent = process.hrtime.bigint()
       child.kill('SIGTERM')
       await done
       times.push(Number(process.hrtime.bigint() - sent) / 1e6)
       await sleep(300)
-      survivors += Number(execFileSync('sh', ['-c', 'pgrep -c -f "^sleep 601$" || true'], {encoding: 'utf8'}).trim() || 0)
-      execFileSync('sh', ['-c', 'pkill -f "^sleep 601$" || true'])
+      survivors += alive(sleeps, 'sleep 601').length
+      killAll(sleeps, 'sleep 601')
     }
     results[tool] = {ms: median(times), survivors}
   }
@@ -244,3 +289,23 @@ console.log('## Stop: SIGTERM to the supervisor with 10 processes that exit on S
 console.log('| | time to exit | processes left running (3 runs) |')
 console.log('|---|---|---|')
 for (const [name, r] of Object.entries(st)) console.log(`| ${name} | ${fmt(r.ms)} | ${r.survivors} |`)
+
+// ---- JSON (--json FILE) -----------------------------------------------------------------------
+const foremanAnchor = `Foreman ${version('foreman version')}`
+const nfAnchor = `node-foreman ${version(`${nfBin} --version`)}`
+writeFigures('supervisor', [
+  figure('throughput, dev / raw pipe (wall)', round(t.dev.ms / raw), '×', 'raw pipe (cat)', '≤ 2×', t.dev.ms / raw <= 2),
+  figure('throughput, dev / raw pipe (relay: wall − start-stop)', round(relay('dev') / raw), '×', 'raw pipe (cat)', '≤ 2×', relay('dev') / raw <= 2),
+  figure('throughput, Foreman / dev (wall)', round(t.foreman.ms / t.dev.ms), '×', foremanAnchor, '≥ 3×', t.foreman.ms / t.dev.ms >= 3),
+  figure('throughput, damaged lines (dev)', t.dev.damaged, 'lines', `${(2 * LINES).toLocaleString('en')} lines`, '0', t.dev.damaged === 0),
+  figure('peak RSS, dev / node-foreman (20 processes)', round(m.dev.kb / m['node-foreman'].kb), '×', nfAnchor, '≤ 1×', m.dev.kb <= m['node-foreman'].kb),
+  figure('stop of 10 processes after SIGTERM (dev)', round(st.dev.ms / 1000, 3), 's', 'absolute target', '≤ 0.3 s', st.dev.ms <= 300),
+  figure('processes left after stop (dev, 3 runs)', st.dev.survivors, 'processes', 'absolute target', '0', st.dev.survivors === 0),
+  figure('throughput, dev wall time', round(t.dev.ms, 0), 'ms', `${(2 * LINES).toLocaleString('en')} lines`),
+  figure('throughput, node-foreman / dev (wall)', round(t['node-foreman'].ms / t.dev.ms), '×', nfAnchor),
+  figure('throughput, damaged lines (node-foreman)', t['node-foreman'].damaged, 'lines', nfAnchor),
+  figure('peak RSS, dev', round(m.dev.kb / 1024, 1), 'MiB', '20 sleep processes'),
+  figure('start-stop of `a: true`, Foreman / dev', round(s.foreman.ms / s.dev.ms), '×', foremanAnchor),
+  figure('start-stop of `a: true`, node-foreman / dev', round(s['node-foreman'].ms / s.dev.ms), '×', nfAnchor),
+  figure('start-stop of `a: true`, dev', round(s.dev.ms, 0), 'ms', 'wall time'),
+])

@@ -6,15 +6,17 @@
 //   nginx    wrk → nginx (1 worker, upstream keepalive, access log on) → the same 2 dynos
 // Reports requests/s and p99 latency of each, and the ratios the router is held to: at least
 // 0.5 × nginx's requests/s, and under 2 ms of p99 added to the direct run.
-// Usage: node bench/router.mjs [--connections N] [--seconds N] [--runs N] [--only direct,dev,nginx]
+// Usage: node bench/router.mjs [--connections N] [--seconds N] [--runs N] [--only direct,dev,nginx] [--json FILE]
+//   --json FILE  also write the key figures (ratios against targets) as JSON, for bench/all.mjs
 // Needs: `npm ci && npm run build`, `apt-get install -y wrk nginx`.
-import {execFileSync, spawn} from 'node:child_process'
+import {execFileSync, spawn, spawnSync} from 'node:child_process'
 import {existsSync, mkdirSync, mkdtempSync, writeFileSync} from 'node:fs'
 import {request} from 'node:http'
 import {createServer} from 'node:net'
 import {cpus, tmpdir, totalmem} from 'node:os'
 import {join} from 'node:path'
 import {fileURLToPath} from 'node:url'
+import {figure, round, skip, writeFigures} from './lib/report.mjs'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
 const args = process.argv.slice(2)
@@ -29,10 +31,7 @@ for (const [path, hint] of [
   ['/usr/sbin/nginx', 'apt-get install -y nginx'],
   [join(root, 'dist/agent.cjs'), 'npm run build'],
 ]) {
-  if (!existsSync(path)) {
-    console.error(`missing ${path}: run "${hint}" first`)
-    process.exit(1)
-  }
+  if (!existsSync(path)) skip('router', `missing ${path}: run "${hint}" first`)
 }
 
 const {buildSlug} = await import(join(root, 'dist/slug/slug-build.js'))
@@ -163,7 +162,28 @@ console.log(`machine: ${cpus().length} × ${cpus()[0].model}, ${Math.round(total
 console.log('| target | requests/s | p99 latency | errors |')
 console.log('|---|---|---|---|')
 for (const [name, result] of Object.entries(summary)) console.log(`| ${name} | ${Math.round(result.rps)} | ${result.p99.toFixed(2)} ms | ${result.errors.join('; ') || 'none'} |`)
-if (only !== undefined) process.exit(0)
+// --json FILE: the raw numbers of every target run, then (with all three) the ratios held to targets.
+const anchorNginx = (spawnSync('/usr/sbin/nginx', ['-v'], {encoding: 'utf8'}).stderr.trim().replace(/^nginx version: nginx\//, 'nginx ') || 'nginx') + ' → 2 dynos'
+const label = {direct: 'one dyno directly', dev: 'dev router → 2 dynos', nginx: 'nginx → 2 dynos'}
+const raws = Object.entries(summary).flatMap(([name, result]) => [
+  figure(`requests/s, ${label[name]}`, Math.round(result.rps), 'req/s', `wrk -c${CONNECTIONS}`),
+  figure(`p99 latency, ${label[name]}`, round(result.p99), 'ms', `wrk -c${CONNECTIONS}`),
+])
+const errorRuns = Object.values(summary).reduce((sum, result) => sum + result.errors.length, 0)
+if (only !== undefined) {
+  writeFigures('router', raws)
+  process.exit(0)
+}
 console.log(`dev router / nginx requests/s: ${(summary.dev.rps / summary.nginx.rps).toFixed(2)} (target ≥ 0.5)`)
 console.log(`p99 added by the dev router: ${(summary.dev.p99 - summary.direct.p99).toFixed(2)} ms (target < 2 ms); by nginx: ${(summary.nginx.p99 - summary.direct.p99).toFixed(2)} ms`)
 void nginxVersion
+
+const rpsRatio = summary.dev.rps / summary.nginx.rps
+const addedP99 = summary.dev.p99 - summary.direct.p99
+writeFigures('router', [
+  figure('router requests/s vs nginx', round(rpsRatio), '×', anchorNginx, '≥ 0.5×', rpsRatio >= 0.5),
+  figure(`p99 added by the router at ${CONNECTIONS} connections`, round(addedP99), 'ms', 'one dyno directly', '< 2 ms', addedP99 < 2),
+  figure(`p99 added by nginx at ${CONNECTIONS} connections`, round(summary.nginx.p99 - summary.direct.p99), 'ms', 'one dyno directly'),
+  ...raws,
+  figure('runs with errors (any target)', errorRuns, 'runs', `${RUNS} run(s) per target`),
+])

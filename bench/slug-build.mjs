@@ -1,12 +1,14 @@
 #!/usr/bin/env node
 // Compares `dev build` with `tar czf` on the same app: 5,000 small files and no buildpack work
 // (only a Procfile, so the built-in "none" buildpack applies), in one run on this machine.
-// Usage: node bench/slug-build.mjs [--files N] [--runs N]   (after npm ci, which builds dev)
+// Usage: node bench/slug-build.mjs [--files N] [--runs N] [--json FILE]   (after npm ci, which builds dev)
+//   --json FILE  also write the key figures (ratios against targets) as JSON, for bench/all.mjs
 import {execFileSync, spawnSync} from 'node:child_process'
 import {mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync} from 'node:fs'
 import {cpus, tmpdir, totalmem} from 'node:os'
 import {join} from 'node:path'
 import {fileURLToPath} from 'node:url'
+import {figure, round, writeFigures} from './lib/report.mjs'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
 const args = process.argv.slice(2)
@@ -58,3 +60,12 @@ const packing = median(devTimes) - median(fixedTimes)
 console.log(`\ndev build / tar czf: ${(median(devTimes) / median(tarTimes)).toFixed(2)}× wall (target ≤ 2×); without the fixed cost: ${(packing / median(tarTimes)).toFixed(2)}×`)
 rmSync(app, {recursive: true, force: true})
 rmSync(small, {recursive: true, force: true})
+
+const wall = median(devTimes) / median(tarTimes)
+writeFigures('build', [
+  figure('dev build / tar czf (wall)', round(wall), '×', execFileSync('tar', ['--version'], {encoding: 'utf8'}).split('\n')[0].replace('tar (GNU tar)', 'GNU tar'), '≤ 2×', wall <= 2),
+  figure('dev build / tar czf without the fixed cost', round(packing / median(tarTimes)), '×', 'tar czf'),
+  figure('dev build wall time', round(median(devTimes), 0), 'ms', `${FILES.toLocaleString('en')} files`),
+  figure('dev build fixed cost (Procfile-only app)', round(median(fixedTimes), 0), 'ms', 'wall time'),
+  figure('tar czf wall time', round(median(tarTimes), 0), 'ms', `${FILES.toLocaleString('en')} files`),
+])

@@ -95,6 +95,8 @@ function hasProtoKey(value: unknown): boolean {
   return false
 }
 
+const STRICT_UTF8 = new TextDecoder('utf-8', {fatal: true})
+
 export async function readJson(req: IncomingMessage): Promise<unknown> {
   const chunks: Buffer[] = []
   let size = 0
@@ -103,7 +105,13 @@ export async function readJson(req: IncomingMessage): Promise<unknown> {
     if (size > MAX_BODY_BYTES) throw new AppError(413, `request body over ${MAX_BODY_BYTES} bytes`)
     chunks.push(chunk)
   }
-  const text = Buffer.concat(chunks).toString('utf8')
+  let text: string
+  try {
+    // JSON is UTF-8: a lenient decode would turn bad bytes into U+FFFD and store that in config.
+    text = STRICT_UTF8.decode(Buffer.concat(chunks))
+  } catch {
+    throw new AppError(400, 'request body is not valid UTF-8')
+  }
   if (text.trim() === '') return {}
   try {
     return JSON.parse(text)

@@ -1,12 +1,10 @@
 import {chmod, mkdir, rm, rmdir, stat} from 'node:fs/promises'
-import {createServer, type Server} from 'node:http'
+import {createServer, type IncomingMessage, type Server, type ServerResponse} from 'node:http'
 import {dirname} from 'node:path'
 
-import {AppError} from '../agent/app-error.js'
-import {errorId, sendJson, type Route} from '../agent/api-route.js'
-import {DevError, isDevError} from './dev-error.js'
+import type {Route} from '../agent/api-route.js'
+import {DevError} from './dev-error.js'
 import {connectLocalControl, controlSocketPath, MAX_SOCKET_PATH_BYTES, socketPathFits} from './local-control.js'
-import {dispatchRoute} from './route-dispatch.js'
 
 /** What the commands that reach dev start through the socket are: said when they cannot. */
 const COMMANDS = 'dev ps, scale, restart, stop and logs'
@@ -23,7 +21,7 @@ export interface ControlServer {
  * already: a DevError, before anything starts. When the socket cannot be had at all (a path too
  * long for a Unix socket, a read-only root), `warn` is told why and dev start runs on without it.
  */
-export async function openControlServer(root: string, routes: readonly Route[], warn: (text: string) => void): Promise<ControlServer | undefined> {
+export async function openControlServer(root: string, loadRoutes: () => Promise<readonly Route[]>, warn: (text: string) => void): Promise<ControlServer | undefined> {
   const path = controlSocketPath(root)
   if (!socketPathFits(path)) {
     warn(`warning: ${path} is too long for a Unix socket (${Buffer.byteLength(path)} bytes, at most ${MAX_SOCKET_PATH_BYTES}); ${COMMANDS} cannot reach this dev start`)
@@ -35,14 +33,12 @@ export async function openControlServer(root: string, routes: readonly Route[], 
     running.close()
     throw alreadyRunning(root, pid)
   }
+  // The routes (and the validation library they use, several MiB) load with the first request:
+  // a dev start nobody asks anything costs no more memory than before the socket existed.
+  let handler: Promise<(req: IncomingMessage, res: ServerResponse) => void> | undefined
   const server = createServer((req, res) => {
-    void dispatchRoute(routes, req, res).catch((error: unknown) => {
-      const refused = error instanceof AppError ? error : isDevError(error) ? new AppError(422, error.message) : undefined
-      if (refused === undefined) warn(`error: ${req.method} ${req.url} on the control socket failed: ${(error as Error).message}`)
-      // Once an answer has started, no error answer can follow it: the connection is cut instead.
-      if (res.headersSent) res.destroy()
-      else sendJson(res, refused?.status ?? 500, {id: errorId(refused?.status ?? 500), message: refused?.message ?? 'internal error; see the dev start output'})
-    })
+    handler ??= Promise.all([import('./control-handler.js'), loadRoutes()]).then(([{controlHandler}, routes]) => controlHandler(routes, warn))
+    void handler.then((handle) => handle(req, res))
   })
   let madeDir: string | undefined
   try {

@@ -3,12 +3,13 @@ import {normalizeText} from './text-file.js'
 
 /**
  * A value as env-file text that reads back as exactly that value (docs/procfile-and-env.md): bare
- * when it is plain, single-quoted (taken literally) when it has no single quote, else double-quoted
- * with escapes. Nothing in it is ever expanded when read.
+ * when it is plain, single-quoted (taken literally) when it has no single quote or carriage
+ * return, else double-quoted with escapes. Nothing in it is ever expanded when read.
  */
 export function envValueText(value: string): string {
   if (/^[A-Za-z0-9_./:@%+,-]+$/.test(value)) return value
-  if (!value.includes("'")) return `'${value}'`
+  // Not with a "\r": reading turns CRLF into LF, so only the "\r" escape keeps a carriage return.
+  if (!value.includes("'") && !value.includes('\r')) return `'${value}'`
   const escaped = value.replace(/[\\"$]/g, (char) => `\\${char}`).replace(/\n/g, '\\n').replace(/\r/g, '\\r').replace(/\t/g, '\\t')
   return `"${escaped}"`
 }

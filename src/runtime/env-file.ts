@@ -30,6 +30,11 @@ const KEY_TOKEN = /[^\s=#:'"]*/y
 const SUBSTITUTION = /\$(?:\{([A-Za-z_][A-Za-z0-9_.-]*)(?::-([^}]*))?\}|([A-Za-z_][A-Za-z0-9_]*))/y
 const UNTERMINATED = Symbol('unterminated')
 const BAD_VALUE = Symbol('bad value')
+/**
+ * The most a variable may take as `KEY=value` (with its terminating NUL): Linux refuses (E2BIG) to
+ * start a process with a longer environment string.
+ */
+export const MAX_ENV_VAR_BYTES = 128 * 1024
 const DOUBLE_QUOTE_ESCAPES: Record<string, string> = {n: '\n', r: '\r', t: '\t', '"': '"', '\\': '\\', $: '$'}
 
 /**
@@ -62,6 +67,7 @@ class EnvFileScanner {
   ) {}
 
   scan(): EnvFileScan {
+    this.warnNonUtf8()
     while (this.pos < this.src.length) {
       const finished = this.scanLine()
       if (finished === 'stop') break
@@ -199,6 +205,16 @@ class EnvFileScanner {
   }
 
   private record(entry: EnvEntry): void {
+    // Refused here, at file:line, rather than by spawn's own error when a process starts.
+    if (entry.value.includes('\0')) {
+      this.error(entry.line, `the value of ${entry.key} holds a NUL byte, which no process environment can carry`)
+      return
+    }
+    const bytes = Buffer.byteLength(entry.key) + Buffer.byteLength(entry.value) + 2
+    if (bytes > MAX_ENV_VAR_BYTES) {
+      this.error(entry.line, `${entry.key} takes ${bytes} bytes; a variable may take at most ${MAX_ENV_VAR_BYTES} with its name (keep files out of the environment)`)
+      return
+    }
     const previous = this.defined.get(entry.key)
     if (previous) {
       this.warn(entry.line, `${entry.key} is set again (first at ${this.file}:${previous.line}); the later value wins`)
@@ -223,6 +239,17 @@ class EnvFileScanner {
 
   private warn(line: number, message: string): void {
     this.problems.push({file: this.file, line, severity: 'warning', message})
+  }
+
+  /**
+   * Bytes that are not UTF-8 were read as U+FFFD, so a value holding them is not the one written.
+   * A warning, not an error: U+FFFD may also have been written on purpose. The text is not shown.
+   */
+  private warnNonUtf8(): void {
+    if (!this.src.includes('\uFFFD')) return
+    for (const [index, text] of this.src.split('\n').entries()) {
+      if (text.includes('\uFFFD')) this.warn(index + 1, 'holds bytes that are not valid UTF-8 (they read as U+FFFD); save the file as UTF-8')
+    }
   }
 
   /** Skips spaces and tabs; returns how many. */

@@ -16,11 +16,11 @@ export function parseFormationSpec(spec: string, known: readonly ProcessType[]):
   const counts = new Map<string, number>()
   for (const item of spec.split(',').map((part) => part.trim()).filter(Boolean)) {
     const match = /^([^=\s]+)\s*=\s*(\S*)$/.exec(item)
-    if (!match) throw new UsageError(`bad formation "${item}": write NAME=COUNT, as in web=2,worker=1; the Procfile defines: ${typeNames(known)}`)
+    if (!match) throw new UsageError(`bad formation ${quoted(item)}: write NAME=COUNT, as in web=2,worker=1; the Procfile defines: ${typeNames(known)}`)
     const [, name, count] = match as unknown as [string, string, string]
     if (name !== 'all' && !known.some((type) => type.name === name)) throw unknownType(name, known)
     if (!/^\d+$/.test(count) || Number(count) > MAX_QUANTITY) {
-      throw new UsageError(`bad count "${count}" for ${name}: use a whole number from 0 to ${MAX_QUANTITY}; the Procfile defines: ${typeNames(known)}`)
+      throw new UsageError(`bad count ${quoted(count)} for ${name}: use a whole number from 0 to ${MAX_QUANTITY}; the Procfile defines: ${typeNames(known)}`)
     }
     counts.set(name, Number(count))
   }
@@ -61,9 +61,19 @@ export function resolveFormation(types: readonly ProcessType[], options: {spec?:
 }
 
 function unknownType(name: string, known: readonly ProcessType[]): UsageError {
-  return new UsageError(`unknown process type "${name}"; the Procfile defines: ${typeNames(known)}`)
+  return new UsageError(`unknown process type ${quoted(name)}; the Procfile defines: ${typeNames(known)}`)
 }
 
-function typeNames(known: readonly ProcessType[]): string {
-  return known.map((type) => type.name).join(', ')
+/** The Procfile's type names for a message: a Procfile of thousands of types is not listed whole. */
+function typeNames(known: readonly ProcessType[], max = 20): string {
+  const names = known.slice(0, max).map((type) => type.name).join(', ')
+  return known.length > max ? `${names}, … (${known.length} in all)` : names
+}
+
+/**
+ * What the user typed, quoted for a one-line message: control characters escaped (a newline or a
+ * terminal escape in an argument stays visible and harmless) and a long text cut short.
+ */
+function quoted(text: string, max = 60): string {
+  return JSON.stringify(text.length > max ? `${text.slice(0, max)}…` : text)
 }

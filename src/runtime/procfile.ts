@@ -22,6 +22,11 @@ export const RELEASE_TYPE = 'release'
 
 export const PROCESS_NAME = /^[A-Za-z0-9_-]+$/
 const ENTRY = /^([^:\s]+):(.*)$/
+/**
+ * The longest command a process can be given: it reaches the shell as one argument, and Linux
+ * refuses (E2BIG) an argument of 128 KiB or more, terminating NUL included.
+ */
+export const MAX_COMMAND_BYTES = 128 * 1024 - 1
 
 /** Thrown for a Procfile that cannot be used; `problems` lists every error in it. */
 export class ProcfileError extends DevError {}
@@ -42,6 +47,11 @@ export function scanProcfile(text: string, file: string): ProcfileScan {
     const line = raw.endsWith('\r') ? raw.slice(0, -1) : raw
     const trimmed = line.trim()
     if (trimmed === '' || trimmed.startsWith('#')) continue
+    // Bytes that are not UTF-8 were read as U+FFFD: the command would not be the one written.
+    if (line.includes('\uFFFD')) {
+      error(lineNumber, 'holds bytes that are not valid UTF-8 (shown as "\uFFFD"); save the Procfile as UTF-8')
+      continue
+    }
 
     const match = ENTRY.exec(line)
     if (!match) {
@@ -57,6 +67,16 @@ export function scanProcfile(text: string, file: string): ProcfileScan {
     const command = rest.trim()
     if (command === '') {
       error(lineNumber, `process "${name}" has no command; write it after the colon, as in "${name}: npm start"`)
+      continue
+    }
+    // Caught here, at file:line, rather than by spawn's own error when the process starts.
+    if (command.includes('\0')) {
+      error(lineNumber, `the command of "${name}" holds a NUL byte, which no command can carry; remove it`)
+      continue
+    }
+    const bytes = Buffer.byteLength(command)
+    if (bytes > MAX_COMMAND_BYTES) {
+      error(lineNumber, `the command of "${name}" is ${bytes} bytes; a command may take at most ${MAX_COMMAND_BYTES} (put a long one in a script)`)
       continue
     }
     const seen = firstLine.get(name)

@@ -17,7 +17,8 @@ export function parseScaleChanges(args: readonly string[]): ScaleChange[] {
   const seen = new Set<string>()
   return parts.map((part) => {
     const match = CHANGE.exec(part)
-    if (!match) throw new UsageError(`cannot read "${part}": use TYPE=N, TYPE+N or TYPE-N (e.g. web=3, web+2, worker-1)`)
+    // Quoted as JSON: what was typed may hold a newline or a terminal escape, and be long.
+    if (!match) throw new UsageError(`cannot read ${JSON.stringify(part.length > 60 ? `${part.slice(0, 60)}…` : part)}: use TYPE=N, TYPE+N or TYPE-N (e.g. web=3, web+2, worker-1)`)
     const [, type, op, count] = match
     if (seen.has(type!)) throw new UsageError(`${type} is named twice; name each process type once`)
     seen.add(type!)
@@ -28,16 +29,17 @@ export function parseScaleChanges(args: readonly string[]): ScaleChange[] {
 
 /** The quantities the changes ask for, given the current ones (types the app does not have are refused). */
 export function applyScaleChanges(current: ReadonlyMap<string, number>, changes: readonly ScaleChange[]): Record<string, number> {
-  const wanted: Record<string, number> = {}
+  const wanted: [string, number][] = []
   for (const {type, op, count} of changes) {
     const now = current.get(type)
     if (now === undefined) throw new UsageError(`the app has no process type ${type}; it has ${[...current.keys()].join(', ') || 'none (deploy it first)'}`)
     const next = op === '=' ? count : op === '+' ? now + count : now - count
     if (next < 0) throw new UsageError(`${type} has ${now} dyno${now === 1 ? '' : 's'}; it cannot lose ${count}`)
     if (next > MAX_QUANTITY) throw new UsageError(`${type} would have ${next} dynos; at most ${MAX_QUANTITY}`)
-    wanted[type] = next
+    wanted.push([type, next])
   }
-  return wanted
+  // Made by fromEntries: a type named __proto__ (a valid name) is a key like any other, not lost.
+  return Object.fromEntries(wanted)
 }
 
 /** `web at 3, worker at 0`: a formation the way `dev scale` reports it. */

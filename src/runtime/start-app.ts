@@ -1,7 +1,6 @@
 import {constants} from 'node:os'
 import type {Writable} from 'node:stream'
 
-import {controlRoutes} from './control-routes.js'
 import {openControlServer, type ControlServer} from './control-server.js'
 import type {FileWatcher} from './file-watcher.js'
 import {LocalDynos} from './local-dynos.js'
@@ -134,7 +133,8 @@ export async function startApp(options: StartOptions, io: StartIo): Promise<numb
   let control: ControlServer | undefined
   try {
     // Before any process starts: a dev start already running here refuses this one.
-    control = await openControlServer(plan.files.root, controlRoutes({root: plan.files.root, startedAt, dynos, log}), (text) => printer.message(SYSTEM_NAME, text))
+    const loadRoutes = async () => (await import('./control-routes.js')).controlRoutes({root: plan.files.root, startedAt, dynos, log})
+    control = await openControlServer(plan.files.root, loadRoutes, (text) => printer.message(SYSTEM_NAME, text))
     for (const warning of await takenPortWarnings(plan.specs)) printer.message(SYSTEM_NAME, warning)
     if (options.router !== undefined) {
       router = new Router(() => routes.routed)
