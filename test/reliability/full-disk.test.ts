@@ -4,11 +4,25 @@ import {join} from 'node:path'
 
 import {describe, expect, it} from 'vitest'
 
+import {eventually} from '../support/agent.js'
+import {processAlive} from '../support/processes.js'
 import {projectRoot, runBin} from '../support/run-bin.js'
 import {devAsync} from '../support/dev-async.js'
 import {get} from '../support/http-load.js'
 import {startSshHosts} from '../support/ssh-hosts.js'
 import {tempApp} from '../support/temp-app.js'
+
+/** Stops the agent whose home this is (SIGTERM: it stops its dynos first), and waits until it is gone. */
+async function stopAgentIn(home: string): Promise<void> {
+  const pid = Number(await readFile(join(home, 'agent.pid'), 'utf8').catch(() => ''))
+  if (!(pid > 0)) return
+  try {
+    process.kill(pid, 'SIGTERM')
+  } catch {
+    return
+  }
+  await eventually(async () => processAlive(pid), (alive) => !alive, 15_000)
+}
 
 const root = process.getuid?.() === 0
 const reason = 'mounting a small tmpfs for the agent home needs root'
@@ -48,7 +62,8 @@ describe('reliability: the host agent on a full filesystem (real sshd host, a 48
       expect(next.status, next.stderr).toBe(0)
       expect((await get(host.routerPort)).body).toMatch(/^hi from web\.1 of v2 /)
     } finally {
-      // Lazily: the agent still has files open there until the test hosts stop.
+      // The agent (and its dynos) stop before the filesystem goes: its pid file is on it.
+      await stopAgentIn(host.agentHome)
       execFileSync('umount', ['-l', host.agentHome])
     }
   }, 120_000)
