@@ -9,6 +9,10 @@ export interface AgentInfo {
   file: string
   started_at: string
   router_port: number
+  /** An upgrade (SIGUSR2) hands the router's socket to the new agent: no connection is refused. */
+  handover: boolean
+  /** The last upgrade this agent called off, and why (its successor could not start). */
+  upgrade_error?: {at: string; message: string}
 }
 
 /** `GET /agent`: the running agent's version, file, start time and router port. */

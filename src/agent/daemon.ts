@@ -13,25 +13,36 @@ import {HostBuilds} from './host-build.js'
 import {logRoutes} from './log-routes.js'
 import {SlugStore} from './slug-store.js'
 import {routingRoutes} from './routing-routes.js'
-import {agentInfoRoutes} from './agent-info-routes.js'
+import {agentInfoRoutes, type AgentInfo} from './agent-info-routes.js'
+import {awaitPredecessor, startSuccessor} from './agent-handover.js'
+import {writeFileAtomic} from '../runtime/atomic-write.js'
 import {RoutingStore} from './routing-store.js'
 import {DevError} from '../runtime/dev-error.js'
 import {Router} from '../router/router.js'
 
+/** The signals the daemon acts on; each is queued, so one that comes during an upgrade waits its turn. */
+const SIGNALS = ['SIGTERM', 'SIGINT', 'SIGUSR2'] as const
+
 /**
  * `dev-agent daemon`: restores every app's formation (adopting the dynos that outlived the last
  * agent), then serves the API until SIGTERM or SIGINT. Stopping stops the dynos with their grace
- * period, unless `keepDynos` (an agent upgrade): then they keep running for the next agent.
+ * period, unless `keepDynos`: then they keep running for the next agent. SIGUSR2 is an upgrade:
+ * with `handover`, this agent starts the installed build and hands it the router's socket and the
+ * dynos (see agent-handover.ts); without, it goes and leaves the dynos for whatever starts the next
+ * agent (systemd's Restart=always).
  */
-export async function runDaemon(home: string, {keepDynos, version}: {keepDynos: boolean; version: string}): Promise<number> {
+export async function runDaemon(home: string, {keepDynos, handover, version}: {keepDynos: boolean; handover: boolean; version: string}): Promise<number> {
   // Whoever reads the agent's own output may go away first; that must not stop the agent.
   process.stdout.on('error', () => {})
   process.stderr.on('error', () => {})
+  const signals = queuedSignals()
   await mkdir(home, {recursive: true, mode: 0o700})
   const paths = agentPaths(home)
+  const settings = await readAgentSettings(home)
+  // Started by an agent that hands over: nothing is touched before it has let go.
+  const predecessor = await awaitPredecessor()
   // No build runs yet: what is under builds/ was left by a worker killed with its agent.
   await rm(join(home, 'builds'), {recursive: true, force: true})
-  const settings = await readAgentSettings(home)
   const logs = new Map<string, AppLog>()
   const logFor = (app: string) => {
     let log = logs.get(app)
@@ -50,9 +61,11 @@ export async function runDaemon(home: string, {keepDynos, version}: {keepDynos: 
   // Requests that come while the apps are restored wait for them (they would find no app: 404).
   let restored!: () => void
   const router = new Router((host) => dynos.routeFor(host), {ready: new Promise<void>((resolve) => (restored = resolve))})
-  const routerPort = await router.listen(settings.router_port, settings.router_host).catch((error: NodeJS.ErrnoException) => {
+  const listening = predecessor?.handle ? router.listenOn(predecessor.handle) : router.listen(settings.router_port, settings.router_host)
+  const routerPort = await listening.catch((error: NodeJS.ErrnoException) => {
     throw new DevError(`the router cannot listen on port ${settings.router_port} (${error.code ?? error.message}); free it or set router_port in ${paths.settings}`)
   })
+  await writeFileAtomic(join(home, 'agent.pid'), `${process.pid}\n`, 0o600)
   await dynos.restore(apps).finally(restored)
   // An app's name from a URL, once it is known to exist (404 otherwise): only such an app has a log.
   const existing = async (app: string) => {
@@ -65,22 +78,51 @@ export async function runDaemon(home: string, {keepDynos, version}: {keepDynos: 
     logs.delete(app)
     await log?.close()
   }
+  const info: AgentInfo = {version, node: process.version, pid: process.pid, file: process.argv[1] ?? '', started_at: new Date().toISOString(), router_port: 0, handover}
   const builds = new HostBuilds({home, apps})
   const parts = {apps, dynos, routing, builds, closeLog}
   const api = await startApiServer({home, apps, slugs: new SlugStore(home), dynos, logFor, settings, destroyApp: (app) => destroyApp(parts, app)}, [
     ...logRoutes(existingLog),
     ...buildRoutes({home, apps, builds}),
     ...routingRoutes({routing, existing, logFor}),
-    ...agentInfoRoutes({version, node: process.version, pid: process.pid, file: process.argv[1] ?? '', started_at: new Date().toISOString(), router_port: routerPort}),
+    ...agentInfoRoutes(Object.assign(info, {router_port: routerPort})),
   ])
   process.stderr.write(`dev-agent listening on ${paths.socket}, router on port ${routerPort}\n`)
+  predecessor?.serving()
 
-  const signal = await new Promise<NodeJS.Signals>((resolve) => {
-    process.once('SIGTERM', resolve)
-    process.once('SIGINT', resolve)
-    // An upgrade: this agent goes, its dynos stay for the next one to adopt.
-    process.once('SIGUSR2', resolve)
-  })
+  /** SIGUSR2 with `handover`: true once the successor has the dynos and the router's socket. */
+  const handOver = async (): Promise<boolean> => {
+    const args = ['--handover', ...(keepDynos ? ['--keep-dynos'] : [])]
+    const successor = await startSuccessor(home, args).catch((error: Error) => {
+      process.stderr.write(`dev-agent: SIGUSR2: ${error.message}; this agent keeps running\n`)
+      info.upgrade_error = {at: new Date().toISOString(), message: error.message}
+    })
+    if (successor === undefined) return false
+    process.stderr.write(`dev-agent: SIGUSR2: handing over to the new agent (pid ${successor.pid}); the dynos keep running\n`)
+    api.close()
+    await dynos.detach()
+    // The successor takes this very socket, unless agent.json now names another address.
+    const latest = await readAgentSettings(home).catch(() => settings)
+    const samePlace = (latest.router_port === 0 || latest.router_port === routerPort) && latest.router_host === settings.router_host
+    successor.go(samePlace ? router.listeningHandle() : undefined)
+    const served = successor.serving(settings.deploy_timeout_seconds * 1000).then((how) => {
+      if (how !== 'serving') process.stderr.write(`dev-agent: the new agent (pid ${successor.pid}) ${how === 'exited' ? 'ended' : 'did not answer'} before it served; the dynos keep running for the next agent\n`)
+    })
+    await router.handOver(served, settings.drain_timeout_seconds * 1000)
+    return true
+  }
+
+  let signal: NodeJS.Signals
+  for (;;) {
+    signal = await signals.next()
+    if (signal !== 'SIGUSR2' || !handover) break
+    if (await handOver()) {
+      api.closeAttached()
+      await Promise.all([...logs.values()].map((log) => log.close()))
+      return 0
+    }
+  }
+  // SIGUSR2 without handover is an upgrade too: this agent goes, its dynos stay for the next one.
   const leave = keepDynos || signal === 'SIGUSR2'
   process.stderr.write(`dev-agent: ${signal}: ${leave ? 'leaving the dynos running' : 'stopping the dynos'}\n`)
   // Held deploy locks and live log streams are open connections; they end with the agent.
@@ -91,4 +133,22 @@ export async function runDaemon(home: string, {keepDynos, version}: {keepDynos: 
   api.closeAttached()
   await Promise.all([...logs.values()].map((log) => log.close()))
   return 0
+}
+
+/** SIGTERM, SIGINT and SIGUSR2 as they come, one at a time (none is lost while another is handled). */
+function queuedSignals(): {next(): Promise<NodeJS.Signals>} {
+  const queue: NodeJS.Signals[] = []
+  let wake: (() => void) | undefined
+  for (const name of SIGNALS) {
+    process.on(name, () => {
+      queue.push(name)
+      wake?.()
+    })
+  }
+  return {
+    async next() {
+      while (queue.length === 0) await new Promise<void>((resolve) => (wake = resolve))
+      return queue.shift()!
+    },
+  }
 }

@@ -7,7 +7,7 @@ import {dialStdio} from './dial-stdio.js'
 /** The version of this agent build, set by scripts/bundle-agent.mjs. */
 declare const AGENT_VERSION: string
 
-const USAGE = 'usage: dev-agent daemon [--keep-dynos] | dial-stdio | version'
+const USAGE = 'usage: dev-agent daemon [--keep-dynos] [--handover] | dial-stdio | version'
 
 /** Each subcommand of `dev-agent`: the program that runs on each host (bundled into dist/agent.cjs). */
 const commands: Record<string, (args: string[]) => Promise<number>> = {
@@ -26,13 +26,13 @@ const commands: Record<string, (args: string[]) => Promise<number>> = {
     return (await import('./build-worker.js')).runBuildWorker(args)
   },
   async daemon(args) {
-    const unknown = args.find((arg) => arg !== '--keep-dynos')
+    const unknown = args.find((arg) => arg !== '--keep-dynos' && arg !== '--handover')
     if (unknown !== undefined) {
       process.stderr.write(`dev-agent: unknown option ${unknown}\n${USAGE}\n`)
       return 2
     }
     const {runDaemon} = await import('./daemon.js')
-    return runDaemon(agentHome(), {keepDynos: args.includes('--keep-dynos'), version: AGENT_VERSION})
+    return runDaemon(agentHome(), {keepDynos: args.includes('--keep-dynos'), handover: args.includes('--handover'), version: AGENT_VERSION})
   },
 }
 

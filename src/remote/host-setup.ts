@@ -13,6 +13,8 @@ const MIN_NODE_MAJOR = 20
 
 /** How long a started agent has to answer its API. */
 const START_TIMEOUT_MS = 15_000
+/** How long an upgrade by handover may take: the new build loads, then adopts every app's dynos. */
+const HANDOVER_TIMEOUT_MS = 90_000
 
 export interface HostSetup {
   /** The agent file to install (dist/agent.cjs). */
@@ -30,6 +32,10 @@ export interface HostAgent {
   started_at: string
   pid: number
   file: string
+  /** Whether an upgrade hands the router's socket over (agents started by this setup without systemd). */
+  handover?: boolean
+  /** The last upgrade this agent called off, and why (its successor could not start). */
+  upgrade_error?: {at: string; message: string}
 }
 
 /**
@@ -86,21 +92,40 @@ export async function setupHost(ssh: SshConnection, setup: HostSetup): Promise<H
     // A pid from the host goes into a command: a plain number above 1, or nothing is signalled.
     if (!Number.isSafeInteger(running.pid) || running.pid <= 1) throw new DevError(`${name}: the running agent reports pid ${String(running.pid)}; stop it by hand and run setup again`)
     setup.say(running.file === file ? 'restarting the agent for its new settings' : `upgrading the agent (pid ${running.pid}); its dynos keep running`)
-    // SIGUSR2: the old agent goes and leaves its dynos for the new one to adopt.
     const pid = quote([String(running.pid)])
+    if (running.handover === true) {
+      // The agent starts the new build itself and hands it the dynos and the router's socket.
+      await must(ssh, `kill -USR2 ${pid}`, 'cannot signal the running agent')
+      const successor = await startedAgent(ssh, home, HANDOVER_TIMEOUT_MS, (agent) => {
+        if (agent.pid !== running.pid) return true
+        const error = agent.upgrade_error
+        if (error !== undefined && error.at !== running.upgrade_error?.at) throw new DevError(`${name}: the upgrade was called off and the running agent keeps serving: ${error.message}`)
+        return false
+      })
+      // The old agent answers what its open connections still ask, then goes.
+      const gone = await ssh.run(`i=0; while kill -0 ${pid} 2>/dev/null && [ $i -lt 600 ]; do sleep 0.1 2>/dev/null || sleep 1; i=$((i+1)); done; ! kill -0 ${pid} 2>/dev/null`)
+      if (gone.code !== 0) setup.say(`the old agent (pid ${running.pid}) is still finishing its open connections`)
+      setup.say(`agent ${successor.version} running (pid ${successor.pid}), router on port ${successor.router_port}; no connection was refused`)
+      return successor
+    }
+    // SIGUSR2: the old agent goes and leaves its dynos for the new one to adopt.
     await must(ssh, `kill -USR2 ${pid}; i=0; while kill -0 ${pid} 2>/dev/null && [ $i -lt 600 ]; do sleep 0.1 2>/dev/null || sleep 1; i=$((i+1)); done; ! kill -0 ${pid} 2>/dev/null`, 'the old agent did not stop')
   }
   await startAgent(ssh, home, running !== undefined)
-  const deadline = Date.now() + START_TIMEOUT_MS
+  const started = await startedAgent(ssh, home, START_TIMEOUT_MS, () => true)
+  setup.say(`agent ${started.version} running (pid ${started.pid}), router on port ${started.router_port}`)
+  return started
+}
+
+/** Waits for an agent that answers and that `wanted` accepts; on timeout, says how the agent's log ends. */
+async function startedAgent(ssh: SshConnection, home: string, timeoutMs: number, wanted: (agent: HostAgent) => boolean): Promise<HostAgent> {
+  const deadline = Date.now() + timeoutMs
   for (;;) {
-    const started = await runningAgent(ssh)
-    if (started !== undefined) {
-      setup.say(`agent ${started.version} running (pid ${started.pid}), router on port ${started.router_port}`)
-      return started
-    }
+    const agent = await runningAgent(ssh)
+    if (agent !== undefined && wanted(agent)) return agent
     if (Date.now() > deadline) {
       const log = await ssh.run(`tail -n 5 ${quote([`${home}/agent.log`])}`)
-      throw new DevError(`${name}: the agent did not start within ${START_TIMEOUT_MS / 1000} s; its log ends: ${log.stdout.trim().split('\n').join(' | ') || '(empty)'}`)
+      throw new DevError(`${ssh.target.name}: the agent did not start within ${timeoutMs / 1000} s; its log ends: ${log.stdout.trim().split('\n').join(' | ') || '(empty)'}`)
     }
     await sleep(200)
   }
@@ -123,7 +148,7 @@ export async function runningAgent(ssh: SshConnection): Promise<HostAgent | unde
 
 /**
  * Starts the daemon: as the `dev-agent` systemd service (Restart=always) when the host runs
- * systemd and we are root, else detached from the SSH session with its pid in agent.pid.
+ * systemd and we are root, else detached from the SSH session (it writes its pid to agent.pid).
  */
 async function startAgent(ssh: SshConnection, home: string, replacing: boolean): Promise<void> {
   const systemd = await ssh.run('[ "$(id -u)" = 0 ] && [ -d /run/systemd/system ] && command -v systemctl >/dev/null')
@@ -138,10 +163,10 @@ async function startAgent(ssh: SshConnection, home: string, replacing: boolean):
     return
   }
   const log = quote([`${home}/agent.log`])
-  const pid = quote([`${home}/agent.pid`])
   // `cd … || exit` and not `cd … &&`: an and-list would go to the background whole, as a subshell
   // that keeps the channel open and whose pid is not the daemon's.
-  await must(ssh, `cd ${quote([home])} || exit 1; nohup setsid ${quote([`${home}/bin/dev-agent`])} daemon >> ${log} 2>&1 < /dev/null & echo $! > ${pid}`, 'cannot start the agent')
+  // --handover: this agent's upgrades hand the router's socket to the next (no supervisor restarts it).
+  await must(ssh, `cd ${quote([home])} || exit 1; nohup setsid ${quote([`${home}/bin/dev-agent`])} daemon --handover >> ${log} 2>&1 < /dev/null &`, 'cannot start the agent')
 }
 
 /** Writes a file on the host atomically (temporary file, then rename) with the given mode. */

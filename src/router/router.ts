@@ -1,5 +1,5 @@
 import {Agent, createServer, type IncomingMessage, type Server, type ServerResponse} from 'node:http'
-import {connect, type AddressInfo, type Socket} from 'node:net'
+import {connect, Server as NetServer, type AddressInfo, type Socket} from 'node:net'
 import type {Duplex} from 'node:stream'
 import {setTimeout as sleep} from 'node:timers/promises'
 
@@ -63,6 +63,8 @@ export class Router {
 
   /** Until this settles (an agent restoring its apps after a restart), requests wait instead of finding no app. */
   private ready?: Promise<void>
+  /** Handing over to another process: every answer from now on closes its connection. */
+  private draining = false
 
   constructor(
     private readonly table: RouteTable,
@@ -81,16 +83,52 @@ export class Router {
   }
 
   /** Listens on `port` (0: any free one) and resolves to the port. */
-  async listen(port: number, host?: string): Promise<number> {
+  listen(port: number, host?: string): Promise<number> {
+    return this.listenWith((done) => this.server.listen(port, host, done))
+  }
+
+  /** Accepts on a socket already listening, handed over by the agent this one replaces. */
+  listenOn(handle: object): Promise<number> {
+    return this.listenWith((done) => this.server.listen(handle, done))
+  }
+
+  private async listenWith(listen: (done: () => void) => void): Promise<number> {
     await new Promise<void>((resolve, reject) => {
       this.server.once('error', reject)
-      this.server.listen(port, host, () => {
+      listen(() => {
         this.server.off('error', reject)
         resolve()
       })
     })
     this.port = (this.server.address() as AddressInfo).port
     return this.port
+  }
+
+  /** The listening socket's handle, to hand over to a successor (as node:cluster passes them). */
+  listeningHandle(): object {
+    return (this.server as unknown as {_handle: object})._handle
+  }
+
+  /**
+   * Hands over to a successor that shares the listening socket: from now on every answer closes
+   * its connection (the client's next request goes to the successor), this router stops accepting
+   * once `successorAccepts` settles, and it closes for good when its connections are gone or
+   * `drainMs` after that, whichever is first.
+   */
+  async handOver(successorAccepts: Promise<unknown>, drainMs: number): Promise<void> {
+    this.draining = true
+    await successorAccepts
+    const deadline = Date.now() + drainMs
+    // net.Server's own close: http.Server's would also cut idle kept-alive connections, on which a
+    // client may be sending its next request at this very moment. Those end at the keep-alive timeout.
+    const drained = new Promise<void>((resolve) => NetServer.prototype.close.call(this.server, () => resolve()))
+    let timer: NodeJS.Timeout | undefined
+    await Promise.race([drained, new Promise((resolve) => (timer = setTimeout(resolve, Math.max(0, deadline - Date.now()))))])
+    clearTimeout(timer)
+    this.server.closeAllConnections()
+    for (const tunnel of this.tunnels) tunnel.destroy()
+    this.agent.destroy()
+    await this.pools.destroy()
   }
 
   /** Stops taking connections and closes the open ones. */
@@ -103,6 +141,7 @@ export class Router {
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    if (this.draining) res.shouldKeepAlive = false
     if (this.ready) await this.ready
     const {app, client, record} = this.arrival(req)
     const startedAt = client.startedAt

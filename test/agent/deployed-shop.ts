@@ -6,8 +6,8 @@ import {expect} from 'vitest'
 import {agentAppSlug, allUp, eventually, startAgent, type AgentDyno} from '../support/agent.js'
 
 /** An agent with app `name` (default `shop`) deployed from the agent-app slug, its web dyno up. */
-export async function deployedShop(settings: Record<string, unknown> = {}, name = 'shop') {
-  const agent = await startAgent({settings})
+export async function deployedShop(settings: Record<string, unknown> = {}, name = 'shop', args: string[] = []) {
+  const agent = await startAgent({settings, args})
   await deploy(agent, name)
   const dynos = async (app = name) => (await agent.call('GET', `/apps/${app}/dynos`)).json as AgentDyno[]
   const log = async (app = name) => (await agent.call('GET', `/apps/${app}/log?lines=1500`)).text.split('\n').filter(Boolean)

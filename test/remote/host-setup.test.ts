@@ -4,7 +4,7 @@ import {join} from 'node:path'
 
 import {describe, expect, it} from 'vitest'
 
-import {setupHost} from '../../src/remote/host-setup.js'
+import {runningAgent, setupHost} from '../../src/remote/host-setup.js'
 import {RemoteAgent} from '../../src/remote/remote-agent.js'
 import {connectSsh} from '../../src/remote/ssh-connection.js'
 import {resolveSshTarget} from '../../src/remote/ssh-target.js'
@@ -67,6 +67,33 @@ describe('dev hosts setup (real sshd, the real agent)', () => {
       const [adopted] = await eventually(async () => (await api.call('GET', '/apps/shop/dynos')).json as AgentDyno[], allUp)
       expect(adopted!.pid).toBe(web!.pid)
       expect(await viaRouter(vps1!.routerPort)).toMatch(/^hello from web\.1 of v1/)
+    } finally {
+      ssh.close()
+    }
+  })
+
+  it('upgrades an agent from before handovers by stopping it and starting the new build', async () => {
+    const {hosts, env, dir} = await startSshHosts(1)
+    const [vps1] = hosts
+    const ssh = await connectSsh(await resolveSshTarget('vps1', env), {env})
+    try {
+      const first = await setupHost(ssh, {agentFile: join(projectRoot, 'dist/agent.cjs'), routerPort: vps1!.routerPort, say: () => {}})
+      expect(first.handover).toBe(true)
+      // An agent as earlier setups started it: no --handover, so SIGUSR2 makes it go.
+      process.kill(first.pid, 'SIGKILL')
+      await eventually(async () => processAlive(first.pid), (alive) => !alive)
+      await ssh.run(`cd ${vps1!.agentHome} || exit 1; nohup setsid ${vps1!.agentHome}/bin/dev-agent daemon >> agent.log 2>&1 < /dev/null &`)
+      const legacy = await eventually(() => runningAgent(ssh), (agent) => agent !== undefined)
+      expect(legacy!.handover).toBe(false)
+
+      const newer = join(dir, 'agent-newer.cjs')
+      await copyFile(join(projectRoot, 'dist/agent.cjs'), newer)
+      await appendFile(newer, '\n// a newer build\n')
+      const said: string[] = []
+      const upgraded = await setupHost(ssh, {agentFile: newer, say: (text) => said.push(text)})
+      expect(said.slice(-2)).toEqual([`upgrading the agent (pid ${legacy!.pid}); its dynos keep running`, `agent ${upgraded.version} running (pid ${upgraded.pid}), router on port ${vps1!.routerPort}`])
+      expect(upgraded.handover).toBe(true)
+      expect(processAlive(legacy!.pid)).toBe(false)
     } finally {
       ssh.close()
     }
