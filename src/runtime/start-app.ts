@@ -12,7 +12,7 @@ import {planStart, type StartIo, type StartOptions} from './start-plan.js'
 import {Supervisor, type DynoSpec} from './supervisor.js'
 import {DevError} from './dev-error.js'
 import {LocalRoutes} from './local-router.js'
-import {Router} from '../router/router.js'
+import type {Router} from '../router/router.js'
 import {watchForRestarts} from './watch-restarts.js'
 
 export type {StartIo, StartOptions} from './start-plan.js'
@@ -137,6 +137,8 @@ export async function startApp(options: StartOptions, io: StartIo): Promise<numb
     control = await openControlServer(plan.files.root, loadRoutes, (text) => printer.message(SYSTEM_NAME, text))
     for (const warning of await takenPortWarnings(plan.specs)) printer.message(SYSTEM_NAME, warning)
     if (options.router !== undefined) {
+      // Loaded only for --router: undici and the router are a good part of dev's memory.
+      const {Router} = await import('../router/router.js')
       router = new Router(() => routes.routed)
       await router.listen(options.router).catch((error: NodeJS.ErrnoException) => {
         throw new DevError(`the router cannot listen on port ${options.router} (${error.code ?? error.message}); pick another with --router=PORT`)

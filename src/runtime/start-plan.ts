@@ -3,8 +3,6 @@ import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import type {Writable} from 'node:stream'
 
-import {extractSlug} from '../slug/extract-slug.js'
-import {findSlug} from '../slug/find-slug.js'
 import {loadAppEnv} from './app-env.js'
 import {resolveAppFiles, type AppFileOptions, type AppFiles} from './app-files.js'
 import {UsageError} from './dev-error.js'
@@ -88,6 +86,8 @@ export async function planStart(options: StartOptions, io: Pick<StartIo, 'env' |
 
 /** Extracts a slug into a fresh temporary directory for `dev start --slug`. */
 async function extractForStart(ref: string, files: AppFiles): Promise<{dir: string; dispose(): Promise<void>}> {
+  // Loaded only for --slug: tar is not needed to run a working tree.
+  const [{findSlug}, {extractSlug}] = await Promise.all([import('../slug/find-slug.js'), import('../slug/extract-slug.js')])
   const path = await findSlug(ref, join(files.root, '.dev', 'slugs'), files.cwd)
   const dir = await mkdtemp(join(tmpdir(), 'dev-slug-'))
   // A refused archive may still have writes in flight for a moment: retry until the tree is gone.
