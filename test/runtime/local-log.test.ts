@@ -20,6 +20,39 @@ describe('LocalLog', () => {
     expect(log.recent({lines: 1, ps: 'web.1'})).toEqual([])
   })
 
+  it('keeps exactly the last lines across many blocks of output, with the time each block came', () => {
+    const log = new LocalLog(100)
+    const times: string[] = []
+    for (let block = 0; block < 50; block++) {
+      const lines = Array.from({length: 7}, (_, i) => `b${block} l${i}`).join('\n')
+      // Whole lines, and the last block without its final newline.
+      log.appendBlock('app', block % 2 === 0 ? 'web.1' : 'worker.1', Buffer.from(block === 49 ? lines : `${lines}\n`))
+    }
+    const recent = log.recent({lines: 1000})
+    expect(recent).toHaveLength(100)
+    expect(untimed(recent[0]!)).toBe('app[worker.1]: b35 l5')
+    expect(untimed(recent.at(-1)!)).toBe('app[worker.1]: b49 l6')
+    for (const line of recent) times.push(line.slice(0, 32))
+    expect([...times].sort()).toEqual(times)
+    // Read twice, the same; what comes after a read joins it in order.
+    expect(log.recent({lines: 1000})).toEqual(recent)
+    log.append('dev', 'dev', 'later')
+    expect(log.recent({lines: 2}).map(untimed)).toEqual(['app[worker.1]: b49 l6', 'dev[dev]: later'])
+    expect(log.recent({lines: 3, ps: 'web'}).map(untimed)).toEqual(['app[web.1]: b48 l4', 'app[web.1]: b48 l5', 'app[web.1]: b48 l6'])
+  })
+
+  it('keeps the last lines however many blocks and bytes pass through it', () => {
+    const log = new LocalLog(100)
+    for (let i = 0; i < 5000; i++) log.appendBlock('app', 'web.1', Buffer.from(`one ${i}\n`))
+    expect(log.recent({lines: 1000}).map(untimed)).toEqual(Array.from({length: 100}, (_, i) => `app[web.1]: one ${4900 + i}`))
+    // Blocks of 64 KiB, 1,000 lines each: 3 MiB in all.
+    for (let block = 0; block < 48; block++) log.appendBlock('app', 'web.2', Buffer.from(Array.from({length: 1000}, (_, i) => `${block}:${String(i).padStart(60, '.')}\n`).join('')))
+    const recent = log.recent({lines: 1000}).map(untimed)
+    expect(recent).toHaveLength(100)
+    expect(recent[0]).toBe(`app[web.2]: 47:${'900'.padStart(60, '.')}`)
+    expect(recent.at(-1)).toBe(`app[web.2]: 47:${'999'.padStart(60, '.')}`)
+  })
+
   it('filters by source, by process, by process type, and the router by ps=router', () => {
     const log = new LocalLog()
     log.append('app', 'web.1', 'a')
