@@ -76,6 +76,8 @@ export class AppLog implements LogSink {
    */
   append(source: LogSource, ps: string | undefined, text: string): void {
     const time = nowMicros()
+    // One short line (a router line, an agent event): no splitting.
+    if (text.length * 3 <= MAX_ENTRY_BYTES && !text.includes('\n')) return this.add({time, source, ps, line: formatLogLine(time, source, ps, text)})
     for (const line of text.replace(/\n$/, '').split('\n')) {
       for (const piece of piecesOf(line)) this.add({time, source, ps, line: formatLogLine(time, source, ps, piece)})
     }

@@ -41,11 +41,19 @@ export function routerLogLine(request: RoutedRequest): string {
   return fields.join(' ')
 }
 
+/** What quoted() changes: most values have none of it (one line per request: checked before any copy is made). */
+const UNQUOTABLE = /[\\"\u0000-\u001f\u007f]/
+
 function quoted(value: string): string {
+  if (!UNQUOTABLE.test(value)) return `"${value}"`
   return `"${value.replace(/[\\"]/g, (char) => `\\${char}`).replace(/[\u0000-\u001f\u007f]/g, '')}"`
 }
 
+/** What token() drops. */
+const NOT_TOKEN = /[^\x21-\x7e]|"/
+
 /** A bare value: anything that could break the key=value form is dropped. */
 function token(value: string): string {
+  if (value.length <= 255 && !NOT_TOKEN.test(value)) return value
   return value.replace(/[^\x21-\x7e]|"/g, '').slice(0, 255)
 }
