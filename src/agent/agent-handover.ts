@@ -14,6 +14,9 @@ import {join} from 'node:path'
  * 3. the successor adopts the dynos, accepts on that socket, opens the API and says `serving`;
  * 4. the old agent stops accepting, answers what its open connections still ask with
  *    `Connection: close`, and exits once they are gone (or at the drain deadline).
+ *
+ * A successor that ends (or does not serve in time) after step 2 is stopped, and the old agent
+ * takes its dynos back, opens its API again and keeps serving, as if the upgrade had not been asked.
  */
 
 /** The environment variable that tells a starting daemon it is a successor. */
@@ -29,8 +32,10 @@ export type ListeningHandle = object
 /** The successor as the old agent sees it once it is ready. */
 export interface Successor {
   pid: number
-  /** Hands over: the router's listening socket goes with it (or none when the port changes). */
-  go(handle: ListeningHandle | undefined): void
+  /** Hands over: the router's listening socket goes with it (or none when the port changes). False if the successor is gone. */
+  go(handle: ListeningHandle | undefined): boolean
+  /** Ends a successor that did not take over in time. */
+  kill(): void
   /** Settles when the successor serves, exits, or has not served within `ms`. */
   serving(ms: number): Promise<'serving' | 'exited' | 'timeout'>
 }
@@ -45,7 +50,8 @@ export async function startSuccessor(home: string, args: readonly string[]): Pro
   // Its own session, like the agent setup starts: it outlives this one. Its output goes where ours goes.
   const child = spawn(command, argv, {detached: true, stdio: ['ignore', 'inherit', 'inherit', 'ipc'], env: {...process.env, [SUCCESSOR_ENV]: '1'}})
   const exited = new Promise<string>((resolve) => {
-    child.once('error', (error) => resolve(error.message))
+    // `on`, not `once`: a send on a channel that has just closed is a second error, never to be thrown.
+    child.on('error', (error) => resolve(error.message))
     child.once('exit', (code, signal) => resolve(signal ? `killed by ${signal}` : `exit status ${code}`))
   })
   const ready = nextMessage(child, 'ready')
@@ -64,7 +70,15 @@ export async function startSuccessor(home: string, args: readonly string[]): Pro
   return {
     pid,
     go(handle) {
-      child.send({type: 'go'} satisfies Message, handle as never)
+      if (!child.connected) return false
+      try {
+        return child.send({type: 'go'} satisfies Message, handle as never)
+      } catch {
+        return false
+      }
+    },
+    kill() {
+      child.kill('SIGKILL')
     },
     async serving(ms) {
       const served = nextMessage(child, 'serving').then(() => 'serving' as const)

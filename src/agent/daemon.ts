@@ -41,8 +41,9 @@ export async function runDaemon(home: string, {keepDynos, handover, version}: {k
   const settings = await readAgentSettings(home)
   // Started by an agent that hands over: nothing is touched before it has let go.
   const predecessor = await awaitPredecessor()
-  // No build runs yet: what is under builds/ was left by a worker killed with its agent.
-  await rm(join(home, 'builds'), {recursive: true, force: true})
+  // No build runs yet: what is under builds/ was left by a worker killed with its agent (or, after a
+  // handover, by one still finishing its abort: then what it leaves waits for the next start).
+  await rm(join(home, 'builds'), {recursive: true, force: true, maxRetries: 3}).catch((error: Error) => process.stderr.write(`dev-agent: cannot clear ${join(home, 'builds')}: ${error.message}\n`))
   const logs = new Map<string, AppLog>()
   const logFor = (app: string) => {
     let log = logs.get(app)
@@ -56,7 +57,8 @@ export async function runDaemon(home: string, {keepDynos, handover, version}: {k
   await apps.removeTombstones()
   const routing = new RoutingStore((app) => paths.app(app).dir)
   await routing.load(await apps.list())
-  const dynos = new DynoManager(paths, settings, logFor, routing)
+  // Replaced only when this agent takes its dynos back from a successor that failed (see handOver).
+  let dynos = new DynoManager(paths, settings, logFor, routing)
   // The router's port is taken first: an agent that cannot have it stops before touching a dyno.
   // Requests that come while the apps are restored wait for them (they would find no app: 404).
   let restored!: () => void
@@ -80,43 +82,70 @@ export async function runDaemon(home: string, {keepDynos, handover, version}: {k
   }
   const info: AgentInfo = {version, node: process.version, pid: process.pid, file: process.argv[1] ?? '', started_at: new Date().toISOString(), router_port: 0, handover}
   const builds = new HostBuilds({home, apps})
-  const parts = {apps, dynos, routing, builds, closeLog}
-  const api = await startApiServer({home, apps, slugs: new SlugStore(home), dynos, logFor, settings, destroyApp: (app) => destroyApp(parts, app)}, [
-    ...logRoutes(existingLog),
-    ...buildRoutes({home, apps, builds}),
-    ...routingRoutes({routing, existing, logFor}),
-    ...agentInfoRoutes(Object.assign(info, {router_port: routerPort})),
-  ])
+  const openApi = () => {
+    const parts = {apps, dynos, routing, builds, closeLog}
+    return startApiServer({home, apps, slugs: new SlugStore(home), dynos, logFor, settings, destroyApp: (app) => destroyApp(parts, app)}, [
+      ...logRoutes(existingLog),
+      ...buildRoutes({home, apps, builds}),
+      ...routingRoutes({routing, existing, logFor}),
+      ...agentInfoRoutes(Object.assign(info, {router_port: routerPort})),
+    ])
+  }
+  let api = await openApi()
   process.stderr.write(`dev-agent listening on ${paths.socket}, router on port ${routerPort}\n`)
   predecessor?.serving()
 
-  /** SIGUSR2 with `handover`: true once the successor has the dynos and the router's socket. */
-  const handOver = async (): Promise<boolean> => {
+  /** SIGUSR2 with `handover`: the successor's pid once it has the dynos and the router's socket. */
+  const handOver = async (): Promise<number | undefined> => {
     const args = ['--handover', ...(keepDynos ? ['--keep-dynos'] : [])]
     const successor = await startSuccessor(home, args).catch((error: Error) => {
       process.stderr.write(`dev-agent: SIGUSR2: ${error.message}; this agent keeps running\n`)
       info.upgrade_error = {at: new Date().toISOString(), message: error.message}
     })
-    if (successor === undefined) return false
+    if (successor === undefined) return undefined
     process.stderr.write(`dev-agent: SIGUSR2: handing over to the new agent (pid ${successor.pid}); the dynos keep running\n`)
     api.close()
     await dynos.detach()
-    // The successor takes this very socket, unless agent.json now names another address.
+    // The successor takes this very socket, unless agent.json now names another address: then
+    // this router lets go of the old one first, so the successor can have the port.
     const latest = await readAgentSettings(home).catch(() => settings)
     const samePlace = (latest.router_port === 0 || latest.router_port === routerPort) && latest.router_host === settings.router_host
-    successor.go(samePlace ? router.listeningHandle() : undefined)
-    const served = successor.serving(settings.deploy_timeout_seconds * 1000).then((how) => {
-      if (how !== 'serving') process.stderr.write(`dev-agent: the new agent (pid ${successor.pid}) ${how === 'exited' ? 'ended' : 'did not answer'} before it served; the dynos keep running for the next agent\n`)
-    })
-    await router.handOver(served, settings.drain_timeout_seconds * 1000)
-    return true
+    if (!samePlace) router.stopAccepting()
+    const sent = successor.go(samePlace ? router.listeningHandle() : undefined)
+    const outcome = sent ? await successor.serving(settings.deploy_timeout_seconds * 1000) : 'exited'
+    if (outcome !== 'serving') {
+      if (outcome === 'timeout') successor.kill()
+      const why = `the new agent (pid ${successor.pid}) ${outcome === 'exited' ? 'ended' : `did not serve within ${settings.deploy_timeout_seconds} s`} before it took over`
+      process.stderr.write(`dev-agent: SIGUSR2: ${why}; this agent takes its dynos back and keeps running\n`)
+      info.upgrade_error = {at: new Date().toISOString(), message: why}
+      // The dynos the successor adopted or started are in dynos.json: adopted again here.
+      const again = new DynoManager(paths, settings, logFor, routing)
+      await again.restore(apps)
+      dynos = again
+      if (!samePlace) await router.listen(routerPort, settings.router_host)
+      api = await openApi()
+      await writeFileAtomic(join(home, 'agent.pid'), `${process.pid}\n`, 0o600)
+      return undefined
+    }
+    await router.handOver(settings.drain_timeout_seconds * 1000)
+    return successor.pid
   }
 
   let signal: NodeJS.Signals
   for (;;) {
     signal = await signals.next()
     if (signal !== 'SIGUSR2' || !handover) break
-    if (await handOver()) {
+    const successor = await handOver()
+    if (successor !== undefined) {
+      // A stop asked for during the handover is the new agent's to carry out.
+      for (const pending of signals.pending()) {
+        if (pending === 'SIGUSR2') continue
+        try {
+          process.kill(successor, pending)
+        } catch {
+          // It is gone already.
+        }
+      }
       api.closeAttached()
       await Promise.all([...logs.values()].map((log) => log.close()))
       return 0
@@ -136,7 +165,7 @@ export async function runDaemon(home: string, {keepDynos, handover, version}: {k
 }
 
 /** SIGTERM, SIGINT and SIGUSR2 as they come, one at a time (none is lost while another is handled). */
-function queuedSignals(): {next(): Promise<NodeJS.Signals>} {
+function queuedSignals(): {next(): Promise<NodeJS.Signals>; pending(): NodeJS.Signals[]} {
   const queue: NodeJS.Signals[] = []
   let wake: (() => void) | undefined
   for (const name of SIGNALS) {
@@ -149,6 +178,9 @@ function queuedSignals(): {next(): Promise<NodeJS.Signals>} {
     async next() {
       while (queue.length === 0) await new Promise<void>((resolve) => (wake = resolve))
       return queue.shift()!
+    },
+    pending() {
+      return queue.splice(0)
     },
   }
 }

@@ -13,8 +13,8 @@ const MIN_NODE_MAJOR = 20
 
 /** How long a started agent has to answer its API. */
 const START_TIMEOUT_MS = 15_000
-/** How long an upgrade by handover may take: the new build loads, then adopts every app's dynos. */
-const HANDOVER_TIMEOUT_MS = 90_000
+/** How long an upgrade by handover may take: the new build loads (up to 30 s), one-off runs stop (their grace), the new agent adopts every app's dynos. */
+const HANDOVER_TIMEOUT_MS = 150_000
 
 export interface HostSetup {
   /** The agent file to install (dist/agent.cjs). */
@@ -121,7 +121,11 @@ export async function setupHost(ssh: SshConnection, setup: HostSetup): Promise<H
 async function startedAgent(ssh: SshConnection, home: string, timeoutMs: number, wanted: (agent: HostAgent) => boolean): Promise<HostAgent> {
   const deadline = Date.now() + timeoutMs
   for (;;) {
-    const agent = await runningAgent(ssh)
+    // An agent closing its API mid-call (it is handing over) is asked again.
+    const agent = await runningAgent(ssh).catch((error: Error) => {
+      if (/did not answer/.test(error.message)) return undefined
+      throw error
+    })
     if (agent !== undefined && wanted(agent)) return agent
     if (Date.now() > deadline) {
       const log = await ssh.run(`tail -n 5 ${quote([`${home}/agent.log`])}`)

@@ -65,6 +65,8 @@ export class Router {
   private ready?: Promise<void>
   /** Handing over to another process: every answer from now on closes its connection. */
   private draining = false
+  /** Once it stops accepting: settles when the last open connection has closed. */
+  private allClosed?: Promise<void>
 
   constructor(
     private readonly table: RouteTable,
@@ -93,6 +95,7 @@ export class Router {
   }
 
   private async listenWith(listen: (done: () => void) => void): Promise<number> {
+    this.allClosed = undefined
     await new Promise<void>((resolve, reject) => {
       this.server.once('error', reject)
       listen(() => {
@@ -110,20 +113,24 @@ export class Router {
   }
 
   /**
-   * Hands over to a successor that shares the listening socket: from now on every answer closes
-   * its connection (the client's next request goes to the successor), this router stops accepting
-   * once `successorAccepts` settles, and it closes for good when its connections are gone or
-   * `drainMs` after that, whichever is first.
+   * Stops taking connections (net.Server's own close: http.Server's would also cut idle kept-alive
+   * connections, on which a client may be sending its next request at this very moment). A
+   * successor holding the same socket goes on accepting; open connections stay.
    */
-  async handOver(successorAccepts: Promise<unknown>, drainMs: number): Promise<void> {
+  stopAccepting(): void {
+    this.allClosed ??= new Promise<void>((resolve) => NetServer.prototype.close.call(this.server, () => resolve()))
+  }
+
+  /**
+   * After a successor has taken over: stops accepting, answers whatever the open connections still
+   * ask with `Connection: close` (the client's next request goes to the successor), and closes for
+   * good once they are gone (idle ones at the keep-alive timeout) or after `drainMs`.
+   */
+  async handOver(drainMs: number): Promise<void> {
     this.draining = true
-    await successorAccepts
-    const deadline = Date.now() + drainMs
-    // net.Server's own close: http.Server's would also cut idle kept-alive connections, on which a
-    // client may be sending its next request at this very moment. Those end at the keep-alive timeout.
-    const drained = new Promise<void>((resolve) => NetServer.prototype.close.call(this.server, () => resolve()))
+    this.stopAccepting()
     let timer: NodeJS.Timeout | undefined
-    await Promise.race([drained, new Promise((resolve) => (timer = setTimeout(resolve, Math.max(0, deadline - Date.now()))))])
+    await Promise.race([this.allClosed, new Promise((resolve) => (timer = setTimeout(resolve, drainMs)))])
     clearTimeout(timer)
     this.server.closeAllConnections()
     for (const tunnel of this.tunnels) tunnel.destroy()

@@ -6,6 +6,7 @@ import {afterEach, describe, expect, it} from 'vitest'
 import {allUp, eventually, type AgentDyno} from '../support/agent.js'
 import {get, startLoad} from '../support/http-load.js'
 import {processAlive} from '../support/processes.js'
+import {projectRoot} from '../support/run-bin.js'
 import {deployedShop} from './deployed-shop.js'
 
 const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
@@ -41,7 +42,7 @@ describe('an agent upgrade by handover (SIGUSR2 to `dev-agent daemon --handover`
       successors.push(next!.pid)
       expect(next).toMatchObject({router_port: old.router_port, handover: true})
       // The old agent goes once its kept-alive connections have closed (at the latest the drain deadline).
-      await eventually(async () => processAlive(from), (alive) => !alive, 20_000)
+      expect(await eventually(async () => processAlive(from), (alive) => !alive, 20_000)).toBe(false)
       expect(Number(await readFile(join(shop.home, 'agent.pid'), 'utf8'))).toBe(next!.pid)
       const after = await eventually(shop.dynos, (dynos) => dynos.length === before.length && allUp(dynos))
       expect(after.map((dyno) => `${dyno.name} ${dyno.pid}`).sort(), `round ${round}`).toEqual(before.map((dyno) => `${dyno.name} ${dyno.pid}`).sort())
@@ -51,10 +52,30 @@ describe('an agent upgrade by handover (SIGUSR2 to `dev-agent daemon --handover`
     console.log('two agent upgrades by handover under load:', counts)
     expect(counts).toMatchObject({errors: 0, other: []})
     expect(counts.ok).toBeGreaterThan(100)
-    // The new agent reads the dynos' output: their lines still reach the log.
-    const lines = await shop.log()
+    // The new agent reads the dynos' output: a request made now shows in the log as the dyno's own line.
+    expect((await get(shop.routerPort, '/after-the-upgrade')).status).toBe(200)
+    const lines = await eventually(shop.log, (log) => log.some((line) => /app\[web\.\d\]: web\.\d: GET \/after-the-upgrade$/.test(line)))
+    expect(lines.some((line) => /app\[web\.\d\]: web\.\d: GET \/after-the-upgrade$/.test(line))).toBe(true)
     expect(lines.some((line) => /agent\[web\.1\]: Adopted running process/.test(line))).toBe(true)
   }, 90_000)
+
+  it('passes a stop asked for during the handover on to the new agent, which stops the dynos', async () => {
+    const shop = await deployedShop({}, 'shop', ['--handover'])
+    const [web] = await eventually(shop.dynos, allUp)
+    const pid = ((await shop.call('GET', '/agent')).json as {pid: number}).pid
+    process.kill(pid, 'SIGUSR2')
+    // Once the handover is under way (the new agent is adopting the dynos for a while yet).
+    while (!shop.stderr().includes('handing over to the new agent')) await pause(5)
+    process.kill(pid, 'SIGTERM')
+    expect(await eventually(async () => processAlive(pid), (alive) => !alive, 20_000)).toBe(false)
+    // The new agent started, took the dynos, got the SIGTERM, and stopped them as any agent would.
+    const next = Number(await readFile(join(shop.home, 'agent.pid'), 'utf8'))
+    expect(next, shop.stderr()).not.toBe(pid)
+    successors.push(next)
+    expect(await eventually(async () => processAlive(web!.pid!), (alive) => !alive, 20_000)).toBe(false)
+    expect(await eventually(async () => processAlive(next), (alive) => !alive, 20_000)).toBe(false)
+    expect(shop.stderr()).toMatch(/handing over to the new agent \(pid \d+\)/)
+  }, 60_000)
 
   it('calls the upgrade off when the new build cannot start: the running agent keeps serving and says why', async () => {
     const shop = await deployedShop({}, 'shop', ['--handover'])
@@ -74,6 +95,40 @@ describe('an agent upgrade by handover (SIGUSR2 to `dev-agent daemon --handover`
     expect(shop.stderr()).toContain('this agent keeps running')
     expect((await get(shop.routerPort)).status).toBe(200)
     expect((await shop.dynos()).map((dyno: AgentDyno) => dyno.pid)).toEqual([web!.pid])
-    // Still the one agent: a later SIGTERM stops it and its dynos as ever.
+  }, 60_000)
+
+  it('takes its dynos back when the new agent dies after it was told to take over: no request fails', async () => {
+    const shop = await deployedShop({}, 'shop', ['--handover'])
+    const before = await eventually(shop.dynos, allUp)
+    // The new build as installed, run so that it dies the moment it is told to take over.
+    const dieOnGo = join(shop.home, 'die-on-go.cjs')
+    await writeFile(dieOnGo, "process.on('message', (message) => { if (message && message.type === 'go') process.exit(7) })\n")
+    await mkdir(join(shop.home, 'bin'), {recursive: true})
+    await writeFile(join(shop.home, 'bin/dev-agent'), `#!/bin/sh\nexec '${process.execPath}' --require '${dieOnGo}' '${join(projectRoot, 'dist/agent.cjs')}' "$@"\n`)
+    await chmod(join(shop.home, 'bin/dev-agent'), 0o755)
+    const pid = ((await shop.call('GET', '/agent')).json as {pid: number}).pid
+
+    const load = startLoad([shop.routerPort])
+    await pause(200)
+    process.kill(pid, 'SIGUSR2')
+    const agent = await eventually(
+      async () => (await shop.call('GET', '/agent').catch(() => undefined))?.json as {pid: number; upgrade_error?: {message: string}} | undefined,
+      (info) => info?.upgrade_error !== undefined,
+      20_000,
+    )
+    await pause(300)
+    const counts = await load.stop()
+    console.log('a new agent dying after go, under load:', counts)
+    expect(agent!.pid).toBe(pid)
+    expect(agent!.upgrade_error!.message).toMatch(/^the new agent \(pid \d+\) ended before it took over$/)
+    expect(shop.stderr()).toContain('this agent takes its dynos back and keeps running')
+    expect(counts).toMatchObject({errors: 0, other: []})
+    // The same dynos, adopted again; the API and the router work; and the agent still stops them on SIGTERM.
+    const after = await eventually(shop.dynos, (dynos) => dynos.length === before.length && allUp(dynos))
+    expect(after.map((dyno) => dyno.pid).sort()).toEqual(before.map((dyno) => dyno.pid).sort())
+    expect(Number(await readFile(join(shop.home, 'agent.pid'), 'utf8'))).toBe(pid)
+    expect((await get(shop.routerPort)).status).toBe(200)
+    process.kill(pid, 'SIGTERM')
+    for (const dyno of before) expect(await eventually(async () => processAlive(dyno.pid!), (alive) => !alive, 20_000)).toBe(false)
   }, 60_000)
 })
