@@ -178,9 +178,11 @@ if (only !== undefined) {
 console.log(`dev router / nginx requests/s: ${(summary.dev.rps / summary.nginx.rps).toFixed(2)} (target ≥ 0.5)`)
 // p99 added: the median of each run's difference with the direct run right before it (the runs
 // alternate), so drift in the dyno's own p99 between runs does not count as the router's.
-const added = (name) => median(results[name].map((run, i) => run.p99 - results.direct[i].p99))
+const perRun = (name) => results[name].map((run, i) => run.p99 - results.direct[i].p99)
+const added = (name) => median(perRun(name))
 const addedP99 = added('dev')
-console.log(`p99 added by the dev router: ${addedP99.toFixed(2)} ms (target < 2 ms; per run ${results.dev.map((run, i) => (run.p99 - results.direct[i].p99).toFixed(2)).join(', ')}); by nginx: ${added('nginx').toFixed(2)} ms (per run ${results.nginx.map((run, i) => (run.p99 - results.direct[i].p99).toFixed(2)).join(', ')})`)
+const listed = (name) => perRun(name).map((ms) => ms.toFixed(2)).join(', ')
+console.log(`p99 added by the dev router: ${addedP99.toFixed(2)} ms (target < 2 ms; per run ${listed('dev')}); by nginx: ${added('nginx').toFixed(2)} ms (per run ${listed('nginx')})`)
 void nginxVersion
 
 const rpsRatio = summary.dev.rps / summary.nginx.rps

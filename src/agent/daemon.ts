@@ -67,7 +67,7 @@ export async function runDaemon(home: string, {keepDynos, handover, version}: {k
   const routerPort = await listening.catch((error: NodeJS.ErrnoException) => {
     throw new DevError(`the router cannot listen on port ${settings.router_port} (${error.code ?? error.message}); free it or set router_port in ${paths.settings}`)
   })
-  await writeFileAtomic(join(home, 'agent.pid'), `${process.pid}\n`, 0o600)
+  await recordPid(home)
   await dynos.restore(apps).finally(restored)
   // An app's name from a URL, once it is known to exist (404 otherwise): only such an app has a log.
   const existing = async (app: string) => {
@@ -124,7 +124,7 @@ export async function runDaemon(home: string, {keepDynos, handover, version}: {k
       dynos = again
       if (!samePlace) await router.listen(routerPort, settings.router_host)
       api = await openApi()
-      await writeFileAtomic(join(home, 'agent.pid'), `${process.pid}\n`, 0o600)
+      await recordPid(home)
       return undefined
     }
     await router.handOver(settings.drain_timeout_seconds * 1000)
@@ -183,4 +183,9 @@ function queuedSignals(): {next(): Promise<NodeJS.Signals>; pending(): NodeJS.Si
       return queue.splice(0)
     },
   }
+}
+
+/** `agent.pid`: this agent's pid, for operators and for `dev hosts setup` (rewritten by whichever agent serves). */
+function recordPid(home: string): Promise<void> {
+  return writeFileAtomic(join(home, 'agent.pid'), `${process.pid}\n`, 0o600)
 }

@@ -103,18 +103,23 @@ export async function setupHost(ssh: SshConnection, setup: HostSetup): Promise<H
         return false
       })
       // The old agent answers what its open connections still ask, then goes.
-      const gone = await ssh.run(`i=0; while kill -0 ${pid} 2>/dev/null && [ $i -lt 600 ]; do sleep 0.1 2>/dev/null || sleep 1; i=$((i+1)); done; ! kill -0 ${pid} 2>/dev/null`)
+      const gone = await ssh.run(untilGone(pid))
       if (gone.code !== 0) setup.say(`the old agent (pid ${running.pid}) is still finishing its open connections`)
       setup.say(`agent ${successor.version} running (pid ${successor.pid}), router on port ${successor.router_port}; no connection was refused`)
       return successor
     }
     // SIGUSR2: the old agent goes and leaves its dynos for the new one to adopt.
-    await must(ssh, `kill -USR2 ${pid}; i=0; while kill -0 ${pid} 2>/dev/null && [ $i -lt 600 ]; do sleep 0.1 2>/dev/null || sleep 1; i=$((i+1)); done; ! kill -0 ${pid} 2>/dev/null`, 'the old agent did not stop')
+    await must(ssh, `kill -USR2 ${pid}; ${untilGone(pid)}`, 'the old agent did not stop')
   }
   await startAgent(ssh, home, running !== undefined)
   const started = await startedAgent(ssh, home, START_TIMEOUT_MS, () => true)
   setup.say(`agent ${started.version} running (pid ${started.pid}), router on port ${started.router_port}`)
   return started
+}
+
+/** A shell loop that waits (up to 60 s) for process `pid` (already quoted) to be gone; fails if it is not. */
+function untilGone(pid: string): string {
+  return `i=0; while kill -0 ${pid} 2>/dev/null && [ $i -lt 600 ]; do sleep 0.1 2>/dev/null || sleep 1; i=$((i+1)); done; ! kill -0 ${pid} 2>/dev/null`
 }
 
 /** Waits for an agent that answers and that `wanted` accepts; on timeout, says how the agent's log ends. */

@@ -132,19 +132,21 @@ export class Router {
     let timer: NodeJS.Timeout | undefined
     await Promise.race([this.allClosed, new Promise((resolve) => (timer = setTimeout(resolve, drainMs)))])
     clearTimeout(timer)
-    this.server.closeAllConnections()
-    for (const tunnel of this.tunnels) tunnel.destroy()
-    this.agent.destroy()
-    await this.pools.destroy()
+    await this.closeConnections()
   }
 
   /** Stops taking connections and closes the open ones. */
   async close(): Promise<void> {
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()))
+    await Promise.all([closed, this.closeConnections()])
+  }
+
+  /** Every open connection, on both sides, closed at once. */
+  private async closeConnections(): Promise<void> {
     this.server.closeAllConnections()
     for (const tunnel of this.tunnels) tunnel.destroy()
     this.agent.destroy()
-    await Promise.all([closed, this.pools.destroy()])
+    await this.pools.destroy()
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
