@@ -8,6 +8,7 @@
 // 0.5 × nginx's requests/s, and under 2 ms of p99 added to the direct run (the median, over the runs,
 // of each run's p99 minus that of the direct run just before it).
 // Usage: node bench/router.mjs [--connections N] [--seconds N] [--runs N] [--only direct,dev,nginx] [--json FILE]
+//   [--agent-node-args "--cpu-prof --cpu-prof-dir=DIR"]  Node options for the agent (to profile the router)
 //   --json FILE  also write the key figures (ratios against targets) as JSON, for bench/all.mjs
 // Needs: `npm ci && npm run build`, `apt-get install -y wrk nginx`.
 import {execFileSync, spawn, spawnSync} from 'node:child_process'
@@ -59,7 +60,8 @@ const home = join(work, 'agent-home')
 mkdirSync(home, {mode: 0o700})
 const routerPort = await freePort()
 writeFileSync(join(home, 'agent.json'), JSON.stringify({router_port: routerPort, router_host: '127.0.0.1', dyno_port_range: [41000, 41099]}))
-const agent = spawn(process.execPath, [join(root, 'dist/agent.cjs'), 'daemon'], {env: {...process.env, DEV_AGENT_HOME: home}, stdio: ['ignore', 'ignore', 'pipe']})
+const agentNodeArgs = args.includes('--agent-node-args') ? args[args.indexOf('--agent-node-args') + 1].split(' ').filter(Boolean) : []
+const agent = spawn(process.execPath, [...agentNodeArgs, join(root, 'dist/agent.cjs'), 'daemon'], {env: {...process.env, DEV_AGENT_HOME: home}, stdio: ['ignore', 'ignore', 'pipe']})
 await new Promise((resolve, reject) => {
   let text = ''
   agent.stderr.on('data', (chunk) => {

@@ -205,7 +205,9 @@ class Ring<T> {
 class RotatingLogFile {
   private handle?: FileHandle
   private size = 0
-  private queue: Buffer[] = []
+  /** Lines waiting for the disk (without their newlines), and the bytes each takes there. */
+  private queue: string[] = []
+  private queueBytes: number[] = []
   private queuedBytes = 0
   private dropped = 0
   private writing?: Promise<void>
@@ -239,13 +241,15 @@ class RotatingLogFile {
 
   write(line: string): void {
     if (this.closed) return
-    const bytes = Buffer.from(`${line}\n`)
-    if (this.queuedBytes + bytes.length > this.limits.writeQueueBytes) {
+    // Kept as a string: one buffer is made per batch, not per line (the router writes one per request).
+    const bytes = Buffer.byteLength(line) + 1
+    if (this.queuedBytes + bytes > this.limits.writeQueueBytes) {
       this.dropped++
       return
     }
-    this.queue.push(bytes)
-    this.queuedBytes += bytes.length
+    this.queue.push(line)
+    this.queueBytes.push(bytes)
+    this.queuedBytes += bytes
     this.startWriting()
   }
 
@@ -279,13 +283,14 @@ class RotatingLogFile {
 
   private async writeBatch(): Promise<void> {
     try {
-      const handle = await this.fileWithRoomFor(this.queue[0]!.length)
+      const handle = await this.fileWithRoomFor(this.queueBytes[0]!)
       const batch = this.takeBatch()
       await handle.appendFile(batch)
       this.size += batch.length
     } catch (error) {
       this.warn(error)
       this.queue = []
+      this.queueBytes = []
       this.queuedBytes = 0
       await this.handle?.close().catch(() => {})
       this.handle = undefined
@@ -308,9 +313,10 @@ class RotatingLogFile {
   private takeBatch(): Buffer {
     let count = 0
     let bytes = 0
-    while (count < this.queue.length && (count === 0 || this.size + bytes + this.queue[count]!.length <= this.limits.fileBytes)) bytes += this.queue[count++]!.length
+    while (count < this.queue.length && (count === 0 || this.size + bytes + this.queueBytes[count]! <= this.limits.fileBytes)) bytes += this.queueBytes[count++]!
     this.queuedBytes -= bytes
-    return Buffer.concat(this.queue.splice(0, count), bytes)
+    this.queueBytes.splice(0, count)
+    return Buffer.from(`${this.queue.splice(0, count).join('\n')}\n`)
   }
 
   private async open(): Promise<FileHandle> {

@@ -87,7 +87,7 @@ export class Attempt {
     }
     // An answer broken off midway cannot be finished: the client's connection is cut.
     if (code !== undefined) res.destroy()
-    this.parts.log(routerLogLine({...record, code}))
+    this.parts.log(routerLogLine(record, code))
     this.resolve('done')
   }
 }

@@ -11,12 +11,28 @@ export class Backend {
   private readonly tunnels = new Set<Duplex>()
   private readonly idleWaiters = new Set<() => void>()
 
+  /** `http://host:port`, as undici's pools are keyed; made when the address changes, not per request. */
+  origin = ''
+  private address = ''
+
   constructor(
     /** The dyno's name in router log lines (`web.2`). */
     readonly name: string,
     readonly port: number,
-    public host = '127.0.0.1',
-  ) {}
+    host = '127.0.0.1',
+  ) {
+    this.host = host
+  }
+
+  /** The address the dyno accepts on (127.0.0.1, or ::1 for a dyno that listens on IPv6 only). */
+  get host(): string {
+    return this.address
+  }
+
+  set host(host: string) {
+    this.address = host
+    this.origin = `http://${host.includes(':') ? `[${host}]` : host}:${this.port}`
+  }
 
   begin(): void {
     this.active++

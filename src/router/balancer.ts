@@ -9,16 +9,19 @@ export class Balancer {
 
   /** The backend to try next, skipping those in `tried`; undefined when none is left. */
   pick(backends: readonly Backend[], tried: ReadonlySet<Backend>): Backend | undefined {
+    // Two passes without an array of the tied ones: this runs once per request.
     let least = Infinity
-    let tied: Backend[] = []
+    let ties = 0
     for (const backend of backends) {
       if (tried.has(backend)) continue
       if (backend.active < least) {
         least = backend.active
-        tied = [backend]
-      } else if (backend.active === least) tied.push(backend)
+        ties = 1
+      } else if (backend.active === least) ties++
     }
-    if (tied.length === 0) return undefined
-    return tied[this.turn++ % tied.length]
+    if (ties === 0) return undefined
+    let chosen = this.turn++ % ties
+    for (const backend of backends) if (!tried.has(backend) && backend.active === least && chosen-- === 0) return backend
+    return undefined
   }
 }

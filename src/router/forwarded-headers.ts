@@ -10,6 +10,8 @@ const ROUTER_SET = new Set(['x-forwarded-proto', 'x-forwarded-port', 'x-forwarde
 /** What a Connection header may never strip: the request's framing and its Host. */
 const NEVER_NAMED = new Set(['host', 'content-length', 'transfer-encoding'])
 
+const NAMES_NOTHING: ReadonlySet<string> = new Set()
+
 /** A client's request id is kept when it is sane (Heroku's rule); anything else gets a new one. */
 const SANE_REQUEST_ID = /^[A-Za-z0-9+/=_-]{20,200}$/
 
@@ -35,8 +37,10 @@ export interface ClientSide {
  * WebSocket handshake needs them).
  */
 export function forwardedHeaders(req: IncomingMessage, client: ClientSide, {upgrade = false} = {}): string[] {
-  const named = new Set(
-    String(req.headers.connection ?? '')
+  const connection = req.headers.connection
+  // Most requests carry no Connection header, or one that names only hop-by-hop headers.
+  const named = connection === undefined || connection === 'keep-alive' ? NAMES_NOTHING : new Set(
+    connection
       .toLowerCase()
       .split(',')
       .map((token) => token.trim())

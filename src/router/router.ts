@@ -41,6 +41,8 @@ const IDLE_UPSTREAM_MS = 4000
 /** The most of a dyno's answer to a WebSocket handshake the router reads before passing it on. */
 const MAX_HANDSHAKE_BYTES = 64 * 1024
 
+const NONE_TRIED: ReadonlySet<Backend> = new Set()
+
 /** How often a request for an app whose dynos are starting looks for one that is up. */
 const BOOT_POLL_MS = 100
 
@@ -159,25 +161,26 @@ export class Router {
       return
     }
     if (app.maintenance()) return this.answer(app, res, record, 'H80')
-    const tried = new Set<Backend>()
+    // Made only when a dyno refuses: most requests go to the first one picked.
+    let tried: Set<Backend> | undefined
     let resets = 0
     for (;;) {
-      let backend = app.balancer.pick(app.backends(), tried)
-      if (backend === undefined && tried.size === 0 && app.whyNoBackend() === 'starting') backend = await this.waitForBoot(app, res, startedAt)
+      let backend = app.balancer.pick(app.backends(), tried ?? NONE_TRIED)
+      if (backend === undefined && tried === undefined && app.whyNoBackend() === 'starting') backend = await this.waitForBoot(app, res, startedAt)
       if (res.destroyed) {
         record.serviceMs = Date.now() - startedAt
         return this.answer(app, res, record, 'H27')
       }
       if (backend === undefined) {
         const why = app.whyNoBackend()
-        const code: RouterCode = tried.size > 0 ? 'H19' : why === 'crashed' ? 'H10' : why === 'starting' ? 'H20' : 'H14'
+        const code: RouterCode = tried !== undefined ? 'H19' : why === 'crashed' ? 'H10' : why === 'starting' ? 'H20' : 'H14'
         record.serviceMs = Date.now() - startedAt
         return this.answer(app, res, record, code)
       }
       const parts = {backend, res, record, firstByteTimeoutMs: app.firstByteTimeoutMs(), answer: (code: RouterCode) => this.answer(app, res, record, code), log: (line: string) => app.log(line)}
       const headers = forwardedHeaders(req, client)
       const outcome = hasBody(req) ? await sendWithBody(req, headers, this.agent, parts) : await sendBodyless(req, headers, this.pools, parts)
-      if (outcome === 'refused') tried.add(backend)
+      if (outcome === 'refused') (tried ??= new Set()).add(backend)
       else if (outcome === 'reset') {
         // Once only: a dyno that keeps closing connections without answering gets H13.
         if (resets++ > 0) return this.answer(app, res, record, 'H13')
@@ -189,7 +192,7 @@ export class Router {
   private arrival(req: IncomingMessage): {app: RoutedApp | undefined; client: ClientSide; record: RoutedRequest} {
     const host = hostOf(req)
     const client: ClientSide = {requestId: requestIdOf(req), clientIp: peerAddress(req.socket.remoteAddress), port: this.port, startedAt: Date.now()}
-    const record: RoutedRequest = {method: req.method ?? 'GET', path: req.url ?? '/', host, requestId: client.requestId, fwd: client.clientIp, connectMs: 0, serviceMs: 0, status: 0, bytes: 0}
+    const record: RoutedRequest = {method: req.method ?? 'GET', path: req.url ?? '/', host, requestId: client.requestId, fwd: client.clientIp, dyno: undefined, connectMs: 0, serviceMs: 0, status: 0, bytes: 0}
     return {app: this.table(host), client, record}
   }
 
@@ -198,7 +201,7 @@ export class Router {
     const deadline = startedAt + app.firstByteTimeoutMs()
     while (Date.now() < deadline && !res.destroyed) {
       await sleep(BOOT_POLL_MS)
-      const backend = app.balancer.pick(app.backends(), new Set())
+      const backend = app.balancer.pick(app.backends(), NONE_TRIED)
       if (backend !== undefined) return backend
       if (app.whyNoBackend() !== 'starting') return undefined
     }
@@ -210,7 +213,7 @@ export class Router {
     const body = await errorPage(code, app.releaseDir())
     record.status = code === 'H27' ? 499 : 503
     if (code !== 'H27') record.bytes = send(res, 503, body, {'X-Request-Id': record.requestId, ...(code === 'H80' ? {'Retry-After': '60'} : {})})
-    app.log(routerLogLine({...record, code}))
+    app.log(routerLogLine(record, code))
   }
 
   /** A WebSocket (or other upgrade): a byte tunnel to a dyno once it answers the handshake. */
@@ -226,7 +229,7 @@ export class Router {
     const fail = async (code: RouterCode) => {
       record.status = 503
       record.bytes = refuse(socket, 503, await errorPage(code, app.releaseDir()))
-      app.log(routerLogLine({...record, code}))
+      app.log(routerLogLine(record, code))
     }
     if (app.maintenance()) return fail('H80')
     const tried = new Set<Backend>()
@@ -284,7 +287,7 @@ export class Router {
       record.status = 503
       record.serviceMs = Date.now() - client.startedAt - record.connectMs
       record.bytes = refuse(socket, 503, await errorPage(code, app.releaseDir()))
-      app.log(routerLogLine({...record, code}))
+      app.log(routerLogLine(record, code))
     }
     const timer = setTimeout(() => void routerAnswer('H12'), app.firstByteTimeoutMs())
     let answer = Buffer.alloc(0)

@@ -14,6 +14,24 @@ const RETRY_SAFE = new Set(['GET', 'HEAD', 'OPTIONS'])
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'proxy-authenticate', 'te', 'trailer', 'transfer-encoding', 'upgrade'])
 
 /**
+ * The headers of a dyno's answer that go on to the client: all but hop-by-hop ones and those its
+ * Connection header names. A new object (deleting keys would make every answer's object slow).
+ */
+function endToEnd(headers: Record<string, string | string[] | undefined>): Record<string, string | string[] | undefined> {
+  const connection = headers.connection
+  // Node servers send `Connection: keep-alive`, which names nothing beyond the hop-by-hop set.
+  const named = connection === undefined || connection === 'keep-alive' ? undefined : String(connection).toLowerCase().split(',').map((token) => token.trim())
+  const out: Record<string, string | string[] | undefined> = {}
+  for (const name in headers) {
+    if (HOP_BY_HOP.has(name) || named?.includes(name)) continue
+    // A header named __proto__ stays a header (as undici keeps it), not the object's prototype.
+    if (name === '__proto__') Object.defineProperty(out, name, {value: headers[name], enumerable: true, writable: true, configurable: true})
+    else out[name] = headers[name]
+  }
+  return out
+}
+
+/**
  * Sends a request without a body (most of them) to a dyno through undici's connection pools, which
  * cost less per request than node:http's client, and the answer back.
  */
@@ -23,9 +41,8 @@ export function sendBodyless(req: IncomingMessage, headers: string[], pools: Und
   const attempt = new Attempt(parts, () => controller?.abort(new Error('no answer within the request timeout')))
   const chunks: Buffer[] = []
   let small = false
-  const host = backend.host.includes(':') ? `[${backend.host}]` : backend.host
   pools.dispatch(
-    {origin: `http://${host}:${backend.port}`, path: req.url ?? '/', method: (req.method ?? 'GET') as Dispatcher.HttpMethod, headers, headersTimeout: 0, bodyTimeout: 0},
+    {origin: backend.origin, path: req.url ?? '/', method: (req.method ?? 'GET') as Dispatcher.HttpMethod, headers, headersTimeout: 0, bodyTimeout: 0},
     {
       onRequestStart: (started) => {
         controller = started
@@ -37,9 +54,7 @@ export function sendBodyless(req: IncomingMessage, headers: string[], pools: Und
         attempt.respond(statusCode)
         const length = Number(answerHeaders['content-length'] ?? -1)
         small = length >= 0 && length <= SMALL_BODY_BYTES
-        const connection = String(answerHeaders.connection ?? '').toLowerCase().split(',').map((token) => token.trim())
-        for (const name of Object.keys(answerHeaders)) if (HOP_BY_HOP.has(name) || connection.includes(name)) delete answerHeaders[name]
-        res.writeHead(statusCode, statusMessage, answerHeaders as never)
+        res.writeHead(statusCode, statusMessage, endToEnd(answerHeaders) as never)
         // A streamed answer (SSE, chunked) reaches the client as it comes, its head at once.
         if (length < 0) res.flushHeaders()
       },

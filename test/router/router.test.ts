@@ -53,6 +53,7 @@ async function router(apps: Record<string, RoutedApp>): Promise<number> {
 interface Answer {
   status: number
   headers: IncomingMessage['headers']
+  rawHeaders: string[]
   body: string
 }
 
@@ -62,7 +63,7 @@ function get(port: number, host: string, path = '/', headers: Record<string, str
     const req = request({host: '127.0.0.1', port, path, method: body === undefined ? 'GET' : 'POST', headers: {host, ...headers}, agent: false}, (res) => {
       let text = ''
       res.on('data', (chunk: Buffer) => (text += chunk.toString()))
-      res.on('end', () => resolve({status: res.statusCode!, headers: res.headers, body: text}))
+      res.on('end', () => resolve({status: res.statusCode!, headers: res.headers, rawHeaders: res.rawHeaders, body: text}))
     })
     req.on('error', reject)
     req.end(body)
@@ -170,6 +171,31 @@ describe('the router (real HTTP on loopback)', () => {
 
     const insane = JSON.parse((await get(port, 'shop', '/', {'x-request-id': 'short'})).body).headers
     expect(insane['x-request-id']).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/)
+  })
+
+  it("passes the dyno's answer headers on without its hop-by-hop ones, repeated headers and odd names included", async () => {
+    const {port: dynoPort} = await dyno((_req, res) => {
+      res.writeHead(201, 'Made', [
+        ['Connection', 'keep-alive, X-Hop-Only'],
+        ['Keep-Alive', 'timeout=5'],
+        ['X-Hop-Only', 'secret'],
+        ['Set-Cookie', 'a=1'],
+        ['Set-Cookie', 'b=2'],
+        ['__proto__', 'just-a-header'],
+        ['X-App', 'kept'],
+      ].flat())
+      res.end('made\n')
+    })
+    const shop = app([new Backend('web.1', dynoPort)])
+    const port = await router({shop: shop.routed})
+    const answer = await get(port, 'shop')
+    expect([answer.status, answer.body]).toEqual([201, 'made\n'])
+    expect(answer.headers['x-hop-only']).toBeUndefined()
+    expect(answer.headers['keep-alive']).not.toBe('timeout=5')
+    expect(answer.headers['set-cookie']).toEqual(['a=1', 'b=2'])
+    expect(answer.headers['x-app']).toBe('kept')
+    expect(answer.rawHeaders.join(' ')).toContain('__proto__ just-a-header')
+    expect(shop.lines[0]).toContain('status=201 bytes=5')
   })
 
   it('answers for the app with Heroku codes: H12, H13, H14, H10, H80, with its own pages when it has them', async () => {
