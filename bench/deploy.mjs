@@ -8,7 +8,7 @@
 // Usage: node bench/deploy.mjs [--runs N] [--json FILE]     Needs: npm ci && npm run build; openssh-server.
 //   --json FILE  also write the key figures (times against the target) as JSON, for bench/all.mjs
 import {execFileSync, spawn, spawnSync} from 'node:child_process'
-import {cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync} from 'node:fs'
+import {cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
 import {createServer} from 'node:net'
 import {cpus, tmpdir, totalmem} from 'node:os'
 import {join} from 'node:path'
@@ -106,6 +106,8 @@ for (const count of [1, 2]) {
   }
   results[count] = Object.fromEntries(Object.entries(times).map(([name, values]) => [name, median(values)]))
 }
+
+rmSync(work, {recursive: true, force: true, maxRetries: 3})
 
 console.log(`machine: ${cpus().length} × ${cpus()[0].model}, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}; fixtures/agent-app; median of ${RUNS} runs`)
 console.log('| deploy | 1 host | 2 hosts |')

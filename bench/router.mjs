@@ -7,17 +7,21 @@
 // Reports requests/s and p99 latency of each, and the ratios the router is held to: at least
 // 0.5 × nginx's requests/s, and under 2 ms of p99 added to the direct run (the median, over the runs,
 // of each run's p99 minus that of the direct run just before it).
-// Usage: node bench/router.mjs [--connections N] [--seconds N] [--runs N] [--only direct,dev,nginx] [--json FILE]
+// Then, as a second view, an open-loop client (bench/lib/fixed-rate.mjs) sends a fixed --rate of
+// requests/s (default 5,000: a load all three carry) to each, to show the latency each adds per
+// request apart from the queueing a saturating closed-loop client measures.
+// Usage: node bench/router.mjs [--connections N] [--seconds N] [--runs N] [--rate N] [--only direct,dev,nginx] [--json FILE]
 //   [--agent-node-args "--cpu-prof --cpu-prof-dir=DIR"]  Node options for the agent (to profile the router)
 //   --json FILE  also write the key figures (ratios against targets) as JSON, for bench/all.mjs
 // Needs: `npm ci && npm run build`, `apt-get install -y wrk nginx`.
 import {execFileSync, spawn, spawnSync} from 'node:child_process'
-import {existsSync, mkdirSync, mkdtempSync, writeFileSync} from 'node:fs'
+import {existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync} from 'node:fs'
 import {request} from 'node:http'
 import {createServer} from 'node:net'
 import {cpus, tmpdir, totalmem} from 'node:os'
 import {join} from 'node:path'
 import {fileURLToPath} from 'node:url'
+import {fixedRate} from './lib/fixed-rate.mjs'
 import {figure, round, skip, writeFigures} from './lib/report.mjs'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
@@ -26,6 +30,7 @@ const option = (name, fallback) => (args.includes(name) ? Number(args[args.index
 const CONNECTIONS = option('--connections', 32)
 const SECONDS = option('--seconds', 10)
 const RUNS = option('--runs', 5)
+const RATE = option('--rate', 5000)
 // --only dev,nginx: run just these targets (the ratios need all three).
 
 for (const [path, hint] of [
@@ -149,18 +154,24 @@ function wrk(port) {
 const only = args.includes('--only') ? args[args.indexOf('--only') + 1].split(',') : undefined
 const targets = Object.fromEntries(Object.entries({direct: p1, dev: routerPort, nginx: nginxPort}).filter(([name]) => only === undefined || only.includes(name)))
 const results = Object.fromEntries(Object.keys(targets).map((name) => [name, []]))
+const atRate = Object.fromEntries(Object.keys(targets).map((name) => [name, []]))
 try {
   // Warm up each (JIT, connection pools), then alternate runs so drift hits all alike.
   for (const port of Object.values(targets)) execFileSync('/usr/bin/wrk', ['-t2', `-c${CONNECTIONS}`, '-d2s', `http://127.0.0.1:${port}/`])
   for (let run = 0; run < RUNS; run++) for (const [name, port] of Object.entries(targets)) results[name].push(wrk(port))
+  // The fixed-rate view: a warm-up at the rate, then alternating runs (3 at most, of --seconds).
+  for (const port of Object.values(targets)) await fixedRate({port, rate: RATE, seconds: Math.min(2, SECONDS)})
+  for (let run = 0; run < Math.min(RUNS, 3); run++) for (const [name, port] of Object.entries(targets)) atRate[name].push(await fixedRate({port, rate: RATE, seconds: SECONDS}))
 } finally {
   nginx.kill('SIGTERM')
   agent.kill('SIGTERM')
+  // The agent's home holds up to 50 MiB of router log lines by now: gone once the agent is.
+  if (agent.exitCode === null) await new Promise((resolve) => agent.once('exit', resolve))
+  rmSync(work, {recursive: true, force: true})
 }
 
 const median = (values) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]
 const summary = Object.fromEntries(Object.entries(results).map(([name, runs]) => [name, {rps: median(runs.map((r) => r.rps)), p99: median(runs.map((r) => r.p99)), errors: runs.map((r) => r.errors).filter(Boolean)}]))
-const nginxVersion = execFileSync('/usr/sbin/nginx', ['-v'], {encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe']}).trim() || '(nginx -v wrote to stderr)'
 console.log(`machine: ${cpus().length} × ${cpus()[0].model}, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}; wrk -t2 -c${CONNECTIONS} -d${SECONDS}s, median of ${RUNS} runs`)
 console.log('| target | requests/s | p99 latency | errors |')
 console.log('|---|---|---|---|')
@@ -168,9 +179,18 @@ for (const [name, result] of Object.entries(summary)) console.log(`| ${name} | $
 // --json FILE: the raw numbers of every target run, then (with all three) the ratios held to targets.
 const anchorNginx = (spawnSync('/usr/sbin/nginx', ['-v'], {encoding: 'utf8'}).stderr.trim().replace(/^nginx version: nginx\//, 'nginx ') || 'nginx') + ' → 2 dynos'
 const label = {direct: 'one dyno directly', dev: 'dev router → 2 dynos', nginx: 'nginx → 2 dynos'}
+// The fixed-rate view: medians over its runs, and each run's p99 less the direct run's before it.
+const rated = Object.fromEntries(Object.entries(atRate).map(([name, runs]) => [name, {p50: median(runs.map((r) => r.p50)), p99: median(runs.map((r) => r.p99)), p999: median(runs.map((r) => r.p999)), failed: runs.reduce((sum, r) => sum + r.failed, 0)}]))
+console.log(`\nat a fixed ${RATE} requests/s (open loop, ${CONNECTIONS} connections, ${SECONDS} s, median of ${Math.min(RUNS, 3)} runs)`)
+console.log('| target | p50 | p99 | p99.9 | failed |')
+console.log('|---|---|---|---|---|')
+for (const [name, result] of Object.entries(rated)) console.log(`| ${name} | ${result.p50.toFixed(2)} ms | ${result.p99.toFixed(2)} ms | ${result.p999.toFixed(2)} ms | ${result.failed} |`)
+const ratedAdded = (name) => median(atRate[name].map((run, i) => run.p99 - atRate.direct[i].p99))
+if (atRate.direct !== undefined) for (const name of ['dev', 'nginx'].filter((name) => atRate[name] !== undefined)) console.log(`p99 added at ${RATE} requests/s by ${name}: ${ratedAdded(name).toFixed(2)} ms`)
 const raws = Object.entries(summary).flatMap(([name, result]) => [
   figure(`requests/s, ${label[name]}`, Math.round(result.rps), 'req/s', `wrk -c${CONNECTIONS}`),
   figure(`p99 latency, ${label[name]}`, round(result.p99), 'ms', `wrk -c${CONNECTIONS}`),
+  figure(`p99 latency at ${RATE} req/s, ${label[name]}`, round(rated[name].p99), 'ms', `open loop, ${RATE} req/s`),
 ])
 const errorRuns = Object.values(summary).reduce((sum, result) => sum + result.errors.length, 0)
 if (only !== undefined) {
@@ -185,13 +205,14 @@ const added = (name) => median(perRun(name))
 const addedP99 = added('dev')
 const listed = (name) => perRun(name).map((ms) => ms.toFixed(2)).join(', ')
 console.log(`p99 added by the dev router: ${addedP99.toFixed(2)} ms (target < 2 ms; per run ${listed('dev')}); by nginx: ${added('nginx').toFixed(2)} ms (per run ${listed('nginx')})`)
-void nginxVersion
 
 const rpsRatio = summary.dev.rps / summary.nginx.rps
 writeFigures('router', [
   figure('router requests/s vs nginx', round(rpsRatio), '×', anchorNginx, '≥ 0.5×', rpsRatio >= 0.5),
   figure(`p99 added by the router at ${CONNECTIONS} connections`, round(addedP99), 'ms', 'one dyno directly', '< 2 ms', addedP99 < 2),
   figure(`p99 added by nginx at ${CONNECTIONS} connections`, round(added('nginx')), 'ms', 'one dyno directly'),
+  figure(`p99 added by the router at a fixed ${RATE} req/s`, round(ratedAdded('dev')), 'ms', 'one dyno directly'),
+  figure(`p99 added by nginx at a fixed ${RATE} req/s`, round(ratedAdded('nginx')), 'ms', 'one dyno directly'),
   ...raws,
   figure('runs with errors (any target)', errorRuns, 'runs', `${RUNS} run(s) per target`),
 ])
