@@ -1,5 +1,5 @@
 import {createServer, request, type IncomingMessage, type Server} from 'node:http'
-import {mkdtemp, writeFile} from 'node:fs/promises'
+import {mkdtemp, rm, writeFile} from 'node:fs/promises'
 import {connect, type AddressInfo, type Socket} from 'node:net'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
@@ -200,6 +200,7 @@ describe('the router (real HTTP on loopback)', () => {
 
   it('answers for the app with Heroku codes: H12, H13, H14, H10, H80, with its own pages when it has them', async () => {
     const pages = await mkdtemp(join(tmpdir(), 'dev-pages-'))
+    closers.push(() => rm(pages, {recursive: true, force: true}))
     await writeFile(join(pages, 'maintenance.html'), '<p>back soon</p>')
     await writeFile(join(pages, 'error.html'), '<p>our error page</p>')
     const stuck = new Backend('web.1', (await dyno(() => {})).port)
