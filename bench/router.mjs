@@ -166,8 +166,8 @@ try {
   nginx.kill('SIGTERM')
   agent.kill('SIGTERM')
   // The agent's home holds up to 50 MiB of router log lines by now: gone once the agent is.
-  if (agent.exitCode === null) await new Promise((resolve) => agent.once('exit', resolve))
-  rmSync(work, {recursive: true, force: true})
+  if (agent.exitCode === null && agent.signalCode === null) await new Promise((resolve) => agent.once('exit', resolve))
+  rmSync(work, {recursive: true, force: true, maxRetries: 5})
 }
 
 const median = (values) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]

@@ -21,73 +21,88 @@ export function fixedRate({port, rate, seconds, connections = 32, host = 'bench'
   let next = 0
   /** Requests whose time has come while every connection was busy: their due times, in order. */
   const waiting = []
-  const idle = []
+  /** Connections free to send on (the server has not closed them). */
+  const idle = new Set()
+  const sockets = new Set()
   const start = performance.now()
   return new Promise((resolve) => {
     let done = false
-    const finish = () => {
-      if (done || answered + failed < total) return
+    const finish = (giveUp = false) => {
+      if (done || (!giveUp && answered + failed < total)) return
       done = true
+      // Whatever was not answered by now failed (a server that went away, or the deadline).
+      failed = total - answered
       clearInterval(ticker)
+      clearTimeout(deadline)
       for (const socket of sockets) socket.destroy()
       const sorted = latencies.subarray(0, answered).sort()
       const at = (q) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? NaN
       resolve({sent: total, answered, failed, p50: at(0.5), p99: at(0.99), p999: at(0.999)})
     }
     const send = (socket, due) => {
+      idle.delete(socket)
       socket.due = due
       socket.write(request)
     }
+    const free = (socket) => {
+      if (waiting.length > 0) send(socket, waiting.shift())
+      else idle.add(socket)
+    }
     const open = () => {
       const socket = connect({port, host: '127.0.0.1', noDelay: true})
+      sockets.add(socket)
       let pending = Buffer.alloc(0)
+      socket.once('connect', () => {
+        socket.connected = true
+        free(socket)
+      })
       socket.on('data', (chunk) => {
         pending = pending.length === 0 ? chunk : Buffer.concat([pending, chunk])
         for (;;) {
           const end = pending.indexOf('\r\n\r\n')
           if (end === -1) return
           const head = pending.toString('latin1', 0, end)
-          const length = Number(/content-length: *(\d+)/i.exec(head)?.[1] ?? 0)
+          const length = Number(/\r\ncontent-length: *(\d+)/i.exec(head)?.[1] ?? 0)
           if (pending.length < end + 4 + length) return
           pending = pending.subarray(end + 4 + length)
           latencies[answered++] = performance.now() - socket.due
           socket.due = undefined
-          // The server is closing this connection (nginx does after 1,000 requests): a new one replaces it.
-          if (/\r\nconnection: *close/i.test(head)) return finish()
-          if (waiting.length > 0) send(socket, waiting.shift())
-          else idle.push(socket)
           finish()
+          // The server asks to close this connection (nginx does after 1,000 requests): it is
+          // closed here, and a new one replaces it.
+          if (/\r\nconnection: *close/i.test(head)) return void socket.destroy()
+          free(socket)
         }
       })
+      // The server's side is closed: nothing more is sent on it, even before 'close' comes.
+      socket.on('end', () => idle.delete(socket))
       socket.on('error', () => {})
       socket.on('close', () => {
-        // A server may close a kept-alive connection (nginx after 1,000 requests): a request in
-        // flight on it failed; a new connection takes its place.
         sockets.delete(socket)
-        const at = idle.indexOf(socket)
-        if (at !== -1) idle.splice(at, 1)
-        else if (socket.due !== undefined) failed++
+        idle.delete(socket)
         if (done) return
+        // A server that refuses connections: the run ends, its unanswered requests failed.
+        if (!socket.connected) return finish(true)
+        // A request in flight on a connection that closed failed; a new connection takes its place.
+        if (socket.due !== undefined) failed++
         if (answered + failed >= total) return finish()
-        const fresh = open()
-        sockets.add(fresh)
-        fresh.once('connect', () => (waiting.length > 0 ? send(fresh, waiting.shift()) : idle.push(fresh)))
+        open()
       })
-      return socket
     }
-    const sockets = new Set(Array.from({length: connections}, open))
-    idle.push(...sockets)
+    for (let index = 0; index < connections; index++) open()
     // Every millisecond, send what has come due (a 1 ms tick: the schedule is kept to within it).
     const ticker = setInterval(() => {
       const now = performance.now()
       const dueCount = Math.min(total, Math.floor(((now - start) / 1000) * rate))
       while (next < dueCount) {
         next++
-        const due = now
-        const socket = idle.pop()
-        if (socket === undefined) waiting.push(due)
-        else send(socket, due)
+        const [socket] = idle
+        if (socket === undefined) waiting.push(now)
+        else send(socket, now)
       }
     }, 1)
+    // A server that stops answering ends the run too.
+    const deadline = setTimeout(() => finish(true), (seconds + 30) * 1000)
+    if (total === 0) finish(true)
   })
 }

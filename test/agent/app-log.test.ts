@@ -16,7 +16,7 @@ const LINE = /^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}\+00:00) (app|agent|router)
 /** Temporary directories, removed once the file's tests are done. */
 const temporary: string[] = []
 afterAll(async () => {
-  await Promise.all(temporary.map((dir) => rm(dir, {recursive: true, force: true, maxRetries: 3})))
+  await Promise.all(temporary.map((dir) => rm(dir, {recursive: true, force: true, maxRetries: 3}).catch(() => {})))
 })
 
 async function tempDir(prefix: string): Promise<string> {
