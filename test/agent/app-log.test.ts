@@ -1,33 +1,21 @@
 import {once} from 'node:events'
-import {mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile} from 'node:fs/promises'
+import {mkdir, readdir, readFile, stat, writeFile} from 'node:fs/promises'
 import {createServer, request, type IncomingMessage, type Server} from 'node:http'
-import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {PassThrough, Writable} from 'node:stream'
 
-import {afterAll, afterEach, describe, expect, it, vi} from 'vitest'
+import {afterEach, describe, expect, it, vi} from 'vitest'
 
 import {AppError} from '../../src/agent/app-error.js'
 import {AppLog, formatLogLine, formatLogTime, MAX_ENTRY_BYTES, parseLogLine} from '../../src/agent/app-log.js'
 import {logRoutes} from '../../src/agent/log-routes.js'
+import {tempApp} from '../support/temp-app.js'
 
 const LINE = /^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}\+00:00) (app|agent|router)(?:\[([^\]]+)\])?: (.*)$/
 
-/** Temporary directories, removed once the file's tests are done. */
-const temporary: string[] = []
-afterAll(async () => {
-  await Promise.all(temporary.map((dir) => rm(dir, {recursive: true, force: true, maxRetries: 3}).catch(() => {})))
-})
-
-async function tempDir(prefix: string): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), prefix))
-  temporary.push(dir)
-  return dir
-}
-
 /** A fresh `apps/<app>/logs` directory (not created yet: AppLog makes it). */
 async function logDir(): Promise<string> {
-  return join(await tempDir('dev-app-log-'), 'apps', 'shop', 'logs')
+  return join(await tempApp(), 'apps', 'shop', 'logs')
 }
 
 function textOf(line: string): string {
@@ -306,7 +294,7 @@ describe('logRoutes (GET /apps/:app/log on a real socket)', () => {
 
   /** Serves the log routes of app `shop` on a Unix socket with a dispatcher as small as can be. */
   async function serve(log: AppLog): Promise<string> {
-    const socket = join(await tempDir('dev-log-routes-'), 'agent.sock')
+    const socket = join(await tempApp(), 'agent.sock')
     const routes = logRoutes(async (app) => {
       if (app !== 'shop') throw new AppError(404, `no app ${app}`)
       return log

@@ -1,7 +1,6 @@
 import {createServer, request, type IncomingMessage, type Server} from 'node:http'
-import {mkdtemp, rm, writeFile} from 'node:fs/promises'
+import {writeFile} from 'node:fs/promises'
 import {connect, type AddressInfo, type Socket} from 'node:net'
-import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 
 import {afterEach, describe, expect, it} from 'vitest'
@@ -10,6 +9,7 @@ import {Backend} from '../../src/router/backend.js'
 import {Balancer} from '../../src/router/balancer.js'
 import {Router, type RoutedApp} from '../../src/router/router.js'
 import {freePort} from '../support/free-port.js'
+import {tempApp} from '../support/temp-app.js'
 
 const closers: (() => Promise<void>)[] = []
 afterEach(async () => {
@@ -199,8 +199,7 @@ describe('the router (real HTTP on loopback)', () => {
   })
 
   it('answers for the app with Heroku codes: H12, H13, H14, H10, H80, with its own pages when it has them', async () => {
-    const pages = await mkdtemp(join(tmpdir(), 'dev-pages-'))
-    closers.push(() => rm(pages, {recursive: true, force: true}))
+    const pages = await tempApp()
     await writeFile(join(pages, 'maintenance.html'), '<p>back soon</p>')
     await writeFile(join(pages, 'error.html'), '<p>our error page</p>')
     const stuck = new Backend('web.1', (await dyno(() => {})).port)
