@@ -67,6 +67,18 @@ describe('AppLog', () => {
     await log.close()
   })
 
+  it('writes lines to its file in batches without waiting for close, in order, across event-loop turns', async () => {
+    const dir = await logDir()
+    const log = new AppLog(dir)
+    for (let i = 0; i < 300; i++) {
+      log.append('router', undefined, `at=info request ${i}`)
+      if (i % 30 === 29) await new Promise((resolve) => setImmediate(resolve))
+    }
+    await vi.waitFor(async () => expect(await fileLines(join(dir, 'app.log'))).toHaveLength(300), {timeout: 5000})
+    expect((await fileLines(join(dir, 'app.log'))).map(textOf)).toEqual(Array.from({length: 300}, (_, i) => `at=info request ${i}`))
+    await log.close()
+  })
+
   it('keeps lines in the order appended, with times that never go backwards', async () => {
     const log = new AppLog(await logDir())
     for (let i = 0; i < 1000; i++) log.append('app', 'web.1', `line ${i}`)
