@@ -11,7 +11,7 @@ export class Backend {
   private readonly tunnels = new Set<Duplex>()
   private readonly idleWaiters = new Set<() => void>()
 
-  /** `http://host:port`, as undici's pools are keyed; made when the address changes, not per request. */
+  /** `http://host:port`: how connections to it are pooled; made when the address changes, not per request. */
   origin = ''
   private address = ''
 

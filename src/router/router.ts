@@ -3,8 +3,6 @@ import {connect, Server as NetServer, type AddressInfo, type Socket} from 'node:
 import type {Duplex} from 'node:stream'
 import {setTimeout as sleep} from 'node:timers/promises'
 
-import {Agent as UndiciAgent} from 'undici'
-
 import type {Backend} from './backend.js'
 import {sendBodyless} from './send-bodyless.js'
 import {sendWithBody} from './send-with-body.js'
@@ -12,6 +10,7 @@ import type {Balancer} from './balancer.js'
 import {forwardedHeaders, peerAddress, requestIdOf, type ClientSide} from './forwarded-headers.js'
 import {errorPage, NO_SUCH_APP_PAGE, type RouterCode} from './router-errors.js'
 import {routerLogLine, type RoutedRequest} from './router-log-line.js'
+import {UpstreamPool} from './upstream-pool.js'
 
 /** One app behind the router, asked afresh for each request (a switch changes it between two). */
 export interface RoutedApp {
@@ -57,8 +56,8 @@ export class Router {
   private readonly server: Server
   /** Kept-alive connections to the dynos, so a request does not pay for a TCP handshake. */
   private readonly agent = new Agent({keepAlive: true, maxSockets: Infinity, maxFreeSockets: 1024, scheduling: 'lifo', timeout: IDLE_UPSTREAM_MS})
-  /** The same for requests without a body, through undici (see send-bodyless.ts). */
-  private readonly pools = new UndiciAgent({keepAliveTimeout: IDLE_UPSTREAM_MS, pipelining: 1})
+  /** The same for requests without a body, which the router sends itself (see send-bodyless.ts). */
+  private readonly upstream = new UpstreamPool(IDLE_UPSTREAM_MS)
   /** Open WebSocket tunnels (client side): the server neither counts nor closes them. */
   private readonly tunnels = new Set<Socket>()
   private port = 0
@@ -148,7 +147,7 @@ export class Router {
     this.server.closeAllConnections()
     for (const tunnel of this.tunnels) tunnel.destroy()
     this.agent.destroy()
-    await this.pools.destroy()
+    this.upstream.destroy()
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -179,7 +178,7 @@ export class Router {
       }
       const parts = {backend, res, record, firstByteTimeoutMs: app.firstByteTimeoutMs(), answer: (code: RouterCode) => this.answer(app, res, record, code), log: (line: string) => app.log(line)}
       const headers = forwardedHeaders(req, client)
-      const outcome = hasBody(req) ? await sendWithBody(req, headers, this.agent, parts) : await sendBodyless(req, headers, this.pools, parts)
+      const outcome = hasBody(req) ? await sendWithBody(req, headers, this.agent, parts) : await sendBodyless(req, headers, this.upstream, parts)
       if (outcome === 'refused') (tried ??= new Set()).add(backend)
       else if (outcome === 'reset') {
         // Once only: a dyno that keeps closing connections without answering gets H13.

@@ -137,7 +137,7 @@ export async function startApp(options: StartOptions, io: StartIo): Promise<numb
     control = await openControlServer(plan.files.root, loadRoutes, (text) => printer.message(SYSTEM_NAME, text))
     for (const warning of await takenPortWarnings(plan.specs)) printer.message(SYSTEM_NAME, warning)
     if (options.router !== undefined) {
-      // Loaded only for --router: undici and the router are a good part of dev's memory.
+      // Loaded only for --router, which most runs do without.
       const {Router} = await import('../router/router.js')
       router = new Router(() => routes.routed)
       await router.listen(options.router).catch((error: NodeJS.ErrnoException) => {

@@ -1,6 +1,6 @@
 import {createServer, request, type IncomingMessage, type Server} from 'node:http'
 import {writeFile} from 'node:fs/promises'
-import {connect, type AddressInfo, type Socket} from 'node:net'
+import {connect, createServer as createNetServer, type AddressInfo, type Socket} from 'node:net'
 import {join} from 'node:path'
 
 import {afterEach, describe, expect, it} from 'vitest'
@@ -81,6 +81,34 @@ async function echoDyno(name: string) {
     })
   })
   return new Backend(name, port)
+}
+
+/** A dyno speaking raw bytes: `answer` gets each request's head in turn, with its connection; counts connections. */
+async function rawDyno(answer: (head: string, socket: Socket, index: number) => void) {
+  let connections = 0
+  let requests = 0
+  const sockets = new Set<Socket>()
+  const server = createNetServer((socket) => {
+    connections++
+    sockets.add(socket)
+    socket.on('close', () => sockets.delete(socket))
+    socket.on('error', () => {})
+    let buffered = ''
+    socket.on('data', (chunk: Buffer) => {
+      buffered += chunk.toString('latin1')
+      for (let end = buffered.indexOf('\r\n\r\n'); end !== -1; end = buffered.indexOf('\r\n\r\n')) {
+        const head = buffered.slice(0, end)
+        buffered = buffered.slice(end + 4)
+        answer(head, socket, requests++)
+      }
+    })
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  closers.push(async () => {
+    for (const socket of sockets) socket.destroy()
+    await new Promise((resolve) => server.close(resolve))
+  })
+  return {backend: new Backend('web.1', (server.address() as AddressInfo).port), connections: () => connections}
 }
 
 describe('the router (real HTTP on loopback)', () => {
@@ -227,6 +255,69 @@ describe('the router (real HTTP on loopback)', () => {
     const h80 = await get(port, 'maintenance')
     expect([h80.status, h80.body, h80.headers['retry-after']]).toEqual([503, '<p>back soon</p>', '60'])
     expect(maintenance.lines[0]).toMatch(/^at=info code=H80 desc="Maintenance mode"/)
+  })
+
+  it('keeps connections to a dyno open between requests, and reads every framing a dyno may answer with', async () => {
+    const dyno = await rawDyno((head, socket) => {
+      const path = head.split(' ')[1]
+      if (path === '/length') socket.write('HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nlength')
+      else if (path === '/chunked') socket.write('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nchun\r\n3;x=y\r\nked\r\n0\r\nX-Trailer: t\r\n\r\n')
+      else if (path === '/hints') socket.write('HTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\n\r\nHTTP/1.1 201 Created\r\nContent-Length: 5\r\n\r\nhints')
+      else if (path === '/no-content') socket.write('HTTP/1.1 204 No Content\r\nX-Kept: yes\r\n\r\n')
+      // No length: the body runs until the dyno closes the connection.
+      else if (path === '/until-close') socket.end('HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nuntil close')
+    })
+    const shop = app([dyno.backend])
+    const port = await router({shop: shop.routed})
+    for (let i = 0; i < 3; i++) expect((await get(port, 'shop', '/length')).body).toBe('length')
+    expect(dyno.connections()).toBe(1)
+    const chunked = await get(port, 'shop', '/chunked')
+    expect([chunked.status, chunked.body, chunked.headers['x-trailer']]).toEqual([200, 'chunked', undefined])
+    const hints = await get(port, 'shop', '/hints')
+    expect([hints.status, hints.body]).toEqual([201, 'hints'])
+    const noContent = await get(port, 'shop', '/no-content')
+    expect([noContent.status, noContent.body, noContent.headers['x-kept']]).toEqual([204, '', 'yes'])
+    expect(dyno.connections()).toBe(1)
+    const untilClose = await get(port, 'shop', '/until-close')
+    expect([untilClose.status, untilClose.body]).toEqual([200, 'until close'])
+    expect((await get(port, 'shop', '/length')).body).toBe('length')
+    expect(dyno.connections()).toBe(2)
+    expect(shop.lines.map((line) => /status=(\d+) bytes=(\d+)/.exec(line)!.slice(1).join(' '))).toEqual(['200 6', '200 6', '200 6', '200 7', '201 5', '204 0', '200 11', '200 6'])
+  })
+
+  it('answers H17 for an answer it cannot read, and sends a GET again when the dyno closed its kept-alive connection unanswered', async () => {
+    const malformed = await rawDyno((_head, socket) => socket.write('HTTP/1.1 200 OK\r\nBad Name: x\r\n\r\n'))
+    // The first request is answered; the second, on the same connection, is dropped as a dyno closing it would.
+    const closing = await rawDyno((_head, socket, index) => (index === 1 ? socket.destroy() : socket.write(`HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n${index}`)))
+    const bad = app([malformed.backend])
+    const shop = app([closing.backend])
+    const port = await router({bad: bad.routed, shop: shop.routed})
+    const h17 = await get(port, 'bad')
+    expect([h17.status, h17.body]).toEqual([503, expect.stringContaining('Application error')])
+    expect(bad.lines[0]).toMatch(/^at=error code=H17 desc="Poorly formatted HTTP response" method=GET .* status=503 /)
+    expect((await get(port, 'shop')).body).toBe('0')
+    expect((await get(port, 'shop')).body).toBe('2')
+    expect(closing.connections()).toBe(2)
+    expect(shop.lines.map((line) => /^at=\w+/.exec(line)![0])).toEqual(['at=info', 'at=info'])
+  })
+
+  it('gives the dyno a Host when an HTTP/1.0 client sent none', async () => {
+    let seen = ''
+    const dyno = await rawDyno((head, socket) => {
+      seen = head
+      socket.write('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok')
+    })
+    const shop = app([dyno.backend])
+    const port = await router({'': shop.routed})
+    const client = connect(port, '127.0.0.1')
+    let answer = ''
+    client.on('data', (chunk: Buffer) => (answer += chunk.toString()))
+    // Written without an end: the router closes an HTTP/1.0 client's connection after its answer.
+    client.write('GET /old HTTP/1.0\r\n\r\n')
+    await new Promise((resolve) => client.on('close', resolve))
+    expect(answer).toMatch(/^HTTP\/1\.1 200 OK\r\n[\s\S]*\r\n\r\nok$/)
+    expect(seen.split('\r\n')[0]).toBe('GET /old HTTP/1.1')
+    expect(seen.split('\r\n')).toContain(`Host: 127.0.0.1:${dyno.backend.port}`)
   })
 
   it('holds a request while the app boots, and sends it on once a dyno is up', async () => {
