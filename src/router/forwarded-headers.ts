@@ -80,12 +80,16 @@ export function forwardedHeaders(req: IncomingMessage, client: ClientSide, {upgr
 
 /** A dyno's response headers for the client: hop-by-hop headers removed, the rest as they came. */
 export function responseHeaders(raw: readonly string[], connection: string | string[] | undefined): string[] {
-  const named = new Set(
-    String(connection ?? '')
-      .toLowerCase()
-      .split(',')
-      .map((token) => token.trim()),
-  )
+  // Node servers send `Connection: keep-alive`, which names nothing beyond the hop-by-hop set.
+  const named =
+    connection === undefined || connection === 'keep-alive'
+      ? NAMES_NOTHING
+      : new Set(
+          String(connection)
+            .toLowerCase()
+            .split(',')
+            .map((token) => token.trim()),
+        )
   const out: string[] = []
   for (let index = 0; index < raw.length; index += 2) {
     const lower = raw[index]!.toLowerCase()

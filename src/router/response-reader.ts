@@ -1,7 +1,11 @@
 /** What a ResponseReader finds in a dyno's bytes, in order: one head, its body's pieces, the end. */
 export interface ResponseEvents {
-  /** The final (non-1xx) head: status, reason phrase, and the headers as a flat [name, value, …] list as sent. */
-  head(status: number, reason: string, headers: string[]): void
+  /**
+   * The final (non-1xx) head: status, reason phrase, the headers as a flat [name, value, …] list as
+   * sent, the body's Content-Length (-1 when it has none, or is chunked), and the Connection
+   * header's values joined (undefined without one).
+   */
+  head(status: number, reason: string, headers: string[], length: number, connection: string | undefined): void
   /** A piece of the body, with chunked framing removed. */
   data(chunk: Buffer): void
   /** The response is complete; `reusable` when the connection may carry another request. */
@@ -19,6 +23,7 @@ const CRLF = Buffer.from('\r\n')
 const STATUS_LINE = /^HTTP\/1\.([01]) ([1-9]\d\d)(?: ([\t\x20-\x7e\x80-\xff]*))?$/
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/
 const FIELD_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/
+const DIGITS = /^\d{1,15}$/
 const CHUNK_SIZE = /^([0-9A-Fa-f]{1,12})[\t ]*(?:;[\t\x20-\x7e\x80-\xff]*)?$/
 
 type State = 'head' | 'length' | 'chunk-size' | 'chunk-data' | 'chunk-end' | 'trailers' | 'until-close' | 'done'
@@ -156,7 +161,7 @@ export class ResponseReader {
     const headers: string[] = []
     let length: string | undefined
     let transferEncoding: string | undefined
-    let connection = ''
+    let connection: string | undefined
     for (let index = 1; index < lines.length; index++) {
       const line = lines[index]!
       const colon = line.indexOf(':')
@@ -168,14 +173,15 @@ export class ResponseReader {
       headers.push(name, value)
       const lower = name.length === 14 || name.length === 17 || name.length === 10 ? name.toLowerCase() : ''
       if (lower === 'content-length') {
+        if (length === undefined && DIGITS.test(value)) length = value
         // Repeated lengths must agree: "5, 5" or two fields of 5 are one length.
-        for (const each of value.split(',')) {
+        else for (const each of value.split(',')) {
           const trimmed = each.trim()
-          if (!/^\d{1,15}$/.test(trimmed) || (length !== undefined && trimmed !== length)) throw new MalformedResponse('a bad or conflicting Content-Length')
+          if (!DIGITS.test(trimmed) || (length !== undefined && trimmed !== length)) throw new MalformedResponse('a bad or conflicting Content-Length')
           length = trimmed
         }
       } else if (lower === 'transfer-encoding') transferEncoding = transferEncoding === undefined ? value : `${transferEncoding}, ${value}`
-      else if (lower === 'connection') connection += `,${value.toLowerCase()}`
+      else if (lower === 'connection') connection = connection === undefined ? value : `${connection}, ${value}`
       else if (lower === 'keep-alive') {
         const timeout = /(?:^|[,;\s])timeout=(\d{1,6})(?:$|[,;\s])/i.exec(value)
         if (timeout !== null) this.idleTimeoutMs = Number(timeout[1]) * 1000
@@ -186,9 +192,8 @@ export class ResponseReader {
       if (code === 101) throw new MalformedResponse('a protocol switch the request did not ask for')
       return
     }
-    const tokens = connection.split(',').map((token) => token.trim())
-    this.keepAlive = status[1] === '1' ? !tokens.includes('close') : tokens.includes('keep-alive')
-    this.events.head(code, status[3] ?? '', headers)
+    this.keepAlive = keepsAlive(status[1] === '1', connection)
+    this.events.head(code, status[3] ?? '', headers, transferEncoding === undefined && length !== undefined ? Number(length) : -1, connection)
     if (this.method === 'HEAD' || code === 204 || code === 304) return this.finish(this.keepAlive)
     if (transferEncoding !== undefined) {
       // Chunked must come last; anything else is read until close. A Content-Length beside it is ignored, and the connection not kept.
@@ -211,6 +216,15 @@ export class ResponseReader {
     this.state = 'done'
     this.events.end(reusable)
   }
+}
+
+/** Whether the connection stays open after this answer: HTTP/1.1 unless it says close, HTTP/1.0 only if it says keep-alive. */
+function keepsAlive(http11: boolean, connection: string | undefined): boolean {
+  // What Node's servers send: decided without splitting.
+  if (connection === undefined) return http11
+  if (connection === 'keep-alive') return true
+  const tokens = connection.toLowerCase().split(',').map((token) => token.trim())
+  return http11 ? !tokens.includes('close') : tokens.includes('keep-alive')
 }
 
 /** The field value after `from`, without the spaces and tabs around it (and only those: String.trim would also take U+00A0, a byte of obs-text). */
