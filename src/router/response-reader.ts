@@ -42,6 +42,8 @@ export class ResponseReader {
   private remaining = 0
   private keepAlive = false
   private headStarted = false
+  /** The response is complete but `end` not yet told: it is told once the rest of the bytes at hand are seen. */
+  private ending?: {reusable: boolean}
   /** How long the dyno keeps an idle connection, if its `Keep-Alive: timeout=N` said. */
   idleTimeoutMs?: number
 
@@ -63,6 +65,11 @@ export class ResponseReader {
   /** The next bytes from the dyno. Throws MalformedResponse. */
   push(chunk: Buffer): void {
     if (chunk.length > 0) this.headStarted = true
+    this.consume(chunk)
+    this.tellEnd()
+  }
+
+  private consume(chunk: Buffer): void {
     let at = 0
     while (at < chunk.length) {
       switch (this.state) {
@@ -91,7 +98,9 @@ export class ResponseReader {
           this.events.data(at === 0 ? chunk : chunk.subarray(at))
           return
         case 'done':
-          // The dyno sent more than one answer to one request: the connection cannot be trusted.
+          // The dyno sent more than one answer to one request: the answer stands, the connection cannot be trusted.
+          if (this.ending) this.ending.reusable = false
+          this.tellEnd()
           throw new MalformedResponse('bytes after the end of the response')
       }
     }
@@ -103,6 +112,7 @@ export class ResponseReader {
    */
   close(): boolean {
     if (this.state === 'until-close') this.finish(false)
+    this.tellEnd()
     return this.state === 'done'
   }
 
@@ -112,7 +122,7 @@ export class ResponseReader {
     if (this.pending === undefined) {
       const found = chunk.indexOf(end, at, 'latin1')
       if (found !== -1 && found - at <= limit) return {text: chunk.toString('latin1', at, found), next: found + end.length}
-      if (found === -1 && chunk.length - at <= limit) this.pending = Buffer.from(chunk.subarray(at))
+      if (found === -1 && chunk.length - at <= limit) this.pending = refuseBareLf(Buffer.from(chunk.subarray(at)))
       else throw new MalformedResponse(`a ${this.state === 'head' ? 'head' : 'framing line'} longer than ${limit} bytes`)
       return undefined
     }
@@ -121,7 +131,7 @@ export class ResponseReader {
     const found = joined.indexOf(end, Math.max(0, this.pending.length - end.length + 1), 'latin1')
     if (found === -1 || found > limit) {
       if (joined.length > limit) throw new MalformedResponse(`a ${this.state === 'head' ? 'head' : 'framing line'} longer than ${limit} bytes`)
-      this.pending = joined
+      this.pending = refuseBareLf(joined)
       return undefined
     }
     const consumed = found + end.length - this.pending.length
@@ -147,8 +157,11 @@ export class ResponseReader {
         this.state = 'chunk-size'
         return
       case 'trailers':
-        // Trailer fields are not passed on (the client was not told to expect them).
-        for (const line of text.split('\r\n').slice(1)) if (!/^[^:\s]+:/.test(line)) throw new MalformedResponse('a bad trailer field')
+        // Trailer fields are checked as header fields, then dropped (the client was not told to expect them).
+        for (const line of text.split('\r\n').slice(1)) {
+          const colon = line.indexOf(':')
+          if (!TOKEN.test(line.slice(0, Math.max(0, colon))) || !FIELD_VALUE.test(line.slice(colon + 1))) throw new MalformedResponse('a bad trailer field')
+        }
         return this.finish(this.keepAlive)
     }
   }
@@ -160,6 +173,8 @@ export class ResponseReader {
     const code = Number(status[2])
     const headers: string[] = []
     let length: string | undefined
+    /** Content-Length came more than once (agreeing): one is passed on, as RFC 9110 §8.6 asks. */
+    let repeatedLength = false
     let transferEncoding: string | undefined
     let connection: string | undefined
     for (let index = 1; index < lines.length; index++) {
@@ -176,6 +191,7 @@ export class ResponseReader {
         if (length === undefined && DIGITS.test(value)) length = value
         // Repeated lengths must agree: "5, 5" or two fields of 5 are one length.
         else for (const each of value.split(',')) {
+          repeatedLength = true
           const trimmed = each.trim()
           if (!DIGITS.test(trimmed) || (length !== undefined && trimmed !== length)) throw new MalformedResponse('a bad or conflicting Content-Length')
           length = trimmed
@@ -192,13 +208,15 @@ export class ResponseReader {
       if (code === 101) throw new MalformedResponse('a protocol switch the request did not ask for')
       return
     }
-    this.keepAlive = keepsAlive(status[1] === '1', connection)
-    this.events.head(code, status[3] ?? '', headers, transferEncoding === undefined && length !== undefined ? Number(length) : -1, connection)
+    // Both framings at once is how one answer hides another (response splitting): refused, as Node's own client does.
+    if (transferEncoding !== undefined && length !== undefined) throw new MalformedResponse('both Transfer-Encoding and Content-Length')
+    // An HTTP/1.0 answer with Transfer-Encoding is read as framed, then the connection closed (RFC 9112 §6.1).
+    this.keepAlive = keepsAlive(status[1] === '1', connection) && (transferEncoding === undefined || status[1] === '1')
+    this.events.head(code, status[3] ?? '', repeatedLength ? withOneLength(headers, length!) : headers, length === undefined ? -1 : Number(length), connection)
     if (this.method === 'HEAD' || code === 204 || code === 304) return this.finish(this.keepAlive)
     if (transferEncoding !== undefined) {
-      // Chunked must come last; anything else is read until close. A Content-Length beside it is ignored, and the connection not kept.
+      // Chunked must come last; anything else is read until close.
       const codings = transferEncoding.toLowerCase().split(',').map((coding) => coding.trim())
-      if (length !== undefined) this.keepAlive = false
       if (codings.at(-1) === 'chunked') this.state = 'chunk-size'
       else this.state = 'until-close'
       return
@@ -214,8 +232,35 @@ export class ResponseReader {
 
   private finish(reusable: boolean): void {
     this.state = 'done'
-    this.events.end(reusable)
+    this.ending = {reusable}
   }
+
+  private tellEnd(): void {
+    const ending = this.ending
+    if (ending === undefined) return
+    this.ending = undefined
+    this.events.end(ending.reusable)
+  }
+}
+
+/** The headers with every Content-Length field replaced by one, at the first one's place. */
+function withOneLength(headers: string[], length: string): string[] {
+  const out: string[] = []
+  let placed = false
+  for (let index = 0; index < headers.length; index += 2) {
+    if (headers[index]!.toLowerCase() !== 'content-length') out.push(headers[index]!, headers[index + 1]!)
+    else if (!placed) {
+      out.push(headers[index]!, length)
+      placed = true
+    }
+  }
+  return out
+}
+
+/** `bytes` of a head or framing line not yet ended, refused if a line in it ends in a bare LF (which would never end it). */
+function refuseBareLf(bytes: Buffer): Buffer {
+  for (let at = bytes.indexOf(0x0a); at !== -1; at = bytes.indexOf(0x0a, at + 1)) if (at === 0 || bytes[at - 1] !== 0x0d) throw new MalformedResponse('a line ending in a bare LF')
+  return bytes
 }
 
 /** Whether the connection stays open after this answer: HTTP/1.1 unless it says close, HTTP/1.0 only if it says keep-alive. */

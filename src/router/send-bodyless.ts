@@ -24,6 +24,8 @@ export function sendBodyless(req: IncomingMessage, headers: string[], pool: Upst
   const attempt = new Attempt(parts, () => connection.destroy())
   const chunks: Buffer[] = []
   let small = false
+  /** Until the answer has all come: after that the connection may be serving another request. */
+  let owned = true
   const reader = new ResponseReader(method, {
     head: (status, reason, answerHeaders, length, connectionHeader) => {
       attempt.respond(status)
@@ -37,7 +39,7 @@ export function sendBodyless(req: IncomingMessage, headers: string[], pool: Upst
       if (small) chunks.push(chunk)
       else if (!res.write(chunk)) {
         connection.socket.pause()
-        res.once('drain', () => connection.socket.resume())
+        res.once('drain', () => owned && connection.socket.resume())
       }
     },
     end: (reusable) => {
@@ -45,6 +47,7 @@ export function sendBodyless(req: IncomingMessage, headers: string[], pool: Upst
       if (small) res.end(chunks.length === 1 ? chunks[0] : Buffer.concat(chunks))
       else res.end()
       res.once('finish', () => attempt.settle('done'))
+      owned = false
       connection.release(reusable && !attempt.settled ? pool.keepMs(reader.idleTimeoutMs) : 0)
     },
   })
@@ -54,9 +57,9 @@ export function sendBodyless(req: IncomingMessage, headers: string[], pool: Upst
       try {
         reader.push(chunk)
       } catch (error) {
-        connection.destroy()
         // Bytes after a whole answer spoil the connection, not the answer.
         if (!(error instanceof MalformedResponse && reader.done)) attempt.settle('done', 'H17')
+        if (owned) connection.destroy()
       }
     },
     lost: (error) => {
@@ -73,7 +76,7 @@ export function sendBodyless(req: IncomingMessage, headers: string[], pool: Upst
   res.once('close', () => {
     if (res.writableFinished || attempt.settled) return
     attempt.settle('done', 'H27')
-    connection.destroy()
+    if (owned) connection.destroy()
   })
   return attempt.done
 }

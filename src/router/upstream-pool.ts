@@ -44,7 +44,8 @@ export class UpstreamConnection {
       else this.exchange.data(chunk)
     })
     socket.on('error', (error: NodeJS.ErrnoException) => (this.error ??= error))
-    // The dyno's end closes the connection (allowHalfOpen is off): 'close' follows.
+    // The dyno's end: the connection is out of the pool at once ('close' follows, a turn or more later).
+    socket.on('end', () => this.onClose())
     socket.on('close', () => this.onClose())
   }
 
@@ -69,13 +70,15 @@ export class UpstreamConnection {
     this.pool.keep(this)
   }
 
-  /** Whether it has sat idle past its time (the dyno may be closing it). */
+  /** Whether it cannot take a request: closed or closing, or idle past its time (the dyno may be closing it). */
   stale(now: number): boolean {
-    return now - this.idleSince >= this.idleLimitMs
+    return this.gone || this.socket.destroyed || now - this.idleSince >= this.idleLimitMs
   }
 
+  /** Closed now, and out of the pool now (its 'close' comes a turn later). */
   destroy(): void {
     this.socket.destroy()
+    this.onClose()
   }
 
   private onClose(): void {

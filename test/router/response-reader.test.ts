@@ -83,10 +83,26 @@ describe('ResponseReader', () => {
     expect(read('HTTP/1.1 200 OK\r\nConnection: Upgrade, Close\r\nContent-Length: 0\r\n\r\n').ends).toEqual([false])
     expect(read('HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n').ends).toEqual([false])
     expect(read('HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nContent-Length: 0\r\n\r\n').ends).toEqual([true])
-    // Both framings: chunked wins, and a connection that said both is not trusted again.
-    const both = read('HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n')
-    expect(both.body).toBe('ok')
-    expect(both.ends).toEqual([false])
+    // HTTP/1.0 with Transfer-Encoding: read as framed, then the connection is closed.
+    const old = read('HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n')
+    expect([old.body, old.ends]).toEqual(['ok', [false]])
+  })
+
+  it('passes on one Content-Length when the dyno repeated it, and gives the body length it reads by', () => {
+    const got = read('HTTP/1.1 200 OK\r\nContent-Length: 2, 2\r\nX-A: 1\r\ncontent-length: 2\r\n\r\nok')
+    expect(got.heads[0]!.headers).toEqual(['Content-Length', '2', 'X-A', '1'])
+    expect(got.body).toBe('ok')
+    const lengths: number[] = []
+    for (const text of ['HTTP/1.1 200 OK\r\nContent-Length: 7\r\n\r\nlengthy', 'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n']) {
+      new ResponseReader('GET', {head: (_status, _reason, _headers, length) => lengths.push(length), data: () => {}, end: () => {}}).push(Buffer.from(text))
+    }
+    expect(lengths).toEqual([7, -1])
+  })
+
+  it('ends the answer but does not keep the connection when more bytes follow it', () => {
+    const got = read('HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello\r\n')
+    expect([got.body, got.ends, got.reader.done]).toEqual(['hello', [false], true])
+    expect(got.error).toBeInstanceOf(MalformedResponse)
   })
 
   it("notes the dyno's keep-alive timeout", () => {
@@ -112,6 +128,12 @@ describe('ResponseReader', () => {
       'HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!',
       'HTTP/1.1 200 OK\r\nContent-Length: 5, 6\r\n\r\nhello!',
       'HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n',
+      // Both framings: how one answer hides another in a client's connection.
+      'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n2b\r\nabcHTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nEVIL\r\n0\r\n\r\n',
+      'HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\nContent-Length: 3\r\n\r\nabc',
+      // Lines ended by a bare LF: refused at once, not waited on until the request times out.
+      'HTTP/1.1 200 OK\nContent-Length: 2\n\nhi',
+      'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nX-T: a\nb\r\n\r\n',
       'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n',
       'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nokay\r\n',
       'HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n',

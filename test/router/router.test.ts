@@ -301,6 +301,42 @@ describe('the router (real HTTP on loopback)', () => {
     expect(shop.lines.map((line) => /^at=\w+/.exec(line)![0])).toEqual(['at=info', 'at=info'])
   })
 
+  it('never sends a request on a connection the dyno spoiled or closed: a DELETE after either reaches the dyno', async () => {
+    let closedByDyno!: () => void
+    const dynoClosed = new Promise<void>((resolve) => (closedByDyno = resolve))
+    const dyno = await rawDyno((head, socket) => {
+      const [method, path] = head.split(' ')
+      // Two bytes more than the answer: the connection cannot carry another request.
+      if (path === '/spoiled') socket.write('HTTP/1.1 200 OK\r\nContent-Length: 7\r\n\r\nspoiled\r\n')
+      // Answered, then closed by the dyno while the router keeps it idle.
+      else if (path === '/then-close') {
+        socket.write('HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nbye.')
+        setTimeout(() => socket.end(), 20).unref()
+        socket.once('close', closedByDyno)
+      } else socket.write(`HTTP/1.1 200 OK\r\nContent-Length: ${method!.length}\r\n\r\n${method}`)
+    })
+    const shop = app([dyno.backend])
+    const port = await router({shop: shop.routed})
+    const send = (method: string, path: string) =>
+      new Promise<string>((resolve, reject) => {
+        request({host: '127.0.0.1', port, path, method, headers: {host: 'shop'}, agent: false}, (res) => {
+          let text = ''
+          res.on('data', (chunk: Buffer) => (text += chunk.toString()))
+          res.on('end', () => resolve(`${res.statusCode} ${text}`))
+        })
+          .on('error', reject)
+          .end()
+      })
+    expect(await send('GET', '/spoiled')).toBe('200 spoiled')
+    expect(await send('DELETE', '/')).toBe('200 DELETE')
+    expect(dyno.connections()).toBe(2)
+    expect(await send('GET', '/then-close')).toBe('200 bye.')
+    await dynoClosed
+    expect(await send('DELETE', '/')).toBe('200 DELETE')
+    expect(dyno.connections()).toBe(3)
+    expect(shop.lines.every((line) => line.startsWith('at=info'))).toBe(true)
+  })
+
   it('gives the dyno a Host when an HTTP/1.0 client sent none', async () => {
     let seen = ''
     const dyno = await rawDyno((head, socket) => {
