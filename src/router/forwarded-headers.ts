@@ -63,8 +63,8 @@ export function forwardedHeaders(req: IncomingMessage, client: ClientSide, {upgr
     if (HOP_BY_HOP.has(lower) && !(upgrade && (lower === 'connection' || lower === 'upgrade'))) continue
     out.push(name, value)
   }
-  // A body of unknown length goes on chunked whatever the method: node:http would otherwise write a
-  // GET's body raw, and the dyno would read it as a second request.
+  // A body of unknown length goes on chunked whatever the method (sendRequest encodes it by this
+  // header): written raw, a GET's body would be read by the dyno as a second request.
   if (req.headers['transfer-encoding'] !== undefined && req.headers['content-length'] === undefined) out.push('Transfer-Encoding', 'chunked')
   const version = `${req.httpVersionMajor}.${req.httpVersionMinor}`
   out.push(

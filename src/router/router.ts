@@ -1,11 +1,10 @@
-import {Agent, createServer, type IncomingMessage, type Server, type ServerResponse} from 'node:http'
+import {createServer, type IncomingMessage, type Server, type ServerResponse} from 'node:http'
 import {connect, Server as NetServer, type AddressInfo, type Socket} from 'node:net'
 import type {Duplex} from 'node:stream'
 import {setTimeout as sleep} from 'node:timers/promises'
 
 import type {Backend} from './backend.js'
-import {sendBodyless} from './send-bodyless.js'
-import {sendWithBody} from './send-with-body.js'
+import {sendRequest} from './send-request.js'
 import type {Balancer} from './balancer.js'
 import {forwardedHeaders, peerAddress, requestIdOf, type ClientSide} from './forwarded-headers.js'
 import {errorPage, NO_SUCH_APP_PAGE, type RouterCode} from './router-errors.js'
@@ -55,8 +54,6 @@ const BOOT_POLL_MS = 100
 export class Router {
   private readonly server: Server
   /** Kept-alive connections to the dynos, so a request does not pay for a TCP handshake. */
-  private readonly agent = new Agent({keepAlive: true, maxSockets: Infinity, maxFreeSockets: 1024, scheduling: 'lifo', timeout: IDLE_UPSTREAM_MS})
-  /** The same for requests without a body, which the router sends itself (see send-bodyless.ts). */
   private readonly upstream = new UpstreamPool(IDLE_UPSTREAM_MS)
   /** Open WebSocket tunnels (client side): the server neither counts nor closes them. */
   private readonly tunnels = new Set<Socket>()
@@ -146,7 +143,6 @@ export class Router {
   private async closeConnections(): Promise<void> {
     this.server.closeAllConnections()
     for (const tunnel of this.tunnels) tunnel.destroy()
-    this.agent.destroy()
     this.upstream.destroy()
   }
 
@@ -178,7 +174,7 @@ export class Router {
       }
       const parts = {backend, res, record, firstByteTimeoutMs: app.firstByteTimeoutMs(), answer: (code: RouterCode) => this.answer(app, res, record, code), log: (line: string) => app.log(line)}
       const headers = forwardedHeaders(req, client)
-      const outcome = hasBody(req) ? await sendWithBody(req, headers, this.agent, parts) : await sendBodyless(req, headers, this.upstream, parts)
+      const outcome = await sendRequest(req, headers, hasBody(req), this.upstream, parts)
       if (outcome === 'refused') (tried ??= new Set()).add(backend)
       else if (outcome === 'reset') {
         // Once only: a dyno that keeps closing connections without answering gets H13.

@@ -337,6 +337,58 @@ describe('the router (real HTTP on loopback)', () => {
     expect(shop.lines.every((line) => line.startsWith('at=info'))).toBe(true)
   })
 
+  it('sends bodies on kept-alive connections, chunked when their length is unknown, and drops a connection the dyno answered before the upload ended', async () => {
+    let connections = 0
+    const {port: dynoPort, server} = await dyno((req, res) => {
+      if (req.url === '/early') {
+        // Answers at once, reading none of the upload.
+        res.writeHead(413, {'content-length': '8'})
+        res.end('too big\n')
+        return
+      }
+      let body = ''
+      req.on('data', (chunk: Buffer) => (body += chunk.toString()))
+      req.on('end', () => res.end(`${req.headers['transfer-encoding'] ?? `length ${req.headers['content-length']}`}: ${body}`))
+    })
+    server.on('connection', () => connections++)
+    const shop = app([new Backend('web.1', dynoPort)])
+    const port = await router({shop: shop.routed})
+    expect((await get(port, 'shop', '/', {'content-type': 'text/plain'}, 'one')).body).toBe('length 3: one')
+    expect((await get(port, 'shop', '/', {'content-type': 'text/plain'}, 'two!')).body).toBe('length 4: two!')
+    expect(connections).toBe(1)
+    // A body of unknown length, in pieces.
+    const streamed = await new Promise<string>((resolve, reject) => {
+      const req = request({host: '127.0.0.1', port, method: 'PUT', path: '/', headers: {host: 'shop'}, agent: false}, (res) => {
+        let text = ''
+        res.on('data', (chunk: Buffer) => (text += chunk.toString()))
+        res.on('end', () => resolve(text))
+      })
+      req.on('error', reject)
+      req.write('first ')
+      setTimeout(() => req.end('second'), 50)
+    })
+    expect(streamed).toBe('chunked: first second')
+    expect(connections).toBe(1)
+    // The dyno answers before the upload is over: the answer goes back, the connection is not kept.
+    const early = await new Promise<string>((resolve, reject) => {
+      const req = request({host: '127.0.0.1', port, method: 'POST', path: '/early', headers: {host: 'shop', 'content-length': String(64 * 1024)}, agent: false}, (res) => {
+        let text = ''
+        res.on('data', (chunk: Buffer) => (text += chunk.toString()))
+        res.on('end', () => {
+          resolve(`${res.statusCode} ${text}`)
+          req.destroy()
+        })
+      })
+      req.on('error', () => {})
+      req.write(Buffer.alloc(1024, 'x'))
+      setTimeout(() => reject(new Error('no answer before the upload ended')), 5000).unref()
+    })
+    expect(early).toBe('413 too big\n')
+    expect((await get(port, 'shop', '/', {}, 'after')).body).toBe('length 5: after')
+    expect(connections).toBe(2)
+    expect(shop.lines.map((line) => /status=(\d+)/.exec(line)![1])).toEqual(['200', '200', '200', '413', '200'])
+  })
+
   it('gives the dyno a Host when an HTTP/1.0 client sent none', async () => {
     let seen = ''
     const dyno = await rawDyno((head, socket) => {
