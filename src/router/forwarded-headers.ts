@@ -64,8 +64,11 @@ export function forwardedHeaders(req: IncomingMessage, client: ClientSide, {upgr
     out.push(name, value)
   }
   // A body of unknown length goes on chunked whatever the method (sendRequest encodes it by this
-  // header): written raw, a GET's body would be read by the dyno as a second request.
-  if (req.headers['transfer-encoding'] !== undefined && req.headers['content-length'] === undefined) out.push('Transfer-Encoding', 'chunked')
+  // header): written raw, a GET's body would be read by the dyno as a second request. The client's
+  // codings are kept (`gzip, chunked`): Node's server undoes only the last, chunked, which the
+  // router does again.
+  const codings = req.headers['transfer-encoding']
+  if (codings !== undefined && req.headers['content-length'] === undefined) out.push('Transfer-Encoding', codings)
   const version = `${req.httpVersionMajor}.${req.httpVersionMinor}`
   out.push(
     'X-Request-Id', client.requestId,

@@ -60,10 +60,13 @@ export function sendRequest(req: IncomingMessage, headers: string[], withBody: b
   connection.use({
     connected: () => {
       attempt.connect()
-      if (withBody) upload(req, connection.socket, chunked(headers), () => owned, () => {
+      if (!withBody) return
+      const stop = upload(req, connection.socket, chunked(headers), () => owned, () => {
         uploaded = true
         attempt.sent()
       })
+      // Once this try is over, its listeners never act on the request again.
+      void attempt.done.then(stop)
     },
     data: (chunk) => {
       try {
@@ -78,8 +81,9 @@ export function sendRequest(req: IncomingMessage, headers: string[], withBody: b
       if (reader.close() || attempt.settled) return
       if (attempt.responded) return attempt.settle('done', 'H18')
       if (!connection.connected && error?.code === 'ECONNREFUSED') return attempt.settle('refused')
-      // A kept-alive connection the dyno closed just as the request went: one safe to send twice is.
-      if (connection.reused && !reader.started && RETRY_SAFE.has(method)) return attempt.settle('reset')
+      // A kept-alive connection the dyno closed just as the request went: one safe to send twice is,
+      // unless it has a body, which may be partly read from the client already.
+      if (!withBody && connection.reused && !reader.started && RETRY_SAFE.has(method)) return attempt.settle('reset')
       attempt.settle('done', 'H13')
     },
   })
@@ -103,8 +107,8 @@ function chunked(headers: string[]): boolean {
  * server has decoded it), pausing the client while the dyno's side is full; `sent` once all of it
  * is written. Stops when the connection is no longer this request's (the dyno answered early).
  */
-function upload(req: IncomingMessage, socket: Socket, asChunks: boolean, owned: () => boolean, sent: () => void): void {
-  req.on('data', (chunk: Buffer) => {
+function upload(req: IncomingMessage, socket: Socket, asChunks: boolean, owned: () => boolean, sent: () => void): () => void {
+  const onData = (chunk: Buffer) => {
     if (!owned() || socket.destroyed) return
     let flowing: boolean
     if (asChunks) {
@@ -119,11 +123,17 @@ function upload(req: IncomingMessage, socket: Socket, asChunks: boolean, owned: 
       req.pause()
       socket.once('drain', () => req.resume())
     }
-  })
-  req.once('end', () => {
+  }
+  const onEnd = () => {
     if (!owned() || socket.destroyed) return
     socket.write(asChunks ? '0\r\n\r\n' : '', 'latin1', () => sent())
-  })
+  }
+  req.on('data', onData)
+  req.once('end', onEnd)
+  return () => {
+    req.off('data', onData)
+    req.off('end', onEnd)
+  }
 }
 
 /**

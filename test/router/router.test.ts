@@ -299,6 +299,22 @@ describe('the router (real HTTP on loopback)', () => {
     expect((await get(port, 'shop')).body).toBe('2')
     expect(closing.connections()).toBe(2)
     expect(shop.lines.map((line) => /^at=\w+/.exec(line)![0])).toEqual(['at=info', 'at=info'])
+    // The same with a body (a GET may have one): part of it may be read already, so it is not sent twice but answered H13.
+    const closingAgain = await rawDyno((_head, socket, index) => (index === 1 ? socket.destroy() : socket.write('HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n0')))
+    const withBody = app([closingAgain.backend])
+    const port2 = await router({shop: withBody.routed})
+    expect((await get(port2, 'shop')).body).toBe('0')
+    const dropped = await new Promise<number>((resolve, reject) => {
+      request({host: '127.0.0.1', port: port2, method: 'GET', path: '/search', headers: {host: 'shop', 'content-length': '11'}, agent: false}, (res) => {
+        res.resume()
+        resolve(res.statusCode!)
+      })
+        .on('error', reject)
+        .end('q=something')
+    })
+    expect(dropped).toBe(503)
+    expect(withBody.lines[1]).toMatch(/^at=error code=H13 /)
+    expect(closingAgain.connections()).toBe(1)
   })
 
   it('never sends a request on a connection the dyno spoiled or closed: a DELETE after either reaches the dyno', async () => {
@@ -368,6 +384,13 @@ describe('the router (real HTTP on loopback)', () => {
       setTimeout(() => req.end('second'), 50)
     })
     expect(streamed).toBe('chunked: first second')
+    // A coding under chunked is the dyno's to undo: the router passes it on.
+    const client = connect(port, '127.0.0.1')
+    let coded = ''
+    client.on('data', (chunk: Buffer) => (coded += chunk.toString()))
+    client.write('POST / HTTP/1.1\r\nHost: shop\r\nTransfer-Encoding: gzip, chunked\r\n\r\n5\r\nbytes\r\n0\r\n\r\n')
+    while (!coded.endsWith('gzip, chunked: bytes')) await new Promise((resolve) => setTimeout(resolve, 10))
+    client.destroy()
     expect(connections).toBe(1)
     // The dyno answers before the upload is over: the answer goes back, the connection is not kept.
     const early = await new Promise<string>((resolve, reject) => {
@@ -386,7 +409,7 @@ describe('the router (real HTTP on loopback)', () => {
     expect(early).toBe('413 too big\n')
     expect((await get(port, 'shop', '/', {}, 'after')).body).toBe('length 5: after')
     expect(connections).toBe(2)
-    expect(shop.lines.map((line) => /status=(\d+)/.exec(line)![1])).toEqual(['200', '200', '200', '413', '200'])
+    expect(shop.lines.map((line) => /status=(\d+)/.exec(line)![1])).toEqual(['200', '200', '200', '200', '413', '200'])
   })
 
   it('gives the dyno a Host when an HTTP/1.0 client sent none', async () => {
