@@ -198,9 +198,9 @@ class Ring<T> {
 /**
  * The log files of one app: `app.log`, rotated before it would pass `fileBytes` to `app.log.1` …
  * `app.log.{files-1}` (the oldest deleted), mode 0600 in a 0700 directory. Lines are queued and
- * written in the background a batch at a time (gathered for up to GATHER_MS); past `writeQueueBytes` they are dropped and counted
- * (`onDropped` is told how many once the queue is written), so a slow or full disk costs lines,
- * never memory. A disk error is told once on stderr; later batches try again.
+ * written in the background a batch at a time (gathered for up to GATHER_MS); past
+ * `writeQueueBytes` they are dropped and counted (`onDropped` is told how many once the queue is
+ * written), so a slow or full disk costs lines, never memory. A disk error is told once on stderr; later batches try again.
  */
 class RotatingLogFile {
   private handle?: FileHandle

@@ -82,13 +82,13 @@ export function forwardedHeaders(req: IncomingMessage, client: ClientSide, {upgr
 }
 
 /** A dyno's response headers for the client: hop-by-hop headers removed, the rest as they came. */
-export function responseHeaders(raw: readonly string[], connection: string | string[] | undefined): string[] {
+export function responseHeaders(raw: readonly string[], connection: string | undefined): string[] {
   // Node servers send `Connection: keep-alive`, which names nothing beyond the hop-by-hop set.
   const named =
     connection === undefined || connection === 'keep-alive'
       ? NAMES_NOTHING
       : new Set(
-          String(connection)
+          connection
             .toLowerCase()
             .split(',')
             .map((token) => token.trim()),

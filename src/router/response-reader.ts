@@ -15,7 +15,7 @@ export interface ResponseEvents {
 /** A dyno's answer is not HTTP/1.1 the router can pass on. */
 export class MalformedResponse extends Error {}
 
-/** The most a response head (or a chunked body's trailers) may take, as undici's default. */
+/** The most a response head (or a chunked body's trailers) may take. */
 export const MAX_HEAD_BYTES = 64 * 1024
 const MAX_CHUNK_LINE_BYTES = 4096
 const CRLF = Buffer.from('\r\n')
@@ -42,8 +42,8 @@ export class ResponseReader {
   private remaining = 0
   private keepAlive = false
   private headStarted = false
-  /** The response is complete but `end` not yet told: it is told once the rest of the bytes at hand are seen. */
-  private ending?: {reusable: boolean}
+  /** The response is complete but `end` not yet told (whether the connection may be kept): told once the rest of the bytes at hand are seen. */
+  private ending?: boolean
   /** How long the dyno keeps an idle connection, if its `Keep-Alive: timeout=N` said. */
   idleTimeoutMs?: number
 
@@ -99,7 +99,7 @@ export class ResponseReader {
           return
         case 'done':
           // The dyno sent more than one answer to one request: the answer stands, the connection cannot be trusted.
-          if (this.ending) this.ending.reusable = false
+          if (this.ending !== undefined) this.ending = false
           this.tellEnd()
           throw new MalformedResponse('bytes after the end of the response')
       }
@@ -232,14 +232,14 @@ export class ResponseReader {
 
   private finish(reusable: boolean): void {
     this.state = 'done'
-    this.ending = {reusable}
+    this.ending = reusable
   }
 
   private tellEnd(): void {
-    const ending = this.ending
-    if (ending === undefined) return
+    const reusable = this.ending
+    if (reusable === undefined) return
     this.ending = undefined
-    this.events.end(ending.reusable)
+    this.events.end(reusable)
   }
 }
 

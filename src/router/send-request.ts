@@ -7,8 +7,8 @@ import {responseHeaders} from './forwarded-headers.js'
 import {MalformedResponse, ResponseReader} from './response-reader.js'
 import type {UpstreamPool} from './upstream-pool.js'
 
-/** A body of known length up to this size is sent with its head in one write. */
-export const SMALL_BODY_BYTES = 16 * 1024
+/** An answer's body of known length up to this size goes to the client with its head in one write. */
+const SMALL_BODY_BYTES = 16 * 1024
 
 /** Methods a router may send again when a connection broke before any answer (RFC 9110 §9.2.2). */
 const RETRY_SAFE = new Set(['GET', 'HEAD', 'OPTIONS'])
