@@ -4,6 +4,10 @@
 //   direct   wrk → one dyno
 //   dev      wrk → the agent's router → 2 dynos (least outstanding; a log line per request)
 //   nginx    wrk → nginx (1 worker, upstream keepalive, access log on) → the same 2 dynos
+//   bare     wrk → a bare Node proxy (bench/lib/bare-proxy.mjs: raw sockets, none of the router's
+//            work) → the same 2 dynos: the floor for any proxy written in Node on this machine
+//   bare-http  the same with Node's HTTP server on the client side, as the router has: what
+//            node:http costs apart from the router's own work
 // Reports requests/s, p99 latency and the proxy's CPU time per request (from /proc) of each, and
 // the ratios the router is held to: at least 0.5 × nginx's requests/s, and under 2 ms of p99 added
 // to the direct run (the median, over the runs, of each run's p99 minus that of the direct run just
@@ -11,7 +15,7 @@
 // --rate of requests/s (default 5,000: a load all three carry) on the same 32 connections, to show
 // the latency each adds per request apart from the queueing a saturating closed-loop client
 // measures; the 2 ms target is checked there too.
-// Usage: node bench/router.mjs [--connections N] [--seconds N] [--runs N] [--rate N] [--only direct,dev,nginx] [--json FILE]
+// Usage: node bench/router.mjs [--connections N] [--seconds N] [--runs N] [--rate N] [--only direct,dev,nginx,bare,bare-http] [--json FILE]
 //   [--agent-node-args "--cpu-prof --cpu-prof-dir=DIR"]  Node options for the agent (to profile the router)
 //   --json FILE  also write the key figures (ratios against targets) as JSON, for bench/all.mjs
 // Needs: `npm ci && npm run build`, `apt-get install -y wrk nginx`.
@@ -32,7 +36,7 @@ const CONNECTIONS = option('--connections', 32)
 const SECONDS = option('--seconds', 10)
 const RUNS = option('--runs', 5)
 const RATE = option('--rate', 5000)
-// --only dev,nginx: run just these targets (the ratios need all three).
+// --only dev,nginx: run just these targets (the ratios need them all).
 
 for (const [path, hint] of [
   ['/usr/bin/wrk', 'apt-get install -y wrk'],
@@ -141,6 +145,19 @@ for (let tries = 0; tries < 50; tries++) {
   await new Promise((resolve) => setTimeout(resolve, 100))
 }
 
+/** A floor proxy (bench/lib/bare-proxy.mjs) in front of the same dynos, once it listens. */
+async function bareProxy(...options) {
+  const port = await freePort()
+  const child = spawn(process.execPath, [join(root, 'bench/lib/bare-proxy.mjs'), String(port), String(p1), String(p2), ...options], {stdio: ['ignore', 'pipe', 'inherit']})
+  await new Promise((resolve, reject) => {
+    child.stdout.once('data', resolve)
+    child.once('exit', (code) => reject(new Error(`the bare proxy exited (${code})`)))
+  })
+  return {port, child}
+}
+const bare = await bareProxy()
+const bareHttp = await bareProxy('--node-http')
+
 const TICKS_PER_SECOND = Number(execFileSync('getconf', ['CLK_TCK'], {encoding: 'utf8'}))
 
 /** The CPU time (µs, user and system, all threads) a process has used so far, from /proc. */
@@ -175,20 +192,22 @@ function wrk(port, pid) {
 }
 
 const only = args.includes('--only') ? args[args.indexOf('--only') + 1].split(',') : undefined
-const targets = Object.fromEntries(Object.entries({direct: p1, dev: routerPort, nginx: nginxPort}).filter(([name]) => only === undefined || only.includes(name)))
+const targets = Object.fromEntries(Object.entries({direct: p1, dev: routerPort, nginx: nginxPort, bare: bare.port, 'bare-http': bareHttp.port}).filter(([name]) => only === undefined || only.includes(name)))
 const results = Object.fromEntries(Object.keys(targets).map((name) => [name, []]))
 const atRate = Object.fromEntries(Object.keys(targets).map((name) => [name, []]))
 try {
   // Warm up each (JIT, connection pools), then alternate runs so drift hits all alike.
   for (const port of Object.values(targets)) execFileSync('/usr/bin/wrk', ['-t2', `-c${CONNECTIONS}`, '-d2s', `http://127.0.0.1:${port}/`])
   // The proxies' processes, whose CPU time each run measures: the agent (the router is in it) and nginx's worker.
-  const proxyPid = {dev: agent.pid, nginx: childOf(nginx.pid)}
+  const proxyPid = {dev: agent.pid, nginx: childOf(nginx.pid), bare: bare.child.pid, 'bare-http': bareHttp.child.pid}
   for (let run = 0; run < RUNS; run++) for (const [name, port] of Object.entries(targets)) results[name].push(wrk(port, proxyPid[name]))
   // The fixed-rate view: a warm-up at the rate, then alternating runs (3 at most, of --seconds).
   for (const port of Object.values(targets)) await fixedRate({port, rate: RATE, seconds: Math.min(2, SECONDS)})
   for (let run = 0; run < Math.min(RUNS, 3); run++) for (const [name, port] of Object.entries(targets)) atRate[name].push(await fixedRate({port, rate: RATE, seconds: SECONDS}))
 } finally {
   nginx.kill('SIGTERM')
+  bare.child.kill('SIGTERM')
+  bareHttp.child.kill('SIGTERM')
   agent.kill('SIGTERM')
   // The agent's home holds up to 50 MiB of router log lines by now: gone once the agent is.
   if (agent.exitCode === null && agent.signalCode === null) await new Promise((resolve) => agent.once('exit', resolve))
@@ -203,7 +222,7 @@ console.log('|---|---|---|---|---|')
 for (const [name, result] of Object.entries(summary)) console.log(`| ${name} | ${Math.round(result.rps)} | ${result.p99.toFixed(2)} ms | ${result.cpu === undefined ? '—' : `${result.cpu.toFixed(1)} µs`} | ${result.errors.join('; ') || 'none'} |`)
 // --json FILE: the raw numbers of every target run, then (with all three) the ratios held to targets.
 const anchorNginx = (spawnSync('/usr/sbin/nginx', ['-v'], {encoding: 'utf8'}).stderr.trim().replace(/^nginx version: nginx\//, 'nginx ') || 'nginx') + ' → 2 dynos'
-const label = {direct: 'one dyno directly', dev: 'dev router → 2 dynos', nginx: 'nginx → 2 dynos'}
+const label = {direct: 'one dyno directly', dev: 'dev router → 2 dynos', nginx: 'nginx → 2 dynos', bare: 'bare Node proxy → 2 dynos', 'bare-http': 'bare node:http proxy → 2 dynos'}
 // The fixed-rate view: medians over its runs, and each run's p99 less the direct run's before it.
 const rated = Object.fromEntries(Object.entries(atRate).map(([name, runs]) => [name, {p50: median(runs.map((r) => r.p50)), p99: median(runs.map((r) => r.p99)), p999: median(runs.map((r) => r.p999)), failed: runs.reduce((sum, r) => sum + r.failed, 0)}]))
 console.log(`\nat a fixed ${RATE} requests/s (open loop, ${CONNECTIONS} connections, ${SECONDS} s, median of ${Math.min(RUNS, 3)} runs)`)
@@ -211,7 +230,7 @@ console.log('| target | p50 | p99 | p99.9 | failed |')
 console.log('|---|---|---|---|---|')
 for (const [name, result] of Object.entries(rated)) console.log(`| ${name} | ${result.p50.toFixed(2)} ms | ${result.p99.toFixed(2)} ms | ${result.p999.toFixed(2)} ms | ${result.failed} |`)
 const ratedAdded = (name) => median(atRate[name].map((run, i) => run.p99 - atRate.direct[i].p99))
-if (atRate.direct !== undefined) for (const name of ['dev', 'nginx'].filter((name) => atRate[name] !== undefined)) console.log(`p99 added at ${RATE} requests/s by ${name}: ${ratedAdded(name).toFixed(2)} ms`)
+if (atRate.direct !== undefined) for (const name of ['dev', 'nginx', 'bare', 'bare-http'].filter((name) => atRate[name] !== undefined)) console.log(`p99 added at ${RATE} requests/s by ${name}: ${ratedAdded(name).toFixed(2)} ms`)
 const raws = Object.entries(summary).flatMap(([name, result]) => [
   figure(`requests/s, ${label[name]}`, Math.round(result.rps), 'req/s', `wrk -c${CONNECTIONS}`),
   figure(`p99 latency, ${label[name]}`, round(result.p99), 'ms', `wrk -c${CONNECTIONS}`),
@@ -230,17 +249,24 @@ const perRun = (name) => results[name].map((run, i) => run.p99 - results.direct[
 const added = (name) => median(perRun(name))
 const addedP99 = added('dev')
 const listed = (name) => perRun(name).map((ms) => ms.toFixed(2)).join(', ')
-console.log(`p99 added by the dev router: ${addedP99.toFixed(2)} ms (target < 2 ms; per run ${listed('dev')}); by nginx: ${added('nginx').toFixed(2)} ms (per run ${listed('nginx')})`)
+console.log(`p99 added by the dev router: ${addedP99.toFixed(2)} ms (target < 2 ms; per run ${listed('dev')}); by nginx: ${added('nginx').toFixed(2)} ms (per run ${listed('nginx')}); by the bare Node proxy: ${added('bare').toFixed(2)} ms (per run ${listed('bare')}); by the bare node:http proxy: ${added('bare-http').toFixed(2)} ms (per run ${listed('bare-http')})`)
 
 const rpsRatio = summary.dev.rps / summary.nginx.rps
 writeFigures('router', [
   figure('router requests/s vs nginx', round(rpsRatio), '×', anchorNginx, '≥ 0.5×', rpsRatio >= 0.5),
   figure(`p99 added by the router at ${CONNECTIONS} connections`, round(addedP99), 'ms', 'one dyno directly', '< 2 ms', addedP99 < 2),
   figure(`p99 added by nginx at ${CONNECTIONS} connections`, round(added('nginx')), 'ms', 'one dyno directly'),
+  // The floor: what a Node proxy doing nothing but pass bytes adds here (bench/lib/bare-proxy.mjs).
+  figure(`p99 added by a bare Node proxy at ${CONNECTIONS} connections`, round(added('bare')), 'ms', 'one dyno directly'),
+  figure(`p99 added by a bare node:http proxy at ${CONNECTIONS} connections`, round(added('bare-http')), 'ms', 'one dyno directly'),
   // The same target at a fixed rate, where the p99 is the proxy's own rather than wrk's queue (see docs/benchmarks.md).
   figure(`p99 added by the router at a fixed ${RATE} req/s`, round(ratedAdded('dev')), 'ms', 'one dyno directly', '< 2 ms', ratedAdded('dev') < 2),
   figure(`p99 added by nginx at a fixed ${RATE} req/s`, round(ratedAdded('nginx')), 'ms', 'one dyno directly'),
+  figure(`p99 added by a bare Node proxy at a fixed ${RATE} req/s`, round(ratedAdded('bare')), 'ms', 'one dyno directly'),
+  figure(`p99 added by a bare node:http proxy at a fixed ${RATE} req/s`, round(ratedAdded('bare-http')), 'ms', 'one dyno directly'),
   figure('router CPU per request vs nginx', round(summary.dev.cpu / summary.nginx.cpu), '×', anchorNginx),
+  figure('router CPU per request vs a bare Node proxy', round(summary.dev.cpu / summary.bare.cpu), '×', 'bare-proxy.mjs → 2 dynos'),
+  figure('router CPU per request vs a bare node:http proxy', round(summary.dev.cpu / summary['bare-http'].cpu), '×', 'bare-proxy.mjs --node-http → 2 dynos'),
   ...raws,
   figure('runs with errors (any target)', errorRuns, 'runs', `${RUNS} run(s) per target`),
 ])

@@ -13,6 +13,8 @@ export interface AttemptParts {
   backend: Backend
   res: ServerResponse
   record: RoutedRequest
+  /** A new connection the dyno has not accepted by then is given up, and the request tried elsewhere. */
+  connectTimeoutMs: number
   firstByteTimeoutMs: number
   /** The router's own answer (an error page) with its log line. */
   answer: (code: RouterCode) => Promise<void>

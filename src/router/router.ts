@@ -45,6 +45,12 @@ const NONE_TRIED: ReadonlySet<Backend> = new Set()
 const BOOT_POLL_MS = 100
 
 /**
+ * A dyno that has not accepted a connection within this long (its listen backlog full: it is
+ * stuck or swamped) is skipped like one that refused, as Heroku's router does.
+ */
+const CONNECT_TIMEOUT_MS = 5000
+
+/**
  * The HTTP front door: picks the app by Host, the dyno by least outstanding requests (a dyno that
  * refuses the connection is skipped while nothing was sent to it), forwards with X-Request-Id,
  * X-Forwarded-* and Via, streams the answer back as it comes, proxies WebSocket upgrades, and
@@ -66,10 +72,13 @@ export class Router {
   /** Once it stops accepting: settles when the last open connection has closed. */
   private allClosed?: Promise<void>
 
+  private readonly connectTimeoutMs: number
+
   constructor(
     private readonly table: RouteTable,
-    {ready}: {ready?: Promise<void>} = {},
+    {ready, connectTimeoutMs = CONNECT_TIMEOUT_MS}: {ready?: Promise<void>; connectTimeoutMs?: number} = {},
   ) {
+    this.connectTimeoutMs = connectTimeoutMs
     const settled = () => {
       this.ready = undefined
     }
@@ -172,7 +181,7 @@ export class Router {
         record.serviceMs = Date.now() - startedAt
         return this.answer(app, res, record, code)
       }
-      const parts = {backend, res, record, firstByteTimeoutMs: app.firstByteTimeoutMs(), answer: (code: RouterCode) => this.answer(app, res, record, code), log: (line: string) => app.log(line)}
+      const parts = {backend, res, record, connectTimeoutMs: this.connectTimeoutMs, firstByteTimeoutMs: app.firstByteTimeoutMs(), answer: (code: RouterCode) => this.answer(app, res, record, code), log: (line: string) => app.log(line)}
       const headers = forwardedHeaders(req, client)
       const outcome = await sendRequest(req, headers, hasBody(req), this.upstream, parts)
       if (outcome === 'refused') (tried ??= new Set()).add(backend)
@@ -234,7 +243,7 @@ export class Router {
       record.dyno = backend.name
       // Counted on the dyno while connecting, so a drain that starts meanwhile waits for it.
       backend.begin()
-      const upstream = await connectTo(backend)
+      const upstream = await connectTo(backend, this.connectTimeoutMs)
       if (upstream === undefined) {
         backend.end()
         tried.add(backend)
@@ -343,14 +352,22 @@ function refuse(socket: Socket, status: number, body: string): number {
   return bytes
 }
 
-/** A TCP connection to the dyno, or undefined if it refuses. */
-function connectTo(backend: Backend): Promise<Socket | undefined> {
+/** A TCP connection to the dyno, or undefined if it refuses or does not accept within `timeoutMs`. */
+function connectTo(backend: Backend, timeoutMs: number): Promise<Socket | undefined> {
   return new Promise((resolve) => {
     const upstream = connect({host: backend.host, port: backend.port, noDelay: true})
+    const timer = setTimeout(() => {
+      upstream.destroy()
+      resolve(undefined)
+    }, timeoutMs)
     upstream.once('connect', () => {
+      clearTimeout(timer)
       upstream.removeAllListeners('error')
       resolve(upstream)
     })
-    upstream.once('error', () => resolve(undefined))
+    upstream.once('error', () => {
+      clearTimeout(timer)
+      resolve(undefined)
+    })
   })
 }

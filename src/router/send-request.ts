@@ -57,8 +57,17 @@ export function sendRequest(req: IncomingMessage, headers: string[], withBody: b
     },
   })
   connection.socket.write(requestHead(method, req.url ?? '/', headers, backend), 'latin1')
+  // A new connection the dyno does not accept in time: nothing reached it, so any request may go elsewhere.
+  let connectTimedOut = false
+  const connectTimer = connection.connected
+    ? undefined
+    : setTimeout(() => {
+        connectTimedOut = true
+        connection.destroy()
+      }, parts.connectTimeoutMs)
   connection.use({
     connected: () => {
+      clearTimeout(connectTimer)
       attempt.connect()
       if (!withBody) return
       const stop = upload(req, connection.socket, chunked(headers), () => owned, () => {
@@ -78,9 +87,10 @@ export function sendRequest(req: IncomingMessage, headers: string[], withBody: b
       }
     },
     lost: (error) => {
+      clearTimeout(connectTimer)
       if (reader.close() || attempt.settled) return
       if (attempt.responded) return attempt.settle('done', 'H18')
-      if (!connection.connected && error?.code === 'ECONNREFUSED') return attempt.settle('refused')
+      if (!connection.connected && (connectTimedOut || error?.code === 'ECONNREFUSED')) return attempt.settle('refused')
       // A kept-alive connection the dyno closed just as the request went: one safe to send twice is,
       // unless it has a body, which may be partly read from the client already.
       if (!withBody && connection.reused && !reader.started && RETRY_SAFE.has(method)) return attempt.settle('reset')

@@ -1,3 +1,4 @@
+import {spawn} from 'node:child_process'
 import {createServer, request, type IncomingMessage, type Server} from 'node:http'
 import {writeFile} from 'node:fs/promises'
 import {connect, createServer as createNetServer, type AddressInfo, type Socket} from 'node:net'
@@ -43,8 +44,8 @@ function app(backends: Backend[], overrides: Partial<RoutedApp> = {}) {
   return {routed, lines}
 }
 
-async function router(apps: Record<string, RoutedApp>): Promise<number> {
-  const front = new Router((host) => apps[host])
+async function router(apps: Record<string, RoutedApp>, options: ConstructorParameters<typeof Router>[1] = {}): Promise<number> {
+  const front = new Router((host) => apps[host], options)
   const port = await front.listen(0, '127.0.0.1')
   closers.push(() => front.close())
   return port
@@ -167,6 +168,35 @@ describe('the router (real HTTP on loopback)', () => {
     const port2 = await router({shop: none.routed})
     expect((await get(port2, 'shop')).status).toBe(503)
     expect(none.lines[0]).toMatch(/^at=error code=H19 desc="Backend connection refused" method=GET/)
+  })
+
+  it('gives up on a dyno that does not accept the connection in time, and tries another', async () => {
+    // A dyno whose listen backlog is full: a socket that never accepts (backlog 0), its one place taken.
+    const stuck = spawn('perl', ['-MSocket', '-e', 'socket(S, PF_INET, SOCK_STREAM, 0) or die; bind(S, pack_sockaddr_in(0, INADDR_LOOPBACK)) or die; listen(S, 0) or die; $| = 1; print((unpack_sockaddr_in(getsockname(S)))[0], "\\n"); <STDIN>'], {stdio: ['pipe', 'pipe', 'inherit']})
+    closers.push(async () => void stuck.stdin.end())
+    const stuckPort = await new Promise<number>((resolve) => stuck.stdout.once('data', (data: Buffer) => resolve(Number(data.toString().trim()))))
+    const queued = connect({port: stuckPort, host: '127.0.0.1'})
+    closers.push(async () => void queued.destroy())
+    await new Promise((resolve) => queued.once('connect', resolve))
+    const options = {connectTimeoutMs: 200}
+    const shop = app([new Backend('web.1', stuckPort), await echoDyno('web.2')])
+    const port = await router({shop: shop.routed}, options)
+    for (const body of [undefined, 'a body']) {
+      const answer = await get(port, 'shop', '/', {}, body)
+      expect(JSON.parse(answer.body)).toMatchObject({dyno: 'web.2', body: body ?? ''})
+    }
+    // No other dyno: H19 (a request with a body no longer waits for the client's own timeout), and for a WebSocket too.
+    const none = app([new Backend('web.1', stuckPort)])
+    const port2 = await router({shop: none.routed}, options)
+    expect((await get(port2, 'shop', '/', {}, 'a body')).status).toBe(503)
+    expect(none.lines[0]).toMatch(/^at=error code=H19 .* method=POST .*dyno=web\.1 /)
+    const socket = connect({port: port2, host: '127.0.0.1'})
+    socket.write('GET /ws HTTP/1.1\r\nHost: shop\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n')
+    let raw = ''
+    socket.on('data', (chunk: Buffer) => (raw += chunk.toString()))
+    await new Promise((resolve) => socket.once('close', resolve))
+    expect(raw).toMatch(/^HTTP\/1\.1 503 /)
+    expect(none.lines[1]).toMatch(/^at=error code=H19 /)
   })
 
   it('sets the forwarding headers itself, keeps a sane request id, and drops hop-by-hop headers', async () => {
