@@ -15,6 +15,8 @@ export interface AttemptParts {
   record: RoutedRequest
   /** A new connection the dyno has not accepted by then is given up, and the request tried elsewhere. */
   connectTimeoutMs: number
+  /** The client's body pausing this long ends the request (H28). */
+  clientIdleMs: number
   firstByteTimeoutMs: number
   /** The router's own answer (an error page) with its log line. */
   answer: (code: RouterCode) => Promise<void>

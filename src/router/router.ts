@@ -51,6 +51,12 @@ const BOOT_POLL_MS = 100
 const CONNECT_TIMEOUT_MS = 5000
 
 /**
+ * A client that sends nothing of its request's body for this long is given up on (H28, as
+ * Heroku's router does). An upload has no limit on its whole length, only on its pauses.
+ */
+const CLIENT_IDLE_MS = 55_000
+
+/**
  * The HTTP front door: picks the app by Host, the dyno by least outstanding requests (a dyno that
  * refuses the connection is skipped while nothing was sent to it), forwards with X-Request-Id,
  * X-Forwarded-* and Via, streams the answer back as it comes, proxies WebSocket upgrades, and
@@ -73,17 +79,21 @@ export class Router {
   private allClosed?: Promise<void>
 
   private readonly connectTimeoutMs: number
+  private readonly clientIdleMs: number
 
   constructor(
     private readonly table: RouteTable,
-    {ready, connectTimeoutMs = CONNECT_TIMEOUT_MS}: {ready?: Promise<void>; connectTimeoutMs?: number} = {},
+    {ready, connectTimeoutMs = CONNECT_TIMEOUT_MS, clientIdleMs = CLIENT_IDLE_MS}: {ready?: Promise<void>; connectTimeoutMs?: number; clientIdleMs?: number} = {},
   ) {
     this.connectTimeoutMs = connectTimeoutMs
+    this.clientIdleMs = clientIdleMs
     const settled = () => {
       this.ready = undefined
     }
     this.ready = ready?.then(settled, settled)
-    this.server = createServer({noDelay: true}, (req, res) => void this.handle(req, res))
+    // No cap on a whole request's time (Node's is 5 minutes, which would cut long uploads): the
+    // client's pauses are limited instead (CLIENT_IDLE_MS), and its headers by headersTimeout.
+    this.server = createServer({noDelay: true, requestTimeout: 0}, (req, res) => void this.handle(req, res))
     this.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => void this.tunnel(req, socket as Socket, head))
     this.server.on('clientError', (_error, socket) => {
       if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n')
@@ -181,7 +191,7 @@ export class Router {
         record.serviceMs = Date.now() - startedAt
         return this.answer(app, res, record, code)
       }
-      const parts = {backend, res, record, connectTimeoutMs: this.connectTimeoutMs, firstByteTimeoutMs: app.firstByteTimeoutMs(), answer: (code: RouterCode) => this.answer(app, res, record, code), log: (line: string) => app.log(line)}
+      const parts = {backend, res, record, connectTimeoutMs: this.connectTimeoutMs, clientIdleMs: this.clientIdleMs, firstByteTimeoutMs: app.firstByteTimeoutMs(), answer: (code: RouterCode) => this.answer(app, res, record, code), log: (line: string) => app.log(line)}
       const headers = forwardedHeaders(req, client)
       const outcome = await sendRequest(req, headers, hasBody(req), this.upstream, parts)
       if (outcome === 'refused') (tried ??= new Set()).add(backend)
@@ -215,8 +225,10 @@ export class Router {
   /** The router answers for the app: an error (or maintenance) page, and the log line. */
   private async answer(app: RoutedApp, res: ServerResponse, record: RoutedRequest, code: RouterCode): Promise<void> {
     const body = await errorPage(code, app.releaseDir())
-    record.status = code === 'H27' ? 499 : 503
-    if (code !== 'H27') record.bytes = send(res, 503, body, {'X-Request-Id': record.requestId, ...(code === 'H80' ? {'Retry-After': '60'} : {})})
+    record.status = code === 'H27' ? 499 : code === 'H28' ? 408 : 503
+    // The rest of an idle client's body is not waited for: its connection ends with the answer.
+    if (code === 'H28') res.shouldKeepAlive = false
+    if (code !== 'H27') record.bytes = send(res, record.status, body, {'X-Request-Id': record.requestId, ...(code === 'H80' ? {'Retry-After': '60'} : {})})
     app.log(routerLogLine(record, code))
   }
 

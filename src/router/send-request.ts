@@ -70,9 +70,16 @@ export function sendRequest(req: IncomingMessage, headers: string[], withBody: b
       clearTimeout(connectTimer)
       attempt.connect()
       if (!withBody) return
-      const stop = upload(req, connection.socket, chunked(headers), () => owned, () => {
-        uploaded = true
-        attempt.sent()
+      const stop = upload(req, connection.socket, chunked(headers), () => owned, {
+        sent: () => {
+          uploaded = true
+          attempt.sent()
+        },
+        idleMs: parts.clientIdleMs,
+        idle: () => {
+          attempt.settle('done', 'H28')
+          if (owned) connection.destroy()
+        },
       })
       // Once this try is over, its listeners never act on the request again.
       void attempt.done.then(stop)
@@ -112,13 +119,29 @@ function chunked(headers: string[]): boolean {
   return false
 }
 
+/** What upload() tells: the body is all written, or the client paused past `idleMs`. */
+interface UploadEvents {
+  sent(): void
+  idleMs: number
+  idle(): void
+}
+
 /**
  * Passes the client's body to the dyno as it comes (chunked when its length is unknown, as Node's
  * server has decoded it), pausing the client while the dyno's side is full; `sent` once all of it
- * is written. Stops when the connection is no longer this request's (the dyno answered early).
+ * is written, `idle` when the client sends nothing for `idleMs` (time the router holds it paused
+ * does not count). Stops when the connection is no longer this request's (the dyno answered early).
  */
-function upload(req: IncomingMessage, socket: Socket, asChunks: boolean, owned: () => boolean, sent: () => void): () => void {
+function upload(req: IncomingMessage, socket: Socket, asChunks: boolean, owned: () => boolean, {sent, idleMs, idle}: UploadEvents): () => void {
+  let idleTimer: NodeJS.Timeout | undefined
+  let stopped = false
+  const waitForClient = () => {
+    clearTimeout(idleTimer)
+    if (!stopped) idleTimer = setTimeout(idle, idleMs)
+  }
+  waitForClient()
   const onData = (chunk: Buffer) => {
+    waitForClient()
     if (!owned() || socket.destroyed) return
     let flowing: boolean
     if (asChunks) {
@@ -130,17 +153,24 @@ function upload(req: IncomingMessage, socket: Socket, asChunks: boolean, owned: 
       socket.uncork()
     } else flowing = socket.write(chunk)
     if (!flowing) {
+      clearTimeout(idleTimer)
       req.pause()
-      socket.once('drain', () => req.resume())
+      socket.once('drain', () => {
+        waitForClient()
+        req.resume()
+      })
     }
   }
   const onEnd = () => {
+    clearTimeout(idleTimer)
     if (!owned() || socket.destroyed) return
     socket.write(asChunks ? '0\r\n\r\n' : '', 'latin1', () => sent())
   }
   req.on('data', onData)
   req.once('end', onEnd)
   return () => {
+    stopped = true
+    clearTimeout(idleTimer)
     req.off('data', onData)
     req.off('end', onEnd)
   }

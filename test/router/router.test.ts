@@ -199,6 +199,36 @@ describe('the router (real HTTP on loopback)', () => {
     expect(none.lines[1]).toMatch(/^at=error code=H19 /)
   })
 
+  it('limits the pauses in a client\'s upload, not its length: a client idle past the window gets 408 (H28)', async () => {
+    const shop = app([await echoDyno('web.1')])
+    const port = await router({shop: shop.routed}, {clientIdleMs: 300})
+    // A slow upload: a piece every 100 ms, 1 s in all, longer than the window but never pausing that long.
+    const slow = await new Promise<string>((resolve, reject) => {
+      const req = request({host: '127.0.0.1', port, method: 'POST', path: '/', headers: {host: 'shop'}, agent: false}, (res) => {
+        let text = ''
+        res.on('data', (chunk: Buffer) => (text += chunk.toString()))
+        res.on('end', () => resolve(text))
+      })
+      req.on('error', reject)
+      let pieces = 0
+      const timer = setInterval(() => {
+        if (pieces++ < 10) return void req.write(`piece ${pieces} `)
+        clearInterval(timer)
+        req.end()
+      }, 100)
+    })
+    expect(JSON.parse(slow).body).toBe(Array.from({length: 10}, (_, index) => `piece ${index + 1} `).join(''))
+    // A client that stops halfway through its body: 408 once the window has passed, and its connection closed.
+    const socket = connect({port, host: '127.0.0.1'})
+    socket.write('POST /upload HTTP/1.1\r\nHost: shop\r\nContent-Length: 100\r\n\r\nhalf of it')
+    let raw = ''
+    socket.on('data', (chunk: Buffer) => (raw += chunk.toString()))
+    await new Promise((resolve) => socket.once('close', resolve))
+    expect(raw).toMatch(/^HTTP\/1\.1 408 /)
+    expect(raw).toMatch(/\r\nConnection: close\r\n/i)
+    expect(shop.lines.at(-1)).toMatch(/^at=error code=H28 desc="Client Connection Idle" method=POST path="\/upload" .* status=408 /)
+  })
+
   it('sets the forwarding headers itself, keeps a sane request id, and drops hop-by-hop headers', async () => {
     const shop = app([await echoDyno('web.1')])
     const port = await router({shop: shop.routed})
