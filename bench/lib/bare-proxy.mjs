@@ -31,7 +31,13 @@ function open(index) {
 /** Sends one request head to the next dyno and calls `answered` with its whole answer. */
 function forward(head, answered) {
   const index = turn++ % dynoPorts.length
-  const upstream = idle[index].pop() ?? open(index)
+  let upstream = idle[index].pop()
+  // Idle past 4 s, the dyno (which closes them at 5 s) may be closing it: a new one instead.
+  while (upstream !== undefined && Date.now() - upstream.idleSince > 4000) {
+    upstream.destroy()
+    upstream = idle[index].pop()
+  }
+  upstream ??= open(index)
   let pending = Buffer.alloc(0)
   const onData = (chunk) => {
     pending = pending.length === 0 ? chunk : Buffer.concat([pending, chunk])
@@ -40,6 +46,7 @@ function forward(head, answered) {
     const length = Number(/\r\ncontent-length: *(\d+)/i.exec(pending.latin1Slice(0, end))?.[1] ?? 0)
     if (pending.length < end + 4 + length) return
     upstream.off('data', onData)
+    upstream.idleSince = Date.now()
     idle[index].push(upstream)
     answered(pending)
   }

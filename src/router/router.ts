@@ -56,6 +56,9 @@ const CONNECT_TIMEOUT_MS = 5000
  */
 const CLIENT_IDLE_MS = 55_000
 
+/** A client's request head (line and headers) must have all come within this long (Node's default). */
+const HEADERS_TIMEOUT_MS = 60_000
+
 /**
  * The HTTP front door: picks the app by Host, the dyno by least outstanding requests (a dyno that
  * refuses the connection is skipped while nothing was sent to it), forwards with X-Request-Id,
@@ -83,7 +86,12 @@ export class Router {
 
   constructor(
     private readonly table: RouteTable,
-    {ready, connectTimeoutMs = CONNECT_TIMEOUT_MS, clientIdleMs = CLIENT_IDLE_MS}: {ready?: Promise<void>; connectTimeoutMs?: number; clientIdleMs?: number} = {},
+    {
+      ready,
+      connectTimeoutMs = CONNECT_TIMEOUT_MS,
+      clientIdleMs = CLIENT_IDLE_MS,
+      headersTimeoutMs = HEADERS_TIMEOUT_MS,
+    }: {ready?: Promise<void>; connectTimeoutMs?: number; clientIdleMs?: number; headersTimeoutMs?: number} = {},
   ) {
     this.connectTimeoutMs = connectTimeoutMs
     this.clientIdleMs = clientIdleMs
@@ -92,11 +100,17 @@ export class Router {
     }
     this.ready = ready?.then(settled, settled)
     // No cap on a whole request's time (Node's is 5 minutes, which would cut long uploads): the
-    // client's pauses are limited instead (CLIENT_IDLE_MS), and its headers by headersTimeout.
-    this.server = createServer({noDelay: true, requestTimeout: 0}, (req, res) => void this.handle(req, res))
+    // client's pauses are limited instead (clientIdleMs), and its head to headersTimeoutMs (given
+    // here: Node's own default would follow the request timeout to 0, and slow heads pile up).
+    this.server = createServer(
+      {noDelay: true, requestTimeout: 0, headersTimeout: headersTimeoutMs, connectionsCheckingInterval: Math.min(30_000, headersTimeoutMs)},
+      (req, res) => void this.handle(req, res),
+    )
     this.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => void this.tunnel(req, socket as Socket, head))
-    this.server.on('clientError', (_error, socket) => {
-      if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n')
+    this.server.on('clientError', (error: NodeJS.ErrnoException, socket) => {
+      // A head that did not all come within headersTimeoutMs is a 408, anything else a 400, as Node's own handler answers.
+      const status = error.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? '408 Request Timeout' : '400 Bad Request'
+      if (socket.writable) socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\n\r\n`)
       else socket.destroy()
     })
   }
@@ -226,8 +240,6 @@ export class Router {
   private async answer(app: RoutedApp, res: ServerResponse, record: RoutedRequest, code: RouterCode): Promise<void> {
     const body = await errorPage(code, app.releaseDir())
     record.status = code === 'H27' ? 499 : code === 'H28' ? 408 : 503
-    // The rest of an idle client's body is not waited for: its connection ends with the answer.
-    if (code === 'H28') res.shouldKeepAlive = false
     if (code !== 'H27') record.bytes = send(res, record.status, body, {'X-Request-Id': record.requestId, ...(code === 'H80' ? {'Retry-After': '60'} : {})})
     app.log(routerLogLine(record, code))
   }
@@ -351,6 +363,8 @@ function send(res: ServerResponse, status: number, body: string, headers: Record
     return 0
   }
   const bytes = Buffer.byteLength(body)
+  // A body still coming is not waited for: the connection ends with the answer.
+  if (!res.req.complete) res.shouldKeepAlive = false
   res.writeHead(status, {'Content-Type': 'text/html; charset=utf-8', 'Content-Length': String(bytes), 'Cache-Control': 'no-store', ...headers})
   res.end(body)
   return bytes

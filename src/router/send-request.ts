@@ -35,6 +35,8 @@ export function sendRequest(req: IncomingMessage, headers: string[], withBody: b
     head: (status, reason, answerHeaders, length, connectionHeader) => {
       attempt.respond(status)
       small = length >= 0 && length <= SMALL_BODY_BYTES
+      // The dyno answered before the client's body was all in: the connection ends with the answer.
+      if (!req.complete) res.shouldKeepAlive = false
       res.writeHead(status, reason, responseHeaders(answerHeaders, connectionHeader) as never)
       // A streamed answer (SSE, chunked) reaches the client as it comes, its head at once.
       if (length < 0) res.flushHeaders()
@@ -77,7 +79,15 @@ export function sendRequest(req: IncomingMessage, headers: string[], withBody: b
         },
         idleMs: parts.clientIdleMs,
         idle: () => {
+          // Once the dyno's answer is under way, a quiet client does not cut it.
+          if (attempt.responded) return
           attempt.settle('done', 'H28')
+          if (owned) connection.destroy()
+        },
+        stalledMs: parts.firstByteTimeoutMs,
+        stalled: () => {
+          if (attempt.responded) return
+          attempt.settle('done', 'H12')
           if (owned) connection.destroy()
         },
       })
@@ -119,11 +129,13 @@ function chunked(headers: string[]): boolean {
   return false
 }
 
-/** What upload() tells: the body is all written, or the client paused past `idleMs`. */
+/** What upload() tells: the body is all written, the client paused past `idleMs`, or the dyno stopped reading it for `stalledMs`. */
 interface UploadEvents {
   sent(): void
   idleMs: number
   idle(): void
+  stalledMs: number
+  stalled(): void
 }
 
 /**
@@ -132,8 +144,10 @@ interface UploadEvents {
  * is written, `idle` when the client sends nothing for `idleMs` (time the router holds it paused
  * does not count). Stops when the connection is no longer this request's (the dyno answered early).
  */
-function upload(req: IncomingMessage, socket: Socket, asChunks: boolean, owned: () => boolean, {sent, idleMs, idle}: UploadEvents): () => void {
+function upload(req: IncomingMessage, socket: Socket, asChunks: boolean, owned: () => boolean, {sent, idleMs, idle, stalledMs, stalled}: UploadEvents): () => void {
   let idleTimer: NodeJS.Timeout | undefined
+  /** Runs while the client is held paused for the dyno, which has stopped reading. */
+  let stallTimer: NodeJS.Timeout | undefined
   let stopped = false
   const waitForClient = () => {
     clearTimeout(idleTimer)
@@ -154,8 +168,10 @@ function upload(req: IncomingMessage, socket: Socket, asChunks: boolean, owned: 
     } else flowing = socket.write(chunk)
     if (!flowing) {
       clearTimeout(idleTimer)
+      stallTimer = setTimeout(stalled, stalledMs)
       req.pause()
       socket.once('drain', () => {
+        clearTimeout(stallTimer)
         waitForClient()
         req.resume()
       })
@@ -171,6 +187,7 @@ function upload(req: IncomingMessage, socket: Socket, asChunks: boolean, owned: 
   return () => {
     stopped = true
     clearTimeout(idleTimer)
+    clearTimeout(stallTimer)
     req.off('data', onData)
     req.off('end', onEnd)
   }

@@ -229,6 +229,36 @@ describe('the router (real HTTP on loopback)', () => {
     expect(shop.lines.at(-1)).toMatch(/^at=error code=H28 desc="Client Connection Idle" method=POST path="\/upload" .* status=408 /)
   })
 
+  it('closes a connection whose request head does not all come in time, and gives up on a dyno that stops reading a body (H12)', async () => {
+    // A dyno that takes the connection and never reads from it.
+    const deaf = createNetServer((socket) => socket.pause())
+    await new Promise<void>((resolve) => deaf.listen(0, '127.0.0.1', resolve))
+    closers.push(() => new Promise((resolve) => deaf.close(() => resolve())))
+    const open = new Set<Socket>()
+    deaf.on('connection', (socket: Socket) => open.add(socket))
+    closers.push(async () => open.forEach((socket) => socket.destroy()))
+    const shop = app([new Backend('web.1', (deaf.address() as AddressInfo).port)], {firstByteTimeoutMs: () => 300})
+    const port = await router({shop: shop.routed}, {headersTimeoutMs: 300})
+    /** What a raw client gets back before the router closes its connection, having sent `head` and then `body` as fast as it can. */
+    const exchange = (head: string, body?: Buffer) =>
+      new Promise<string>((resolve) => {
+        const socket = connect({port, host: '127.0.0.1'})
+        let raw = ''
+        socket.on('data', (chunk: Buffer) => (raw += chunk.toString('latin1')))
+        socket.on('error', () => {})
+        socket.once('close', () => resolve(raw))
+        socket.write(head)
+        if (body) socket.write(body)
+      })
+    expect(await exchange('GET / HTTP/1.1\r\nHost: sh')).toMatch(/^HTTP\/1\.1 408 /)
+    // 32 MiB: more than the kernel's buffers between the router and the dyno hold.
+    const size = 32 * 1024 * 1024
+    const answer = await exchange(`POST /upload HTTP/1.1\r\nHost: shop\r\nContent-Length: ${size}\r\n\r\n`, Buffer.alloc(size))
+    expect(answer).toMatch(/^HTTP\/1\.1 503 /)
+    expect(answer).toMatch(/\r\nConnection: close\r\n/i)
+    expect(shop.lines.at(-1)).toMatch(/^at=error code=H12 desc="Request timeout" method=POST path="\/upload" .* status=503 /)
+  })
+
   it('sets the forwarding headers itself, keeps a sane request id, and drops hop-by-hop headers', async () => {
     const shop = app([await echoDyno('web.1')])
     const port = await router({shop: shop.routed})
@@ -458,7 +488,8 @@ describe('the router (real HTTP on loopback)', () => {
         let text = ''
         res.on('data', (chunk: Buffer) => (text += chunk.toString()))
         res.on('end', () => {
-          resolve(`${res.statusCode} ${text}`)
+          // Nor the client's: nothing waits for the rest of its body.
+          resolve(`${res.statusCode} ${res.headers.connection} ${text}`)
           req.destroy()
         })
       })
@@ -466,7 +497,7 @@ describe('the router (real HTTP on loopback)', () => {
       req.write(Buffer.alloc(1024, 'x'))
       setTimeout(() => reject(new Error('no answer before the upload ended')), 5000).unref()
     })
-    expect(early).toBe('413 too big\n')
+    expect(early).toBe('413 close too big\n')
     expect((await get(port, 'shop', '/', {}, 'after')).body).toBe('length 5: after')
     expect(connections).toBe(2)
     expect(shop.lines.map((line) => /status=(\d+)/.exec(line)![1])).toEqual(['200', '200', '200', '200', '413', '200'])
