@@ -58,6 +58,8 @@ export function sendRequest(req: IncomingMessage, headers: string[], withBody: b
       connection.release(reusable && uploaded && !attempt.settled ? pool.keepMs(reader.idleTimeoutMs) : 0)
     },
   })
+  // A body's head waits for its first piece (upload uncorks), so a small request goes in one write.
+  if (withBody) connection.socket.cork()
   connection.socket.write(requestHead(method, req.url ?? '/', headers, backend), 'latin1')
   // A new connection the dyno does not accept in time: nothing reached it, so any request may go elsewhere.
   let connectTimedOut = false
@@ -149,6 +151,13 @@ function upload(req: IncomingMessage, socket: Socket, asChunks: boolean, owned: 
   /** Runs while the client is held paused for the dyno, which has stopped reading. */
   let stallTimer: NodeJS.Timeout | undefined
   let stopped = false
+  /** The head is held (sendRequest corked the socket) until the body's first piece joins it. */
+  let headHeld = true
+  const releaseHead = () => {
+    if (!headHeld) return
+    headHeld = false
+    socket.uncork()
+  }
   const waitForClient = () => {
     clearTimeout(idleTimer)
     if (!stopped) idleTimer = setTimeout(idle, idleMs)
@@ -166,6 +175,7 @@ function upload(req: IncomingMessage, socket: Socket, asChunks: boolean, owned: 
       flowing = socket.write('\r\n', 'latin1')
       socket.uncork()
     } else flowing = socket.write(chunk)
+    releaseHead()
     if (!flowing) {
       clearTimeout(idleTimer)
       stallTimer = setTimeout(stalled, stalledMs)
@@ -181,11 +191,13 @@ function upload(req: IncomingMessage, socket: Socket, asChunks: boolean, owned: 
     clearTimeout(idleTimer)
     if (!owned() || socket.destroyed) return
     socket.write(asChunks ? '0\r\n\r\n' : '', 'latin1', () => sent())
+    releaseHead()
   }
   req.on('data', onData)
   req.once('end', onEnd)
   return () => {
     stopped = true
+    releaseHead()
     clearTimeout(idleTimer)
     clearTimeout(stallTimer)
     req.off('data', onData)

@@ -503,6 +503,22 @@ describe('the router (real HTTP on loopback)', () => {
     expect(shop.lines.map((line) => /status=(\d+)/.exec(line)![1])).toEqual(['200', '200', '200', '200', '413', '200'])
   })
 
+  it('tells a client that waits for 100 Continue to send its body, and passes the body on', async () => {
+    const shop = app([await echoDyno('web.1')])
+    const port = await router({shop: shop.routed})
+    const socket = connect({port, host: '127.0.0.1'})
+    let raw = ''
+    socket.on('data', (chunk: Buffer) => (raw += chunk.toString()))
+    socket.write('POST /form HTTP/1.1\r\nHost: shop\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n')
+    while (!raw.includes('\r\n\r\n')) await new Promise((resolve) => setTimeout(resolve, 10))
+    expect(raw).toMatch(/^HTTP\/1\.1 100 Continue\r\n\r\n$/)
+    socket.write('hello')
+    while (!raw.endsWith('}')) await new Promise((resolve) => setTimeout(resolve, 10))
+    socket.destroy()
+    expect(raw).toMatch(/\r\n\r\nHTTP\/1\.1 200 OK\r\n/)
+    expect(JSON.parse(raw.slice(raw.lastIndexOf('\r\n\r\n') + 4))).toMatchObject({dyno: 'web.1', body: 'hello'})
+  })
+
   it('gives the dyno a Host when an HTTP/1.0 client sent none', async () => {
     let seen = ''
     const dyno = await rawDyno((head, socket) => {
