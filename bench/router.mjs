@@ -14,7 +14,8 @@
 // before it). Then, as a second view, an open-loop client (bench/lib/fixed-rate.mjs) sends a fixed
 // --rate of requests/s (default 5,000: a load all three carry) on the same 32 connections, to show
 // the latency each adds per request apart from the queueing a saturating closed-loop client
-// measures; the 2 ms target is checked there too.
+// measures; the 2 ms target is checked there too. Last, wrk posts a small JSON body at the router
+// and at nginx (the upload path), for requests/s and CPU per request.
 // Usage: node bench/router.mjs [--connections N] [--seconds N] [--runs N] [--rate N] [--only direct,dev,nginx,bare,bare-http] [--json FILE]
 //   [--agent-node-args "--cpu-prof --cpu-prof-dir=DIR"]  Node options for the agent (to profile the router)
 //   --json FILE  also write the key figures (ratios against targets) as JSON, for bench/all.mjs
@@ -180,9 +181,13 @@ function childOf(parent) {
 }
 
 /** One wrk run: requests/s, p99 in ms, and the proxy's CPU time per request (µs) when its process is given. */
-function wrk(port, pid) {
+/** A wrk script that posts a small JSON body, as a form or API client does: the upload path. */
+const postScript = join(work, 'post.lua')
+writeFileSync(postScript, `wrk.method = "POST"\nwrk.body = '{"name":"widget","quantity":3,"note":"a small JSON body like a form post"}'\nwrk.headers["Content-Type"] = "application/json"\n`)
+
+function wrk(port, pid, script) {
   const before = pid === undefined ? 0 : cpuMicros(pid)
-  const out = execFileSync('/usr/bin/wrk', ['-t2', `-c${CONNECTIONS}`, `-d${SECONDS}s`, '--latency', `http://127.0.0.1:${port}/`], {encoding: 'utf8'})
+  const out = execFileSync('/usr/bin/wrk', ['-t2', `-c${CONNECTIONS}`, `-d${SECONDS}s`, '--latency', ...(script === undefined ? [] : ['-s', script]), `http://127.0.0.1:${port}/`], {encoding: 'utf8'})
   const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)[1])
   const [, value, unit] = /\s99%\s+([\d.]+)(us|ms|s)/.exec(out)
   const p99 = Number(value) * (unit === 'us' ? 0.001 : unit === 's' ? 1000 : 1)
@@ -195,6 +200,8 @@ const only = args.includes('--only') ? args[args.indexOf('--only') + 1].split(',
 const targets = Object.fromEntries(Object.entries({direct: p1, dev: routerPort, nginx: nginxPort, bare: bare.port, 'bare-http': bareHttp.port}).filter(([name]) => only === undefined || only.includes(name)))
 const results = Object.fromEntries(Object.keys(targets).map((name) => [name, []]))
 const atRate = Object.fromEntries(Object.keys(targets).map((name) => [name, []]))
+/** POST runs: the router and nginx only (3 at most, alternating). */
+const posted = Object.fromEntries(['dev', 'nginx'].filter((name) => targets[name] !== undefined).map((name) => [name, []]))
 try {
   // Warm up each (JIT, connection pools), then alternate runs so drift hits all alike.
   for (const port of Object.values(targets)) execFileSync('/usr/bin/wrk', ['-t2', `-c${CONNECTIONS}`, '-d2s', `http://127.0.0.1:${port}/`])
@@ -204,6 +211,7 @@ try {
   // The fixed-rate view: a warm-up at the rate, then alternating runs (3 at most, of --seconds).
   for (const port of Object.values(targets)) await fixedRate({port, rate: RATE, seconds: Math.min(2, SECONDS)})
   for (let run = 0; run < Math.min(RUNS, 3); run++) for (const [name, port] of Object.entries(targets)) atRate[name].push(await fixedRate({port, rate: RATE, seconds: SECONDS}))
+  for (let run = 0; run < Math.min(RUNS, 3); run++) for (const name of Object.keys(posted)) posted[name].push(wrk(targets[name], proxyPid[name], postScript))
 } finally {
   nginx.kill('SIGTERM')
   bare.child.kill('SIGTERM')
@@ -231,13 +239,23 @@ console.log('|---|---|---|---|---|')
 for (const [name, result] of Object.entries(rated)) console.log(`| ${name} | ${result.p50.toFixed(2)} ms | ${result.p99.toFixed(2)} ms | ${result.p999.toFixed(2)} ms | ${result.failed} |`)
 const ratedAdded = (name) => median(atRate[name].map((run, i) => run.p99 - atRate.direct[i].p99))
 if (atRate.direct !== undefined) for (const name of ['dev', 'nginx', 'bare', 'bare-http'].filter((name) => atRate[name] !== undefined)) console.log(`p99 added at ${RATE} requests/s by ${name}: ${ratedAdded(name).toFixed(2)} ms`)
+// The POST view: medians of its runs, printed and kept as raw figures.
+const postSummary = Object.fromEntries(Object.entries(posted).map(([name, runs]) => [name, {rps: median(runs.map((r) => r.rps)), p99: median(runs.map((r) => r.p99)), cpu: median(runs.map((r) => r.cpuPerRequest)), errors: runs.map((r) => r.errors).filter(Boolean)}]))
+console.log(`\nPOST of a 75-byte JSON body (wrk -s, ${CONNECTIONS} connections, ${SECONDS} s, median of ${Math.min(RUNS, 3)} runs)`)
+console.log('| target | requests/s | p99 latency | proxy CPU per request | errors |')
+console.log('|---|---|---|---|---|')
+for (const [name, result] of Object.entries(postSummary)) console.log(`| ${name} | ${Math.round(result.rps)} | ${result.p99.toFixed(2)} ms | ${result.cpu.toFixed(1)} µs | ${result.errors.join('; ') || 'none'} |`)
+const postRaws = Object.entries(postSummary).flatMap(([name, result]) => [
+  figure(`POST requests/s, ${label[name]}`, Math.round(result.rps), 'req/s', `wrk -c${CONNECTIONS}, 75-byte JSON body`),
+  figure(`proxy CPU per POST, ${label[name]}`, round(result.cpu), 'µs', `wrk -c${CONNECTIONS}, user + system`),
+])
 const raws = Object.entries(summary).flatMap(([name, result]) => [
   figure(`requests/s, ${label[name]}`, Math.round(result.rps), 'req/s', `wrk -c${CONNECTIONS}`),
   figure(`p99 latency, ${label[name]}`, round(result.p99), 'ms', `wrk -c${CONNECTIONS}`),
   ...(result.cpu === undefined ? [] : [figure(`proxy CPU per request, ${label[name]}`, round(result.cpu), 'µs', `wrk -c${CONNECTIONS}, user + system`)]),
   figure(`p99 latency at ${RATE} req/s, ${label[name]}`, round(rated[name].p99), 'ms', `open loop, ${RATE} req/s`),
-])
-const errorRuns = Object.values(summary).reduce((sum, result) => sum + result.errors.length, 0)
+]).concat(postRaws)
+const errorRuns = [...Object.values(summary), ...Object.values(postSummary)].reduce((sum, result) => sum + result.errors.length, 0)
 if (only !== undefined) {
   writeFigures('router', raws)
   process.exit(0)
@@ -254,6 +272,7 @@ console.log(`p99 added by the dev router: ${addedP99.toFixed(2)} ms (target < 2 
 const rpsRatio = summary.dev.rps / summary.nginx.rps
 writeFigures('router', [
   figure('router requests/s vs nginx', round(rpsRatio), '×', anchorNginx, '≥ 0.5×', rpsRatio >= 0.5),
+  figure('router POST requests/s vs nginx', round(postSummary.dev.rps / postSummary.nginx.rps), '×', anchorNginx),
   figure(`p99 added by the router at ${CONNECTIONS} connections`, round(addedP99), 'ms', 'one dyno directly', '< 2 ms', addedP99 < 2),
   figure(`p99 added by nginx at ${CONNECTIONS} connections`, round(added('nginx')), 'ms', 'one dyno directly'),
   // The floor: what a Node proxy doing nothing but pass bytes adds here (bench/lib/bare-proxy.mjs).
@@ -268,5 +287,5 @@ writeFigures('router', [
   figure('router CPU per request vs a bare Node proxy', round(summary.dev.cpu / summary.bare.cpu), '×', 'bare-proxy.mjs → 2 dynos'),
   figure('router CPU per request vs a bare node:http proxy', round(summary.dev.cpu / summary['bare-http'].cpu), '×', 'bare-proxy.mjs --node-http → 2 dynos'),
   ...raws,
-  figure('runs with errors (any target)', errorRuns, 'runs', `${RUNS} run(s) per target`),
+  figure('runs with errors (any target)', errorRuns, 'runs', `${RUNS} run(s) per target, and the POST runs`),
 ])
