@@ -163,18 +163,25 @@ function upload(req: IncomingMessage, socket: Socket, asChunks: boolean, owned: 
     if (!stopped) idleTimer = setTimeout(idle, idleMs)
   }
   waitForClient()
+  /** Writes handed to the socket and not yet done; once the body has ended and none is left, it is all sent. */
+  let unwritten = 0
+  let ended = false
+  const written = () => {
+    if (--unwritten === 0 && ended) sent()
+  }
   const onData = (chunk: Buffer) => {
     waitForClient()
     if (!owned() || socket.destroyed) return
     let flowing: boolean
+    unwritten++
     if (asChunks) {
       // Size line, data and CRLF in one write.
       socket.cork()
       socket.write(`${chunk.length.toString(16)}\r\n`, 'latin1')
       socket.write(chunk)
-      flowing = socket.write('\r\n', 'latin1')
+      flowing = socket.write('\r\n', 'latin1', written)
       socket.uncork()
-    } else flowing = socket.write(chunk)
+    } else flowing = socket.write(chunk, written)
     releaseHead()
     if (!flowing) {
       clearTimeout(idleTimer)
@@ -190,7 +197,11 @@ function upload(req: IncomingMessage, socket: Socket, asChunks: boolean, owned: 
   const onEnd = () => {
     clearTimeout(idleTimer)
     if (!owned() || socket.destroyed) return
-    socket.write(asChunks ? '0\r\n\r\n' : '', 'latin1', () => sent())
+    ended = true
+    if (asChunks) {
+      unwritten++
+      socket.write('0\r\n\r\n', 'latin1', written)
+    } else if (unwritten === 0) sent()
     releaseHead()
   }
   req.on('data', onData)
