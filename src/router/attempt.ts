@@ -13,8 +13,6 @@ export interface AttemptParts {
   backend: Backend
   res: ServerResponse
   record: RoutedRequest
-  /** A new connection the dyno has not accepted by then is given up, and the request tried elsewhere. */
-  connectTimeoutMs: number
   /** The client's body pausing this long ends the request (H28). */
   clientIdleMs: number
   firstByteTimeoutMs: number

@@ -69,7 +69,7 @@ const HEADERS_TIMEOUT_MS = 60_000
 export class Router {
   private readonly server: Server
   /** Kept-alive connections to the dynos, so a request does not pay for a TCP handshake. */
-  private readonly upstream = new UpstreamPool(IDLE_UPSTREAM_MS)
+  private readonly upstream: UpstreamPool
   /** Open WebSocket tunnels (client side): the server neither counts nor closes them. */
   private readonly tunnels = new Set<Socket>()
   private port = 0
@@ -95,6 +95,7 @@ export class Router {
   ) {
     this.connectTimeoutMs = connectTimeoutMs
     this.clientIdleMs = clientIdleMs
+    this.upstream = new UpstreamPool(IDLE_UPSTREAM_MS, connectTimeoutMs)
     const settled = () => {
       this.ready = undefined
     }
@@ -205,7 +206,7 @@ export class Router {
         record.serviceMs = Date.now() - startedAt
         return this.answer(app, res, record, code)
       }
-      const parts = {backend, res, record, connectTimeoutMs: this.connectTimeoutMs, clientIdleMs: this.clientIdleMs, firstByteTimeoutMs: app.firstByteTimeoutMs(), answer: (code: RouterCode) => this.answer(app, res, record, code), log: (line: string) => app.log(line)}
+      const parts = {backend, res, record, clientIdleMs: this.clientIdleMs, firstByteTimeoutMs: app.firstByteTimeoutMs(), answer: (code: RouterCode) => this.answer(app, res, record, code), log: (line: string) => app.log(line)}
       const headers = forwardedHeaders(req, client)
       const outcome = await sendRequest(req, headers, hasBody(req), this.upstream, parts)
       if (outcome === 'refused') (tried ??= new Set()).add(backend)
@@ -381,19 +382,16 @@ function refuse(socket: Socket, status: number, body: string): number {
 /** A TCP connection to the dyno, or undefined if it refuses or does not accept within `timeoutMs`. */
 function connectTo(backend: Backend, timeoutMs: number): Promise<Socket | undefined> {
   return new Promise((resolve) => {
-    const upstream = connect({host: backend.host, port: backend.port, noDelay: true})
-    const timer = setTimeout(() => {
+    const upstream = connect({host: backend.host, port: backend.port, noDelay: true, timeout: timeoutMs})
+    upstream.once('timeout', () => {
       upstream.destroy()
       resolve(undefined)
-    }, timeoutMs)
+    })
     upstream.once('connect', () => {
-      clearTimeout(timer)
+      upstream.setTimeout(0)
       upstream.removeAllListeners('error')
       resolve(upstream)
     })
-    upstream.once('error', () => {
-      clearTimeout(timer)
-      resolve(undefined)
-    })
+    upstream.once('error', () => resolve(undefined))
   })
 }

@@ -61,17 +61,14 @@ export function sendRequest(req: IncomingMessage, headers: string[], withBody: b
   // A body's head waits for its first piece (upload uncorks), so a small request goes in one write.
   if (withBody) connection.socket.cork()
   connection.socket.write(requestHead(method, req.url ?? '/', headers, backend), 'latin1')
-  // A new connection the dyno does not accept in time: nothing reached it, so any request may go elsewhere.
-  let connectTimedOut = false
-  const connectTimer = connection.connected
-    ? undefined
-    : setTimeout(() => {
-        connectTimedOut = true
-        connection.destroy()
-      }, parts.connectTimeoutMs)
+  /** The upload went wrong (the client idle, the dyno not reading): the request ends, unless the dyno's answer is under way. */
+  const giveUp = (code: 'H28' | 'H12') => {
+    if (attempt.responded) return
+    attempt.settle('done', code)
+    if (owned) connection.destroy()
+  }
   connection.use({
     connected: () => {
-      clearTimeout(connectTimer)
       attempt.connect()
       if (!withBody) return
       const stop = upload(req, connection.socket, chunked(headers), () => owned, {
@@ -80,18 +77,9 @@ export function sendRequest(req: IncomingMessage, headers: string[], withBody: b
           attempt.sent()
         },
         idleMs: parts.clientIdleMs,
-        idle: () => {
-          // Once the dyno's answer is under way, a quiet client does not cut it.
-          if (attempt.responded) return
-          attempt.settle('done', 'H28')
-          if (owned) connection.destroy()
-        },
+        idle: () => giveUp('H28'),
         stalledMs: parts.firstByteTimeoutMs,
-        stalled: () => {
-          if (attempt.responded) return
-          attempt.settle('done', 'H12')
-          if (owned) connection.destroy()
-        },
+        stalled: () => giveUp('H12'),
       })
       // Once this try is over, its listeners never act on the request again.
       void attempt.done.then(stop)
@@ -106,10 +94,10 @@ export function sendRequest(req: IncomingMessage, headers: string[], withBody: b
       }
     },
     lost: (error) => {
-      clearTimeout(connectTimer)
       if (reader.close() || attempt.settled) return
       if (attempt.responded) return attempt.settle('done', 'H18')
-      if (!connection.connected && (connectTimedOut || error?.code === 'ECONNREFUSED')) return attempt.settle('refused')
+      // Refused, or not accepted in time: nothing reached the dyno, so any request may go elsewhere.
+      if (!connection.connected && (error?.code === 'ECONNREFUSED' || error?.code === 'ETIMEDOUT')) return attempt.settle('refused')
       // A kept-alive connection the dyno closed just as the request went: one safe to send twice is,
       // unless it has a body, which may be partly read from the client already.
       if (!withBody && connection.reused && !reader.started && RETRY_SAFE.has(method)) return attempt.settle('reset')

@@ -7,7 +7,7 @@ export interface Exchange {
   /** The TCP connection is up (at once for a kept-alive one). */
   connected(): void
   data(chunk: Buffer): void
-  /** The connection is gone: the dyno closed it, or it failed with `error`. Told once. */
+  /** The connection is gone: the dyno closed it, or it failed with `error` (ETIMEDOUT: not accepted in time). Told once. */
   lost(error: NodeJS.ErrnoException | undefined): void
 }
 
@@ -36,7 +36,14 @@ export class UpstreamConnection {
   ) {
     socket.on('connect', () => {
       this.established = true
+      // The connect timeout is done with; an idle kept-alive connection has no timeout of its own.
+      socket.setTimeout(0)
       this.exchange?.connected()
+    })
+    // Not accepted within the pool's connect timeout (the dyno's listen backlog full): given up.
+    socket.once('timeout', () => {
+      this.error ??= Object.assign(new Error('the dyno did not accept the connection in time'), {code: 'ETIMEDOUT'})
+      this.destroy()
     })
     socket.on('data', (chunk: Buffer) => {
       // Bytes from an idle connection answer nothing: it cannot be trusted with a request.
@@ -103,6 +110,8 @@ export class UpstreamPool {
 
   constructor(
     private readonly idleMs: number,
+    /** A new connection the dyno has not accepted by then is given up (ETIMEDOUT). */
+    private readonly connectTimeoutMs: number,
     private readonly maxIdlePerDyno = 1024,
   ) {}
 
@@ -119,7 +128,7 @@ export class UpstreamPool {
         connection.destroy()
       }
     }
-    const connection = new UpstreamConnection(connect({host: backend.host, port: backend.port, noDelay: true}), this, backend.origin)
+    const connection = new UpstreamConnection(connect({host: backend.host, port: backend.port, noDelay: true, timeout: this.connectTimeoutMs}), this, backend.origin)
     this.open.add(connection)
     return connection
   }

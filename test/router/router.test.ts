@@ -71,6 +71,19 @@ function get(port: number, host: string, path = '/', headers: Record<string, str
   })
 }
 
+/** What a raw client gets back before the router closes its connection, having sent `head` and then `body` as fast as it can. */
+function rawExchange(port: number, head: string, body?: Buffer): Promise<string> {
+  return new Promise((resolve) => {
+    const socket = connect({port, host: '127.0.0.1'})
+    let raw = ''
+    socket.on('data', (chunk: Buffer) => (raw += chunk.toString('latin1')))
+    socket.on('error', () => {})
+    socket.once('close', () => resolve(raw))
+    socket.write(head)
+    if (body) socket.write(body)
+  })
+}
+
 /** A dyno that answers with its name and the headers it got. */
 async function echoDyno(name: string) {
   const {port} = await dyno((req, res) => {
@@ -190,12 +203,7 @@ describe('the router (real HTTP on loopback)', () => {
     const port2 = await router({shop: none.routed}, options)
     expect((await get(port2, 'shop', '/', {}, 'a body')).status).toBe(503)
     expect(none.lines[0]).toMatch(/^at=error code=H19 .* method=POST .*dyno=web\.1 /)
-    const socket = connect({port: port2, host: '127.0.0.1'})
-    socket.write('GET /ws HTTP/1.1\r\nHost: shop\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n')
-    let raw = ''
-    socket.on('data', (chunk: Buffer) => (raw += chunk.toString()))
-    await new Promise((resolve) => socket.once('close', resolve))
-    expect(raw).toMatch(/^HTTP\/1\.1 503 /)
+    expect(await rawExchange(port2, 'GET /ws HTTP/1.1\r\nHost: shop\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n')).toMatch(/^HTTP\/1\.1 503 /)
     expect(none.lines[1]).toMatch(/^at=error code=H19 /)
   })
 
@@ -219,11 +227,7 @@ describe('the router (real HTTP on loopback)', () => {
     })
     expect(JSON.parse(slow).body).toBe(Array.from({length: 10}, (_, index) => `piece ${index + 1} `).join(''))
     // A client that stops halfway through its body: 408 once the window has passed, and its connection closed.
-    const socket = connect({port, host: '127.0.0.1'})
-    socket.write('POST /upload HTTP/1.1\r\nHost: shop\r\nContent-Length: 100\r\n\r\nhalf of it')
-    let raw = ''
-    socket.on('data', (chunk: Buffer) => (raw += chunk.toString()))
-    await new Promise((resolve) => socket.once('close', resolve))
+    const raw = await rawExchange(port, 'POST /upload HTTP/1.1\r\nHost: shop\r\nContent-Length: 100\r\n\r\nhalf of it')
     expect(raw).toMatch(/^HTTP\/1\.1 408 /)
     expect(raw).toMatch(/\r\nConnection: close\r\n/i)
     expect(shop.lines.at(-1)).toMatch(/^at=error code=H28 desc="Client Connection Idle" method=POST path="\/upload" .* status=408 /)
@@ -239,21 +243,10 @@ describe('the router (real HTTP on loopback)', () => {
     closers.push(async () => open.forEach((socket) => socket.destroy()))
     const shop = app([new Backend('web.1', (deaf.address() as AddressInfo).port)], {firstByteTimeoutMs: () => 300})
     const port = await router({shop: shop.routed}, {headersTimeoutMs: 300})
-    /** What a raw client gets back before the router closes its connection, having sent `head` and then `body` as fast as it can. */
-    const exchange = (head: string, body?: Buffer) =>
-      new Promise<string>((resolve) => {
-        const socket = connect({port, host: '127.0.0.1'})
-        let raw = ''
-        socket.on('data', (chunk: Buffer) => (raw += chunk.toString('latin1')))
-        socket.on('error', () => {})
-        socket.once('close', () => resolve(raw))
-        socket.write(head)
-        if (body) socket.write(body)
-      })
-    expect(await exchange('GET / HTTP/1.1\r\nHost: sh')).toMatch(/^HTTP\/1\.1 408 /)
+    expect(await rawExchange(port, 'GET / HTTP/1.1\r\nHost: sh')).toMatch(/^HTTP\/1\.1 408 /)
     // 32 MiB: more than the kernel's buffers between the router and the dyno hold.
     const size = 32 * 1024 * 1024
-    const answer = await exchange(`POST /upload HTTP/1.1\r\nHost: shop\r\nContent-Length: ${size}\r\n\r\n`, Buffer.alloc(size))
+    const answer = await rawExchange(port, `POST /upload HTTP/1.1\r\nHost: shop\r\nContent-Length: ${size}\r\n\r\n`, Buffer.alloc(size))
     expect(answer).toMatch(/^HTTP\/1\.1 503 /)
     expect(answer).toMatch(/\r\nConnection: close\r\n/i)
     expect(shop.lines.at(-1)).toMatch(/^at=error code=H12 desc="Request timeout" method=POST path="\/upload" .* status=503 /)
