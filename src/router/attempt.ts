@@ -1,7 +1,7 @@
-import type {ServerResponse} from 'node:http'
 import {performance} from 'node:perf_hooks'
 
 import type {Backend} from './backend.js'
+import type {ClientExchange} from './client-exchange.js'
 import type {RouterCode} from './router-errors.js'
 import {routerLogLine, type RoutedRequest} from './router-log-line.js'
 
@@ -11,7 +11,7 @@ export type Outcome = 'refused' | 'reset' | 'done'
 /** What a try needs from the router. */
 export interface AttemptParts {
   backend: Backend
-  res: ServerResponse
+  exchange: ClientExchange
   record: RoutedRequest
   /** The client's body pausing this long ends the request (H28). */
   clientIdleMs: number
@@ -79,7 +79,7 @@ export class Attempt {
     if (this.settled) return
     this.settled = true
     clearTimeout(this.timer)
-    const {backend, record, res} = this.parts
+    const {backend, record, exchange} = this.parts
     backend.end()
     record.serviceMs = performance.now() - this.sentAt - record.connectMs
     if (outcome !== 'done') return this.resolve(outcome)
@@ -88,7 +88,7 @@ export class Attempt {
       return
     }
     // An answer broken off midway cannot be finished: the client's connection is cut.
-    if (code !== undefined) res.destroy()
+    if (code !== undefined) exchange.destroy()
     this.parts.log(routerLogLine(record, code))
     this.resolve('done')
   }

@@ -1,5 +1,6 @@
 import {randomUUID} from 'node:crypto'
-import type {IncomingMessage} from 'node:http'
+
+import type {RequestHead} from './request-reader.js'
 
 /** Headers that belong to one connection, never forwarded (RFC 9110 §7.6.1). */
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'proxy-authenticate', 'proxy-authorization', 'te', 'trailer', 'transfer-encoding', 'upgrade'])
@@ -15,9 +16,9 @@ const NAMES_NOTHING: ReadonlySet<string> = new Set()
 /** A client's request id is kept when it is sane (Heroku's rule); anything else gets a new one. */
 const SANE_REQUEST_ID = /^[A-Za-z0-9+/=_-]{20,200}$/
 
-export function requestIdOf(req: IncomingMessage): string {
-  const given = req.headers['x-request-id']
-  return typeof given === 'string' && SANE_REQUEST_ID.test(given) ? given : randomUUID()
+export function requestIdOf(request: RequestHead): string {
+  const given = request.requestId
+  return given !== undefined && SANE_REQUEST_ID.test(given) ? given : randomUUID()
 }
 
 /** What the router knows about the connection a request came on. */
@@ -36,8 +37,8 @@ export interface ClientSide {
  * appended to, and the router's own headers set. `upgrade` keeps Connection and Upgrade (a
  * WebSocket handshake needs them).
  */
-export function forwardedHeaders(req: IncomingMessage, client: ClientSide, {upgrade = false} = {}): string[] {
-  const connection = req.headers.connection
+export function forwardedHeaders(request: RequestHead, client: ClientSide, {upgrade = false} = {}): string[] {
+  const connection = request.connection
   // Most requests carry no Connection header, or one that names only hop-by-hop headers.
   const named = connection === undefined || connection === 'keep-alive' ? NAMES_NOTHING : new Set(
     connection
@@ -49,7 +50,7 @@ export function forwardedHeaders(req: IncomingMessage, client: ClientSide, {upgr
   const out: string[] = []
   let forwardedFor: string | undefined
   let via: string | undefined
-  const raw = req.rawHeaders
+  const raw = request.headers
   for (let index = 0; index < raw.length; index += 2) {
     const name = raw[index]!
     const value = raw[index + 1]!
@@ -65,11 +66,10 @@ export function forwardedHeaders(req: IncomingMessage, client: ClientSide, {upgr
   }
   // A body of unknown length goes on chunked whatever the method (sendRequest encodes it by this
   // header): written raw, a GET's body would be read by the dyno as a second request. The client's
-  // codings are kept (`gzip, chunked`): Node's server undoes only the last, chunked, which the
+  // codings are kept (`gzip, chunked`): the request reader undoes only the last, chunked, which the
   // router does again.
-  const codings = req.headers['transfer-encoding']
-  if (codings !== undefined && req.headers['content-length'] === undefined) out.push('Transfer-Encoding', codings)
-  const version = `${req.httpVersionMajor}.${req.httpVersionMinor}`
+  if (request.transferEncoding !== undefined) out.push('Transfer-Encoding', request.transferEncoding)
+  const version = request.http11 ? '1.1' : '1.0'
   out.push(
     'X-Request-Id', client.requestId,
     'X-Forwarded-For', forwardedFor === undefined ? client.clientIp : `${forwardedFor}, ${client.clientIp}`,

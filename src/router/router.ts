@@ -1,11 +1,12 @@
-import {createServer, type IncomingMessage, type Server, type ServerResponse} from 'node:http'
-import {connect, Server as NetServer, type AddressInfo, type Socket} from 'node:net'
-import type {Duplex} from 'node:stream'
+import {connect, createServer, type AddressInfo, type Server, type Socket} from 'node:net'
 import {setTimeout as sleep} from 'node:timers/promises'
 
 import type {Backend} from './backend.js'
-import {sendRequest} from './send-request.js'
 import type {Balancer} from './balancer.js'
+import {ClientConnection, type ClientHandlers, type ConnectionLimits} from './client-connection.js'
+import type {ClientExchange} from './client-exchange.js'
+import type {RequestHead} from './request-reader.js'
+import {sendRequest} from './send-request.js'
 import {forwardedHeaders, peerAddress, requestIdOf, type ClientSide} from './forwarded-headers.js'
 import {errorPage, NO_SUCH_APP_PAGE, type RouterCode} from './router-errors.js'
 import {routerLogLine, type RoutedRequest} from './router-log-line.js'
@@ -59,6 +60,12 @@ const CLIENT_IDLE_MS = 55_000
 /** A client's request head (line and headers) must have all come within this long (Node's default). */
 const HEADERS_TIMEOUT_MS = 60_000
 
+/** An idle kept-alive client connection is closed after this long (what its answers' `Keep-Alive: timeout` says). */
+const KEEP_ALIVE_MS = 5000
+
+/** The most often the open client connections are checked against their timeouts. */
+const MAX_SWEEP_MS = 1000
+
 /**
  * The HTTP front door: picks the app by Host, the dyno by least outstanding requests (a dyno that
  * refuses the connection is skipped while nothing was sent to it), forwards with X-Request-Id,
@@ -70,7 +77,12 @@ export class Router {
   private readonly server: Server
   /** Kept-alive connections to the dynos, so a request does not pay for a TCP handshake. */
   private readonly upstream: UpstreamPool
-  /** Open WebSocket tunnels (client side): the server neither counts nor closes them. */
+  /** Open client connections (not tunnels), timed by one sweep rather than timers per request. */
+  private readonly connections = new Set<ClientConnection>()
+  private readonly limits: ConnectionLimits
+  private sweeper?: NodeJS.Timeout
+  private readonly handlers: ClientHandlers
+  /** Open WebSocket tunnels (client side). */
   private readonly tunnels = new Set<Socket>()
   private port = 0
 
@@ -91,7 +103,8 @@ export class Router {
       connectTimeoutMs = CONNECT_TIMEOUT_MS,
       clientIdleMs = CLIENT_IDLE_MS,
       headersTimeoutMs = HEADERS_TIMEOUT_MS,
-    }: {ready?: Promise<void>; connectTimeoutMs?: number; clientIdleMs?: number; headersTimeoutMs?: number} = {},
+      keepAliveMs = KEEP_ALIVE_MS,
+    }: {ready?: Promise<void>; connectTimeoutMs?: number; clientIdleMs?: number; headersTimeoutMs?: number; keepAliveMs?: number} = {},
   ) {
     this.connectTimeoutMs = connectTimeoutMs
     this.clientIdleMs = clientIdleMs
@@ -100,19 +113,19 @@ export class Router {
       this.ready = undefined
     }
     this.ready = ready?.then(settled, settled)
-    // No cap on a whole request's time (Node's is 5 minutes, which would cut long uploads): the
-    // client's pauses are limited instead (clientIdleMs), and its head to headersTimeoutMs (given
-    // here: Node's own default would follow the request timeout to 0, and slow heads pile up).
-    this.server = createServer(
-      {noDelay: true, requestTimeout: 0, headersTimeout: headersTimeoutMs, connectionsCheckingInterval: Math.min(30_000, headersTimeoutMs)},
-      (req, res) => void this.handle(req, res),
-    )
-    this.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => void this.tunnel(req, socket as Socket, head))
-    this.server.on('clientError', (error: NodeJS.ErrnoException, socket) => {
-      // A head that did not all come within headersTimeoutMs is a 408, anything else a 400, as Node's own handler answers.
-      const status = error.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? '408 Request Timeout' : '400 Bad Request'
-      if (socket.writable) socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\n\r\n`)
-      else socket.destroy()
+    // No cap on a whole request's time (it would cut long uploads): the client's pauses are
+    // limited instead (clientIdleMs), and its head to headersTimeoutMs.
+    this.limits = {keepAliveMs, headersTimeoutMs}
+    this.handlers = {
+      request: (exchange) => void this.handle(exchange),
+      upgrade: (request, socket, head) => void this.tunnel(request, socket, head),
+      closing: () => this.draining,
+    }
+    // Requests are read from raw sockets (RequestReader), not by node:http: its request and
+    // response objects cost more CPU per request than all of the router's own work.
+    this.server = createServer({noDelay: true, allowHalfOpen: true}, (socket) => {
+      const connection = new ClientConnection(socket, this.handlers, this.limits, (gone) => this.connections.delete(gone))
+      this.connections.add(connection)
     })
   }
 
@@ -136,6 +149,11 @@ export class Router {
       })
     })
     this.port = (this.server.address() as AddressInfo).port
+    const everyMs = Math.max(10, Math.min(MAX_SWEEP_MS, this.limits.headersTimeoutMs / 4, this.limits.keepAliveMs / 4))
+    this.sweeper ??= setInterval(() => {
+      const now = Date.now()
+      for (const connection of this.connections) connection.sweep(now)
+    }, everyMs).unref()
     return this.port
   }
 
@@ -145,12 +163,11 @@ export class Router {
   }
 
   /**
-   * Stops taking connections (net.Server's own close: http.Server's would also cut idle kept-alive
-   * connections, on which a client may be sending its next request at this very moment). A
-   * successor holding the same socket goes on accepting; open connections stay.
+   * Stops taking connections. A successor holding the same socket goes on accepting; open
+   * connections stay (a client may be sending its next request on an idle one at this very moment).
    */
   stopAccepting(): void {
-    this.allClosed ??= new Promise<void>((resolve) => NetServer.prototype.close.call(this.server, () => resolve()))
+    this.allClosed ??= new Promise<void>((resolve) => this.server.close(() => resolve()))
   }
 
   /**
@@ -169,66 +186,67 @@ export class Router {
 
   /** Stops taking connections and closes the open ones. */
   async close(): Promise<void> {
-    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()))
+    this.stopAccepting()
+    const closed = this.allClosed
     await Promise.all([closed, this.closeConnections()])
   }
 
   /** Every open connection, on both sides, closed at once. */
   private async closeConnections(): Promise<void> {
-    this.server.closeAllConnections()
+    clearInterval(this.sweeper)
+    this.sweeper = undefined
+    for (const connection of this.connections) connection.destroy()
     for (const tunnel of this.tunnels) tunnel.destroy()
     this.upstream.destroy()
   }
 
-  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    if (this.draining) res.shouldKeepAlive = false
+  private async handle(exchange: ClientExchange): Promise<void> {
     if (this.ready) await this.ready
-    const {app, client, record} = this.arrival(req)
+    const {app, client, record} = this.arrival(exchange.request, exchange.socket)
     const startedAt = client.startedAt
     if (app === undefined) {
-      send(res, 404, NO_SUCH_APP_PAGE)
+      send(exchange, 404, NO_SUCH_APP_PAGE)
       return
     }
-    if (app.maintenance()) return this.answer(app, res, record, 'H80')
+    if (app.maintenance()) return this.answer(app, exchange, record, 'H80')
     // Made only when a dyno refuses: most requests go to the first one picked.
     let tried: Set<Backend> | undefined
     let resets = 0
     for (;;) {
       let backend = app.balancer.pick(app.backends(), tried ?? NONE_TRIED)
-      if (backend === undefined && tried === undefined && app.whyNoBackend() === 'starting') backend = await this.waitForBoot(app, res, startedAt)
-      if (res.destroyed) {
+      if (backend === undefined && tried === undefined && app.whyNoBackend() === 'starting') backend = await this.waitForBoot(app, exchange, startedAt)
+      if (exchange.destroyed) {
         record.serviceMs = Date.now() - startedAt
-        return this.answer(app, res, record, 'H27')
+        return this.answer(app, exchange, record, 'H27')
       }
       if (backend === undefined) {
         const why = app.whyNoBackend()
         const code: RouterCode = tried !== undefined ? 'H19' : why === 'crashed' ? 'H10' : why === 'starting' ? 'H20' : 'H14'
         record.serviceMs = Date.now() - startedAt
-        return this.answer(app, res, record, code)
+        return this.answer(app, exchange, record, code)
       }
-      const parts = {backend, res, record, clientIdleMs: this.clientIdleMs, firstByteTimeoutMs: app.firstByteTimeoutMs(), answer: (code: RouterCode) => this.answer(app, res, record, code), log: (line: string) => app.log(line)}
-      const headers = forwardedHeaders(req, client)
-      const outcome = await sendRequest(req, headers, hasBody(req), this.upstream, parts)
+      const parts = {backend, exchange, record, clientIdleMs: this.clientIdleMs, firstByteTimeoutMs: app.firstByteTimeoutMs(), answer: (code: RouterCode) => this.answer(app, exchange, record, code), log: (line: string) => app.log(line)}
+      const outcome = await sendRequest(forwardedHeaders(exchange.request, client), this.upstream, parts)
       if (outcome === 'refused') (tried ??= new Set()).add(backend)
       else if (outcome === 'reset') {
         // Once only: a dyno that keeps closing connections without answering gets H13.
-        if (resets++ > 0) return this.answer(app, res, record, 'H13')
+        if (resets++ > 0) return this.answer(app, exchange, record, 'H13')
       } else return
     }
   }
 
   /** A request as it arrives: the app its Host names, who sent it, and its log record so far. */
-  private arrival(req: IncomingMessage): {app: RoutedApp | undefined; client: ClientSide; record: RoutedRequest} {
-    const host = hostOf(req)
-    const client: ClientSide = {requestId: requestIdOf(req), clientIp: peerAddress(req.socket.remoteAddress), port: this.port, startedAt: Date.now()}
-    const record: RoutedRequest = {method: req.method ?? 'GET', path: req.url ?? '/', host, requestId: client.requestId, fwd: client.clientIp, dyno: undefined, connectMs: 0, serviceMs: 0, status: 0, bytes: 0}
+  private arrival(request: RequestHead, socket: Socket): {app: RoutedApp | undefined; client: ClientSide; record: RoutedRequest} {
+    const host = hostOf(request.host)
+    const client: ClientSide = {requestId: requestIdOf(request), clientIp: peerAddress(socket.remoteAddress), port: this.port, startedAt: Date.now()}
+    const record: RoutedRequest = {method: request.method, path: request.target, host, requestId: client.requestId, fwd: client.clientIp, dyno: undefined, connectMs: 0, serviceMs: 0, status: 0, bytes: 0}
     return {app: this.table(host), client, record}
   }
 
   /** Waits (up to the first-byte timeout) for a dyno of an app whose dynos are booting. */
-  private async waitForBoot(app: RoutedApp, res: ServerResponse, startedAt: number): Promise<Backend | undefined> {
+  private async waitForBoot(app: RoutedApp, exchange: ClientExchange, startedAt: number): Promise<Backend | undefined> {
     const deadline = startedAt + app.firstByteTimeoutMs()
-    while (Date.now() < deadline && !res.destroyed) {
+    while (Date.now() < deadline && !exchange.destroyed) {
       await sleep(BOOT_POLL_MS)
       const backend = app.balancer.pick(app.backends(), NONE_TRIED)
       if (backend !== undefined) return backend
@@ -238,18 +256,18 @@ export class Router {
   }
 
   /** The router answers for the app: an error (or maintenance) page, and the log line. */
-  private async answer(app: RoutedApp, res: ServerResponse, record: RoutedRequest, code: RouterCode): Promise<void> {
+  private async answer(app: RoutedApp, exchange: ClientExchange, record: RoutedRequest, code: RouterCode): Promise<void> {
     const body = await errorPage(code, app.releaseDir())
     record.status = code === 'H27' ? 499 : code === 'H28' ? 408 : 503
-    if (code !== 'H27') record.bytes = send(res, record.status, body, {'X-Request-Id': record.requestId, ...(code === 'H80' ? {'Retry-After': '60'} : {})})
+    if (code !== 'H27') record.bytes = send(exchange, record.status, body, ['X-Request-Id', record.requestId, ...(code === 'H80' ? ['Retry-After', '60'] : [])])
     app.log(routerLogLine(record, code))
   }
 
   /** A WebSocket (or other upgrade): a byte tunnel to a dyno once it answers the handshake. */
-  private async tunnel(req: IncomingMessage, socket: Socket, head: Buffer): Promise<void> {
+  private async tunnel(request: RequestHead, socket: Socket, head: Buffer): Promise<void> {
     socket.on('error', () => {})
     if (this.ready) await this.ready
-    const {app, client, record} = this.arrival(req)
+    const {app, client, record} = this.arrival(request, socket)
     const startedAt = client.startedAt
     if (app === undefined) {
       refuse(socket, 404, NO_SUCH_APP_PAGE)
@@ -284,7 +302,7 @@ export class Router {
       socket.once('close', () => this.tunnels.delete(socket))
       backend.addTunnel(socket)
       backend.end()
-      this.handshake(app, socket, upstream, req, client, head, record)
+      this.handshake(app, socket, upstream, request, client, head, record)
       return
     }
   }
@@ -294,11 +312,11 @@ export class Router {
    * other answer is passed back and the connection ends with it, so nothing the client sends later
    * reaches the dyno unrouted. No answer within the request timeout is H12; none at all, H13.
    */
-  private handshake(app: RoutedApp, socket: Socket, upstream: Socket, req: IncomingMessage, client: ClientSide, head: Buffer, record: RoutedRequest): void {
-    const lines = [`${req.method} ${req.url} HTTP/1.1`]
-    const headers = forwardedHeaders(req, client, {upgrade: true})
+  private handshake(app: RoutedApp, socket: Socket, upstream: Socket, request: RequestHead, client: ClientSide, head: Buffer, record: RoutedRequest): void {
+    const lines = [`${request.method} ${request.target} HTTP/1.1`]
+    const headers = forwardedHeaders(request, client, {upgrade: true})
     for (let index = 0; index < headers.length; index += 2) lines.push(`${headers[index]}: ${headers[index + 1]}`)
-    // Header bytes are latin1 strings in Node: written back as such, they reach the dyno unchanged.
+    // Header bytes are read as latin1 strings: written back as such, they reach the dyno unchanged.
     upstream.write(`${lines.join('\r\n')}\r\n\r\n`, 'latin1')
     if (head.length > 0) upstream.write(head)
     /** Set once the router ends the client's connection itself (a page, or a passed-back answer). */
@@ -345,30 +363,23 @@ export class Router {
 }
 
 /** The Host header without its port, lower-cased (`Shop.Example.com:8080` → `shop.example.com`). */
-function hostOf(req: IncomingMessage): string {
-  const host = (req.headers.host ?? '').toLowerCase()
+function hostOf(given: string | undefined): string {
+  const host = (given ?? '').toLowerCase()
   if (host.startsWith('[')) return host.slice(0, host.indexOf(']') + 1)
   const colon = host.indexOf(':')
   return colon === -1 ? host : host.slice(0, colon)
 }
 
-function hasBody(req: IncomingMessage): boolean {
-  const length = req.headers['content-length']
-  return req.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0')
-}
-
-/** Answers with an HTML page; returns the body's size. */
-function send(res: ServerResponse, status: number, body: string, headers: Record<string, string> = {}): number {
-  if (res.headersSent) {
-    res.destroy()
+/** Answers with an HTML page; returns the body's size. A body still coming is not waited for: the connection ends with the answer. */
+function send(exchange: ClientExchange, status: number, body: string, headers: string[] = []): number {
+  if (exchange.headersSent) {
+    exchange.destroy()
     return 0
   }
-  const bytes = Buffer.byteLength(body)
-  // A body still coming is not waited for: the connection ends with the answer.
-  if (!res.req.complete) res.shouldKeepAlive = false
-  res.writeHead(status, {'Content-Type': 'text/html; charset=utf-8', 'Content-Length': String(bytes), 'Cache-Control': 'no-store', ...headers})
-  res.end(body)
-  return bytes
+  const bytes = Buffer.from(body)
+  exchange.writeHead(status, '', ['Content-Type', 'text/html; charset=utf-8', 'Content-Length', String(bytes.length), 'Cache-Control', 'no-store', ...headers], bytes.length)
+  exchange.end(bytes)
+  return bytes.length
 }
 
 /** An HTTP answer written on a raw (upgrade) socket, which is then closed. */

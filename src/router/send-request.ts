@@ -1,8 +1,8 @@
-import type {IncomingMessage} from 'node:http'
 import type {Socket} from 'node:net'
 
 import {Attempt, type AttemptParts, type Outcome} from './attempt.js'
 import type {Backend} from './backend.js'
+import type {ClientExchange} from './client-exchange.js'
 import {responseHeaders} from './forwarded-headers.js'
 import {MalformedResponse, ResponseReader} from './response-reader.js'
 import type {UpstreamPool} from './upstream-pool.js'
@@ -20,9 +20,9 @@ const RETRY_SAFE = new Set(['GET', 'HEAD', 'OPTIONS'])
  * once the dyno has accepted the connection, so a refused connection loses none of it and the
  * request can go to another dyno; the request timeout counts from the end of the upload.
  */
-export function sendRequest(req: IncomingMessage, headers: string[], withBody: boolean, pool: UpstreamPool, parts: AttemptParts): Promise<Outcome> {
-  const {backend, res, record} = parts
-  const method = req.method ?? 'GET'
+export function sendRequest(headers: string[], pool: UpstreamPool, parts: AttemptParts): Promise<Outcome> {
+  const {backend, exchange, record} = parts
+  const {method, hasBody: withBody} = exchange.request
   const connection = pool.take(backend)
   const attempt = new Attempt(parts, () => connection.destroy(), {afterUpload: withBody})
   /** The whole request is on its way: until then the connection cannot carry another. */
@@ -35,32 +35,27 @@ export function sendRequest(req: IncomingMessage, headers: string[], withBody: b
     head: (status, reason, answerHeaders, length, connectionHeader) => {
       attempt.respond(status)
       small = length >= 0 && length <= SMALL_BODY_BYTES
-      // The dyno answered before the client's body was all in: the connection ends with the answer.
-      if (!req.complete) res.shouldKeepAlive = false
-      res.writeHead(status, reason, responseHeaders(answerHeaders, connectionHeader) as never)
       // A streamed answer (SSE, chunked) reaches the client as it comes, its head at once.
-      if (length < 0) res.flushHeaders()
+      exchange.writeHead(status, reason, responseHeaders(answerHeaders, connectionHeader), length, length < 0)
     },
     data: (chunk) => {
       record.bytes += chunk.length
       if (small) chunks.push(chunk)
-      else if (!res.write(chunk)) {
+      else if (!exchange.write(chunk)) {
         connection.socket.pause()
-        res.once('drain', () => owned && connection.socket.resume())
+        exchange.onDrain(() => owned && connection.socket.resume())
       }
     },
     end: (reusable) => {
       // A small body of known length goes out with its head in one write.
-      if (small) res.end(chunks.length === 1 ? chunks[0] : Buffer.concat(chunks))
-      else res.end()
-      res.once('finish', () => attempt.settle('done'))
+      exchange.end(small ? (chunks.length === 1 ? chunks[0] : Buffer.concat(chunks)) : undefined, () => attempt.settle('done'))
       owned = false
       connection.release(reusable && uploaded && !attempt.settled ? pool.keepMs(reader.idleTimeoutMs) : 0)
     },
   })
   // A body's head waits for its first piece (upload uncorks), so a small request goes in one write.
   if (withBody) connection.socket.cork()
-  connection.socket.write(requestHead(method, req.url ?? '/', headers, backend), 'latin1')
+  connection.socket.write(requestHead(method, exchange.request.target, headers, backend), 'latin1')
   /** The upload went wrong (the client idle, the dyno not reading): the request ends, unless the dyno's answer is under way. */
   const giveUp = (code: 'H28' | 'H12') => {
     if (attempt.responded) return
@@ -71,7 +66,7 @@ export function sendRequest(req: IncomingMessage, headers: string[], withBody: b
     connected: () => {
       attempt.connect()
       if (!withBody) return
-      const stop = upload(req, connection.socket, chunked(headers), () => owned, {
+      const stop = upload(exchange, connection.socket, chunked(headers), () => owned, {
         sent: () => {
           uploaded = true
           attempt.sent()
@@ -105,8 +100,8 @@ export function sendRequest(req: IncomingMessage, headers: string[], withBody: b
     },
   })
   // The client went away first: the dyno's request is dropped too.
-  res.once('close', () => {
-    if (res.writableFinished || attempt.settled) return
+  exchange.onClose(() => {
+    if (attempt.settled) return
     attempt.settle('done', 'H27')
     if (owned) connection.destroy()
   })
@@ -134,7 +129,7 @@ interface UploadEvents {
  * is written, `idle` when the client sends nothing for `idleMs` (time the router holds it paused
  * does not count). Stops when the connection is no longer this request's (the dyno answered early).
  */
-function upload(req: IncomingMessage, socket: Socket, asChunks: boolean, owned: () => boolean, {sent, idleMs, idle, stalledMs, stalled}: UploadEvents): () => void {
+function upload(exchange: ClientExchange, socket: Socket, asChunks: boolean, owned: () => boolean, {sent, idleMs, idle, stalledMs, stalled}: UploadEvents): () => void {
   let idleTimer: NodeJS.Timeout | undefined
   /** Runs while the client is held paused for the dyno, which has stopped reading. */
   let stallTimer: NodeJS.Timeout | undefined
@@ -174,11 +169,11 @@ function upload(req: IncomingMessage, socket: Socket, asChunks: boolean, owned: 
     if (!flowing) {
       clearTimeout(idleTimer)
       stallTimer = setTimeout(stalled, stalledMs)
-      req.pause()
+      exchange.pauseBody()
       socket.once('drain', () => {
         clearTimeout(stallTimer)
         waitForClient()
-        req.resume()
+        exchange.resumeBody()
       })
     }
   }
@@ -192,22 +187,20 @@ function upload(req: IncomingMessage, socket: Socket, asChunks: boolean, owned: 
     } else if (unwritten === 0) sent()
     releaseHead()
   }
-  req.on('data', onData)
-  req.once('end', onEnd)
+  const stopReading = exchange.readBody({data: onData, end: onEnd})
   return () => {
     stopped = true
     releaseHead()
     clearTimeout(idleTimer)
     clearTimeout(stallTimer)
-    req.off('data', onData)
-    req.off('end', onEnd)
+    stopReading()
   }
 }
 
 /**
- * The request line and headers, as one string of latin1 text: Node's parser has already refused
- * anything in the client's method, target and headers that could break the framing, and gives
- * their bytes as latin1, so they reach the dyno unchanged.
+ * The request line and headers, as one string of latin1 text: the request reader has already
+ * refused anything in the client's method, target and headers that could break the framing, and
+ * gives their bytes as latin1, so they reach the dyno unchanged.
  */
 function requestHead(method: string, target: string, headers: string[], backend: Backend): string {
   let head = `${method} ${target} HTTP/1.1\r\n`

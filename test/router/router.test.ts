@@ -512,6 +512,58 @@ describe('the router (real HTTP on loopback)', () => {
     expect(JSON.parse(raw.slice(raw.lastIndexOf('\r\n\r\n') + 4))).toMatchObject({dyno: 'web.1', body: 'hello'})
   })
 
+  it('speaks HTTP/1.1 to clients: pipelined requests answered in order, HEAD, HTTP/1.0, Date, and an idle connection closed after the keep-alive timeout', async () => {
+    const dyno = await rawDyno((head, socket) => {
+      const [method, path] = head.split(' ')
+      // No Date of its own; /stream has no length (chunked).
+      if (path === '/stream') socket.write('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n')
+      else socket.write(`HTTP/1.1 200 OK\r\nContent-Length: ${path!.length}\r\n\r\n${method === 'HEAD' ? '' : path}`)
+    })
+    const shop = app([dyno.backend])
+    const port = await router({shop: shop.routed}, {keepAliveMs: 300})
+    // Three requests in one write, the last closing: three answers in order, then the close.
+    const pipelined = await rawExchange(port, 'GET /one HTTP/1.1\r\nHost: shop\r\n\r\nHEAD /two HTTP/1.1\r\nHost: shop\r\n\r\nGET /three HTTP/1.1\r\nHost: shop\r\nConnection: close\r\n\r\n')
+    const answers = pipelined.split(/(?=HTTP\/1\.1 )/)
+    expect(answers).toHaveLength(3)
+    expect(answers[0]).toMatch(/^HTTP\/1\.1 200 OK\r\nContent-Length: 4\r\nDate: \w{3}, .* GMT\r\nConnection: keep-alive\r\nKeep-Alive: timeout=1\r\n\r\n\/one$/)
+    // HEAD: the dyno's length, no body.
+    expect(answers[1]).toMatch(/^HTTP\/1\.1 200 OK\r\nContent-Length: 4\r\n[^]*\r\n\r\n$/)
+    expect(answers[2]).toMatch(/^HTTP\/1\.1 200 OK\r\n[^]*Connection: close\r\n\r\n\/three$/)
+    // An HTTP/1.0 client that asks to keep its connection keeps it; an answer of unknown length is
+    // sent to it whole, unchunked, and ends with the connection.
+    const old = await rawExchange(port, 'GET /kept HTTP/1.0\r\nHost: shop\r\nConnection: keep-alive\r\n\r\nGET /stream HTTP/1.0\r\nHost: shop\r\nConnection: keep-alive\r\n\r\n')
+    expect(old).toMatch(/^HTTP\/1\.1 200 OK\r\n[^]*Connection: keep-alive\r\n[^]*\r\n\r\n\/keptHTTP\/1\.1 200 OK\r\n/)
+    expect(old).toMatch(/\r\nConnection: close\r\n\r\nabc$/)
+    expect(old).not.toMatch(/Transfer-Encoding/)
+    // A kept connection left idle is closed by the router once the keep-alive timeout has passed.
+    const idle = connect({port, host: '127.0.0.1'})
+    let got = ''
+    idle.on('data', (chunk: Buffer) => (got += chunk.toString()))
+    idle.write('GET /idle HTTP/1.1\r\nHost: shop\r\n\r\n')
+    const startedAt = Date.now()
+    await new Promise((resolve) => idle.on('close', resolve))
+    expect(got).toMatch(/\/idle$/)
+    expect(Date.now() - startedAt).toBeGreaterThanOrEqual(300)
+    expect(shop.lines).toHaveLength(6)
+  })
+
+  it('answers a request it will not pass on with its status and closes the connection, the dyno never seeing it', async () => {
+    const dyno = await rawDyno((_head, socket) => socket.write('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok'))
+    const shop = app([dyno.backend])
+    const port = await router({shop: shop.routed})
+    const status = async (head: string) => (await rawExchange(port, head)).split('\r\n')[0]
+    expect(await status('GET / HTTP/1.1\r\nHost: shop\r\nX-A: 1\r\n folded\r\n\r\n')).toBe('HTTP/1.1 400 Bad Request')
+    expect(await status('GET / HTTP/1.1\r\n\r\n')).toBe('HTTP/1.1 400 Bad Request')
+    expect(await status('GET / HTTP/1.1\r\nHost: shop\nX-B: 1\r\n\r\n')).toBe('HTTP/1.1 400 Bad Request')
+    expect(await status(`GET / HTTP/1.1\r\nHost: shop\r\nCookie: ${'x'.repeat(20_000)}\r\n\r\n`)).toBe('HTTP/1.1 431 Request Header Fields Too Large')
+    expect(await status('GET / HTTP/3.0\r\nHost: shop\r\n\r\n')).toBe('HTTP/1.1 505 HTTP Version Not Supported')
+    expect(await status('POST / HTTP/1.1\r\nHost: shop\r\nTransfer-Encoding: gzip\r\n\r\n')).toBe('HTTP/1.1 501 Not Implemented')
+    // A request answered before a bad one on the same connection stands.
+    const both = await rawExchange(port, 'GET / HTTP/1.1\r\nHost: shop\r\n\r\nGET / HTTP/1.1\r\nHost : shop\r\n\r\n')
+    expect(both).toMatch(/^HTTP\/1\.1 200 OK\r\n[^]*\r\n\r\nokHTTP\/1\.1 400 Bad Request\r\n/)
+    expect(shop.lines).toHaveLength(1)
+  })
+
   it('gives the dyno a Host when an HTTP/1.0 client sent none', async () => {
     let seen = ''
     const dyno = await rawDyno((head, socket) => {
