@@ -6,8 +6,8 @@
 //   nginx    wrk → nginx (1 worker, upstream keepalive, access log on) → the same 2 dynos
 //   bare     wrk → a bare Node proxy (bench/lib/bare-proxy.mjs: raw sockets, none of the router's
 //            work) → the same 2 dynos: the floor for any proxy written in Node on this machine
-//   bare-http  the same with Node's HTTP server on the client side, as the router has: what
-//            node:http costs apart from the router's own work
+//   bare-http  the same with Node's HTTP server on the client side: what a proxy built on
+//            node:http pays before any work of its own (the router reads raw sockets instead)
 // Reports requests/s, p99 latency and the proxy's CPU time per request (from /proc) of each, and
 // the ratios the router is held to: at least 0.5 × nginx's requests/s, and under 2 ms of p99 added
 // to the direct run (the median, over the runs, of each run's p99 minus that of the direct run just

@@ -3,7 +3,7 @@
 // own work. Requests go round-robin to the dynos on kept-alive raw TCP connections, and nothing
 // else is done: no checks, no headers added or removed, no log, no timeouts, no retries. The
 // client side is a raw TCP server (the floor for any Node proxy), or with --node-http Node's HTTP
-// server, as the router's is (what node:http itself costs). It handles only what the bench sends
+// server (what node:http itself costs a proxy). It handles only what the bench sends
 // (GET without a body, answers with a Content-Length), one request at a time per client
 // connection. Not a proxy for any other use, and not a bench script itself.
 // Usage: node bench/lib/bare-proxy.mjs LISTEN_PORT DYNO_PORT... [--node-http]

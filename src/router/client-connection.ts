@@ -25,8 +25,13 @@ export interface ConnectionLimits {
 /** Pipelined bytes held past this (the client not waiting for answers) pause the connection. */
 const MAX_HELD_BYTES = 64 * 1024
 
-/** After its last answer, a closing connection reads and drops what the client still sends for this long, so the answer is not lost to a reset. */
+/**
+ * After its last answer, a closing connection reads and drops what the client still sends (the
+ * rest of an upload answered early), so the answer is not lost to a reset: until the client has
+ * sent nothing for LINGER_MS, or for MAX_LINGER_MS at most.
+ */
 const LINGER_MS = 5000
+const MAX_LINGER_MS = 60_000
 
 /**
  * One client's TCP connection: its requests read one at a time (pipelined ones wait their turn),
@@ -45,6 +50,9 @@ export class ClientConnection implements ExchangeConnection {
   /** Closing: the last answer is written, the client's further bytes are dropped (since when, on the sweep's clock). */
   private lingering = false
   private lingerSince?: number
+  private lingerStart?: number
+  /** The client sent something since the last sweep while lingering. */
+  private lingerRead = false
   /** Paused because pipelined bytes piled up (not by an upload waiting for its dyno). */
   private heldPause = false
   private clientEnded = false
@@ -83,8 +91,10 @@ export class ClientConnection implements ExchangeConnection {
 
   answered(exchange: ClientExchange): void {
     if (exchange !== this.exchange) return
-    if (!exchange.keepAlive || this.clientEnded || this.socket.destroyed) return this.close()
+    if (!exchange.keepAlive || this.socket.destroyed) return this.close()
     this.exchange = undefined
+    // An upload paused for its dyno may have ended with the client still paused: it reads again.
+    if (this.socket.isPaused() && !this.heldPause) this.socket.resume()
     this.proceed()
   }
 
@@ -95,13 +105,27 @@ export class ClientConnection implements ExchangeConnection {
       this.heldPause = false
       this.socket.resume()
     }
+    this.endIfStarved()
+  }
+
+  /**
+   * After the client's end: once the reader needs bytes that will never come, the connection
+   * ends (the requests before were all answered), or is cut (a request or body half sent).
+   */
+  private endIfStarved(): void {
+    if (!this.clientEnded || !this.reader.wantsBytes || this.lingering) return
+    if (this.exchange === undefined && !this.reader.readingHead) this.close()
+    else this.socket.destroy()
   }
 
   /** Called by the router's sweep, `now` on its clock: closes connections idle, slow or lingering past their time. */
   sweep(now: number): void {
     if (this.lingering) {
-      this.lingerSince ??= now
-      if (now - this.lingerSince >= LINGER_MS) this.socket.destroy()
+      // Closed once the client has sent nothing for LINGER_MS (an upload still coming keeps it), or at most MAX_LINGER_MS.
+      this.lingerStart ??= now
+      if (this.lingerSince === undefined || this.lingerRead) this.lingerSince = now
+      this.lingerRead = false
+      if (now - this.lingerSince >= LINGER_MS || now - this.lingerStart >= MAX_LINGER_MS) this.socket.destroy()
       return
     }
     // Serving a request: its body's pauses are the upload's to time.
@@ -124,7 +148,10 @@ export class ClientConnection implements ExchangeConnection {
   }
 
   private readonly onData = (chunk: Buffer): void => {
-    if (this.lingering) return
+    if (this.lingering) {
+      this.lingerRead = true
+      return
+    }
     this.read(() => this.reader.push(chunk))
     if (this.reader.heldBytes > MAX_HELD_BYTES && !this.lingering) {
       this.heldPause = true
@@ -178,8 +205,9 @@ export class ClientConnection implements ExchangeConnection {
 
   private readonly onEnd = (): void => {
     this.clientEnded = true
-    // Nothing more comes: a request half read is given up, an idle or lingering connection closed.
-    if (this.exchange === undefined || !this.exchange.complete || this.lingering) this.socket.destroy()
+    // Nothing more comes: requests already read (held, pipelined) are still answered.
+    if (this.lingering) this.socket.destroy()
+    else this.endIfStarved()
   }
 
   private readonly onClose = (): void => {

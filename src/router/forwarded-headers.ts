@@ -1,5 +1,6 @@
 import {randomUUID} from 'node:crypto'
 
+import {withoutOws} from './message-reader.js'
 import type {RequestHead} from './request-reader.js'
 
 /** Headers that belong to one connection, never forwarded (RFC 9110 §7.6.1). */
@@ -44,7 +45,7 @@ export function forwardedHeaders(request: RequestHead, client: ClientSide, {upgr
     connection
       .toLowerCase()
       .split(',')
-      .map((token) => token.trim())
+      .map((token) => withoutOws(token))
       .filter((token) => token !== '' && !NEVER_NAMED.has(token) && !(upgrade && token === 'upgrade')),
   )
   const out: string[] = []
@@ -91,7 +92,7 @@ export function responseHeaders(raw: readonly string[], connection: string | und
           connection
             .toLowerCase()
             .split(',')
-            .map((token) => token.trim()),
+            .map((token) => withoutOws(token)),
         )
   const out: string[] = []
   for (let index = 0; index < raw.length; index += 2) {

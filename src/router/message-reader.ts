@@ -195,8 +195,8 @@ export function foldLength(length: string | undefined, value: string, malformed:
   if (length === undefined && DIGITS.test(value)) return value
   let folded = length
   for (const each of value.split(',')) {
-    const trimmed = each.trim()
-    if (!DIGITS.test(trimmed) || (folded !== undefined && trimmed !== folded)) throw malformed('a bad or conflicting Content-Length')
+    const trimmed = withoutOws(each)
+    if (!DIGITS.test(trimmed) || (folded !== undefined && Number(trimmed) !== Number(folded))) throw malformed('a bad or conflicting Content-Length')
     folded = trimmed
   }
   return folded!
@@ -204,12 +204,31 @@ export function foldLength(length: string | undefined, value: string, malformed:
 
 /** Whether a Transfer-Encoding's codings end with chunked (the only way its length is known). */
 export function endsChunked(codings: string): boolean {
-  const last = codings.slice(codings.lastIndexOf(',') + 1)
-  return last.trim().toLowerCase() === 'chunked'
+  return withoutOws(codings, codings.lastIndexOf(',') + 1).toLowerCase() === 'chunked'
 }
 
-/** The field value after `from`, without the spaces and tabs around it (and only those: String.trim would also take U+00A0, a byte of obs-text). */
-function withoutOws(line: string, from: number): string {
+/**
+ * The headers with every Content-Length field replaced by one, at the first one's place, when
+ * `length` was given more than once or not in its plain form (`5, 5`, `05`): what the other side
+ * reads is then exactly what the router read (RFC 9110 §8.6).
+ */
+export function withOneLength(headers: string[], length: string, repeated: boolean): string[] {
+  const plain = String(Number(length))
+  if (!repeated && plain === length) return headers
+  const out: string[] = []
+  let placed = false
+  for (let index = 0; index < headers.length; index += 2) {
+    if (headers[index]!.toLowerCase() !== 'content-length') out.push(headers[index]!, headers[index + 1]!)
+    else if (!placed) {
+      out.push(headers[index]!, plain)
+      placed = true
+    }
+  }
+  return out
+}
+
+/** The text after `from`, without the spaces and tabs around it (and only those: String.trim would also take U+00A0, a byte of obs-text). */
+export function withoutOws(line: string, from = 0): string {
   let start = from
   let end = line.length
   while (start < end && (line.charCodeAt(start) === 0x20 || line.charCodeAt(start) === 0x09)) start++

@@ -1,4 +1,4 @@
-import {endsChunked, foldLength, headerField, MalformedMessage, MessageReader} from './message-reader.js'
+import {endsChunked, foldLength, headerField, MalformedMessage, MessageReader, withOneLength, withoutOws} from './message-reader.js'
 
 /** A client's request is not HTTP/1.1 the router will pass on; `status` is its answer (400, 431, 501, 505). */
 export class MalformedRequest extends MalformedMessage {}
@@ -40,6 +40,9 @@ export interface RequestEvents {
 }
 
 const REQUEST_LINE = /^([!#$%&'*+\-.^_`|~0-9A-Za-z]+) ([\x21-\x7e\x80-\xff]+) HTTP\/(\d)\.(\d)$/
+
+/** A target in absolute form: its authority (no user info) and the rest. */
+const ABSOLUTE_FORM = /^https?:\/\/([^/?#@]+)([/?].*)?$/i
 
 const malformed = (message: string, status?: number) => new MalformedRequest(message, status)
 
@@ -92,6 +95,11 @@ export class RequestReader extends MessageReader {
     return this.held?.length ?? 0
   }
 
+  /** The reader has used up what it was given and waits for more bytes (not stopped at a request or body). */
+  get wantsBytes(): boolean {
+    return !this.stopped
+  }
+
   /** Part of a request's head has come, and the rest has not. */
   get readingHead(): boolean {
     return this.headPending
@@ -134,6 +142,7 @@ export class RequestReader extends MessageReader {
     let host: string | undefined
     let hosts = 0
     let length: string | undefined
+    let repeatedLength = false
     let transferEncoding: string | undefined
     let connection: string | undefined
     let requestId: string | undefined
@@ -155,7 +164,7 @@ export class RequestReader extends MessageReader {
           if (name.toLowerCase() === 'expect') expect = value
           break
         case 7:
-          if (name.toLowerCase() === 'upgrade') upgrade = true
+          if (name.toLowerCase() === 'upgrade' && value !== '') upgrade = true
           break
         case 10:
           if (name.toLowerCase() === 'connection') connection = connection === undefined ? value : `${connection}, ${value}`
@@ -167,7 +176,11 @@ export class RequestReader extends MessageReader {
           }
           break
         case 14:
-          if (name.toLowerCase() === 'content-length') length = foldLength(length, value, malformed)
+          if (name.toLowerCase() === 'content-length') {
+            const before = length
+            length = foldLength(length, value, malformed)
+            if (before !== undefined || length !== value) repeatedLength = true
+          }
           break
         case 17:
           if (name.toLowerCase() === 'transfer-encoding') transferEncoding = transferEncoding === undefined ? value : `${transferEncoding}, ${value}`
@@ -179,18 +192,31 @@ export class RequestReader extends MessageReader {
     // Both framings at once is how one request hides another (request smuggling).
     if (transferEncoding !== undefined && length !== undefined) throw malformed('both Transfer-Encoding and Content-Length')
     if (transferEncoding !== undefined && !endsChunked(transferEncoding)) throw malformed('a Transfer-Encoding that does not end in chunked', 501)
+    let target = line[2]!
+    // Absolute form (`GET http://shop.example.com/a HTTP/1.1`): its authority is the host, and
+    // the dyno gets it as Host with the origin form (RFC 9112 §3.2.2), so both read one host.
+    if (target.charCodeAt(0) !== 0x2f && target !== '*') {
+      const absolute = ABSOLUTE_FORM.exec(target)
+      if (absolute === null) throw malformed('a bad request target')
+      host = absolute[1]!
+      const rest = absolute[2] ?? '/'
+      target = rest.startsWith('?') ? `/${rest}` : rest
+      setHost(headers, host)
+    }
     const tokens = connection === undefined ? undefined : connection.toLowerCase()
+    const contentLength = length === undefined ? -1 : Number(length)
     const request: RequestHead = {
       method,
-      target: line[2]!,
+      target,
       http11,
-      headers,
+      // What the dyno reads as the body's length is what the router read: one plain Content-Length.
+      headers: length === undefined ? headers : withOneLength(headers, length, repeatedLength),
       host,
       connection,
       transferEncoding,
-      contentLength: length === undefined ? -1 : Number(length),
+      contentLength,
       requestId: requestIds === 1 ? requestId : undefined,
-      hasBody: transferEncoding !== undefined || (length !== undefined && length !== '0'),
+      hasBody: transferEncoding !== undefined || contentLength > 0,
       expectsContinue: http11 && expect !== undefined && expect.toLowerCase() === '100-continue',
       upgrade: upgrade && tokens !== undefined && names(tokens, 'upgrade'),
       // HTTP/1.0 with Transfer-Encoding is framed, then closed (RFC 9112 §6.1).
@@ -209,5 +235,16 @@ export class RequestReader extends MessageReader {
 /** Whether a lower-cased Connection value names `token`. */
 function names(connection: string, token: string): boolean {
   if (connection === token) return true
-  return connection.split(',').some((each) => each.trim() === token)
+  return connection.split(',').some((each) => withoutOws(each) === token)
+}
+
+/** Sets the Host field's value (added for an HTTP/1.0 request without one). */
+function setHost(headers: string[], host: string): void {
+  for (let index = 0; index < headers.length; index += 2) {
+    if (headers[index]!.length === 4 && headers[index]!.toLowerCase() === 'host') {
+      headers[index + 1] = host
+      return
+    }
+  }
+  headers.push('Host', host)
 }

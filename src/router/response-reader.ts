@@ -1,4 +1,4 @@
-import {endsChunked, foldLength, headerField, MalformedMessage, MessageReader} from './message-reader.js'
+import {endsChunked, foldLength, headerField, MalformedMessage, MessageReader, withOneLength, withoutOws} from './message-reader.js'
 
 /** What a ResponseReader finds in a dyno's bytes, in order: one head, its body's pieces, the end. */
 export interface ResponseEvents {
@@ -119,7 +119,7 @@ export class ResponseReader extends MessageReader {
     if (transferEncoding !== undefined && length !== undefined) throw new MalformedResponse('both Transfer-Encoding and Content-Length')
     // An HTTP/1.0 answer with Transfer-Encoding is read as framed, then the connection closed (RFC 9112 §6.1).
     this.keepAlive = keepsAlive(status[1] === '1', connection) && (transferEncoding === undefined || status[1] === '1')
-    this.events.head(code, status[3] ?? '', repeatedLength ? withOneLength(headers, length!) : headers, length === undefined ? -1 : Number(length), connection)
+    this.events.head(code, status[3] ?? '', length === undefined ? headers : withOneLength(headers, length, repeatedLength), length === undefined ? -1 : Number(length), connection)
     if (this.method === 'HEAD' || code === 204 || code === 304) return this.ended()
     if (transferEncoding !== undefined && endsChunked(transferEncoding)) return this.expectBody('chunked')
     if (transferEncoding === undefined && length !== undefined) return this.expectBody(Number(length))
@@ -138,25 +138,11 @@ export class ResponseReader extends MessageReader {
 
 const never = () => false
 
-/** The headers with every Content-Length field replaced by one, at the first one's place. */
-function withOneLength(headers: string[], length: string): string[] {
-  const out: string[] = []
-  let placed = false
-  for (let index = 0; index < headers.length; index += 2) {
-    if (headers[index]!.toLowerCase() !== 'content-length') out.push(headers[index]!, headers[index + 1]!)
-    else if (!placed) {
-      out.push(headers[index]!, length)
-      placed = true
-    }
-  }
-  return out
-}
-
 /** Whether the connection stays open after this answer: HTTP/1.1 unless it says close, HTTP/1.0 only if it says keep-alive. */
 function keepsAlive(http11: boolean, connection: string | undefined): boolean {
   // What Node's servers send: decided without splitting.
   if (connection === undefined) return http11
   if (connection === 'keep-alive') return true
-  const tokens = connection.toLowerCase().split(',').map((token) => token.trim())
+  const tokens = connection.toLowerCase().split(',').map((token) => withoutOws(token))
   return http11 ? !tokens.includes('close') : tokens.includes('keep-alive')
 }

@@ -318,7 +318,6 @@ export class Router {
     for (let index = 0; index < headers.length; index += 2) lines.push(`${headers[index]}: ${headers[index + 1]}`)
     // Header bytes are read as latin1 strings: written back as such, they reach the dyno unchanged.
     upstream.write(`${lines.join('\r\n')}\r\n\r\n`, 'latin1')
-    if (head.length > 0) upstream.write(head)
     /** Set once the router ends the client's connection itself (a page, or a passed-back answer). */
     let ending = false
     upstream.on('error', () => {
@@ -353,8 +352,16 @@ export class Router {
       record.bytes = answer.length
       app.log(routerLogLine(record))
       socket.write(answer)
-      if (record.status !== 101) ending = true
-      else socket.pipe(upstream)
+      if (record.status !== 101) {
+        // The dyno's answer (and any body) goes back, then the connection ends: nothing more is the dyno's to read.
+        ending = true
+        upstream.end()
+      } else {
+        // What the client sent after its handshake goes on only once the dyno has switched
+        // protocols: a dyno that did not would read those bytes as requests no router saw.
+        if (head.length > 0) upstream.write(head)
+        socket.pipe(upstream)
+      }
       upstream.pipe(socket)
     }
     upstream.on('data', onData)

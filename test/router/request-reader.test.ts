@@ -95,6 +95,15 @@ describe('RequestReader', () => {
     expect(head('POST / HTTP/1.0\r\nExpect: 100-continue\r\nContent-Length: 1').expectsContinue).toBe(false)
     expect(head('GET /ws HTTP/1.1\r\nHost: a\r\nConnection: keep-alive, Upgrade\r\nUpgrade: websocket').upgrade).toBe(true)
     expect(head('GET /ws HTTP/1.1\r\nHost: a\r\nUpgrade: websocket').upgrade).toBe(false)
+    // Only spaces and tabs are trimmed from a token (never U+00A0, a byte of obs-text), and an empty Upgrade is none.
+    expect(read('GET /ws HTTP/1.1\r\nHost: a\r\nConnection: upgrade\xa0\r\nUpgrade: websocket\r\n\r\n').heads[0]!.upgrade).toBe(false)
+    expect(head('GET /ws HTTP/1.1\r\nHost: a\r\nConnection: upgrade\r\nUpgrade:').upgrade).toBe(false)
+    // An absolute-form target: its host is the request's, given to the dyno as Host, with the path alone.
+    const absolute = head('GET HTTP://Shop.example.com:8080?q=1 HTTP/1.1\r\nHost: other')
+    expect(absolute).toMatchObject({host: 'Shop.example.com:8080', target: '/?q=1', headers: ['Host', 'Shop.example.com:8080']})
+    // A repeated or padded length reaches the dyno as one plain length.
+    expect(head('POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 00\r\nContent-Length: 0').headers).toEqual(['Host', 'a', 'Content-Length', '0'])
+    expect(head('POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 00').hasBody).toBe(false)
     // Repeated request ids are no id.
     expect(head('GET / HTTP/1.1\r\nHost: a\r\nX-Request-Id: a\r\nX-Request-Id: b').requestId).toBeUndefined()
     // Empty lines before a request are skipped.
@@ -120,6 +129,11 @@ describe('RequestReader', () => {
     expect(refused('POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n')).toMatch(/^400 a bad or conflicting Content-Length/)
     expect(refused('POST / HTTP/1.1\r\nHost: a\r\nContent-Length: -1\r\n\r\n')).toMatch(/^400 /)
     expect(refused('POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3, 3\r\n\r\nabc')).toBeUndefined()
+    expect(refused('POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\xa0\r\n\r\n')).toMatch(/^400 a bad or conflicting Content-Length/)
+    expect(refused('POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\xa0\r\n\r\n')).toMatch(/^501 /)
+    expect(refused('GET //x@evil/ HTTP/1.1\r\nHost: a\r\n\r\n')).toBeUndefined()
+    expect(refused('GET http://user@evil/ HTTP/1.1\r\nHost: a\r\n\r\n')).toBe('400 a bad request target')
+    expect(refused('GET a/b HTTP/1.1\r\nHost: a\r\n\r\n')).toBe('400 a bad request target')
     // Header syntax: obs-fold, a space before the colon, a bare LF, a control byte.
     expect(refused('GET / HTTP/1.1\r\nHost: a\r\nX-A: 1\r\n  folded\r\n\r\n')).toBe('400 a bad header line')
     expect(refused('GET / HTTP/1.1\r\nHost : a\r\n\r\n')).toBe('400 a bad header line')

@@ -547,6 +547,44 @@ describe('the router (real HTTP on loopback)', () => {
     expect(shop.lines).toHaveLength(6)
   })
 
+  it('gives the dyno the framing and host it read itself, and answers what a half-closed client asked', async () => {
+    const heads: string[] = []
+    const dyno = await rawDyno((head, socket) => {
+      heads.push(head)
+      const path = head.split(' ')[1]!
+      socket.write(`HTTP/1.1 200 OK\r\nContent-Length: ${path.length}\r\n\r\n${path}`)
+    })
+    const shop = app([dyno.backend])
+    const port = await router({'shop.example.com': shop.routed})
+    const lengthOf = (head: string) => head.split('\r\n').filter((line) => /^content-length:/i.test(line))
+    // `00` is no body: the next request is the next request, answered after it.
+    const zero = await rawExchange(port, 'POST /zero HTTP/1.1\r\nHost: shop.example.com\r\nContent-Length: 00\r\n\r\nGET /next HTTP/1.1\r\nHost: shop.example.com\r\nConnection: close\r\n\r\n')
+    expect(zero).toMatch(/\/zeroHTTP\/1\.1 200 OK\r\n[^]*\/next$/)
+    expect(lengthOf(heads[0]!)).toEqual(['Content-Length: 0'])
+    // Repeated lengths reach the dyno as one.
+    await rawExchange(port, 'POST /twice HTTP/1.1\r\nHost: shop.example.com\r\nContent-Length: 0, 0\r\ncontent-length: 0\r\nConnection: close\r\n\r\n')
+    expect(lengthOf(heads[2]!)).toEqual(['Content-Length: 0'])
+    // An absolute-form target: routed by its host, which the dyno gets as Host, with the path alone.
+    await rawExchange(port, 'GET http://shop.example.com/abs?q=1 HTTP/1.1\r\nHost: other.example.com\r\nConnection: close\r\n\r\n')
+    expect(heads[3]!.split('\r\n')[0]).toBe('GET /abs?q=1 HTTP/1.1')
+    expect(heads[3]).toContain('\r\nHost: shop.example.com\r\n')
+    // A client that sends its requests and then ends its side gets every answer, then the close.
+    const halfClosed = (text: string) =>
+      new Promise<string>((resolve) => {
+        const socket = connect({port, host: '127.0.0.1'})
+        let raw = ''
+        socket.on('data', (chunk: Buffer) => (raw += chunk.toString('latin1')))
+        socket.once('close', () => resolve(raw))
+        socket.end(text)
+      })
+    expect(await halfClosed('POST /p HTTP/1.1\r\nHost: shop.example.com\r\nContent-Length: 5\r\n\r\nhello')).toMatch(/^HTTP\/1\.1 200 OK\r\n[^]*\r\n\r\n\/p$/)
+    expect(await halfClosed('GET /a HTTP/1.1\r\nHost: shop.example.com\r\n\r\nGET /b HTTP/1.1\r\nHost: shop.example.com\r\n\r\n')).toMatch(/\/aHTTP\/1\.1 200 OK\r\n[^]*\/b$/)
+    // One whose body stops short gets nothing, and the dyno's request is dropped (H27).
+    expect(await halfClosed('POST /short HTTP/1.1\r\nHost: shop.example.com\r\nContent-Length: 9\r\n\r\nhalf')).toBe('')
+    await new Promise((resolve) => setTimeout(resolve, 100))
+    expect(shop.lines.at(-1)).toMatch(/code=H27 .*path="\/short"/)
+  })
+
   it('answers a request it will not pass on with its status and closes the connection, the dyno never seeing it', async () => {
     const dyno = await rawDyno((_head, socket) => socket.write('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok'))
     const shop = app([dyno.backend])
@@ -721,6 +759,8 @@ describe('the router (real HTTP on loopback)', () => {
     })
     const shop = app([new Backend('web.1', wsPort)])
     const port = await router({shop: shop.routed})
+    // A request sent with the handshake, in the same write, is not the dyno's to read either.
+    expect(await rawExchange(port, 'GET /chat HTTP/1.1\r\nHost: shop\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\nGET /admin HTTP/1.1\r\nHost: shop\r\n\r\n')).toMatch(/^HTTP\/1\.1 426 /)
     const socket = connect(port, '127.0.0.1')
     socket.write('GET /chat HTTP/1.1\r\nHost: shop\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n')
     const answer = await new Promise<string>((resolve) => socket.once('data', (chunk: Buffer) => resolve(chunk.toString())))
@@ -729,7 +769,7 @@ describe('the router (real HTTP on loopback)', () => {
     socket.write('GET /admin HTTP/1.1\r\nHost: shop\r\nX-Forwarded-For: 10.0.0.1\r\n\r\n')
     await new Promise((resolve) => setTimeout(resolve, 200))
     socket.destroy()
-    expect(handshakes).toBe(1)
+    expect(handshakes).toBe(2)
     expect(after).toBe('')
     expect(shop.lines[0]).toMatch(/status=426/)
   })
