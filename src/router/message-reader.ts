@@ -209,22 +209,33 @@ export function endsChunked(codings: string): boolean {
 
 /**
  * The headers with every Content-Length field replaced by one, at the first one's place, when
- * `length` was given more than once or not in its plain form (`5, 5`, `05`): what the other side
+ * the length came more than once or not in its plain form (`5, 5`, `05`): what the other side
  * reads is then exactly what the router read (RFC 9110 §8.6).
  */
-export function withOneLength(headers: string[], length: string, repeated: boolean): string[] {
+export function withOneLength(headers: string[], length: string): string[] {
   const plain = String(Number(length))
-  if (!repeated && plain === length) return headers
+  let fields = 0
+  let asRead = true
+  for (let index = 0; index < headers.length; index += 2) {
+    if (!isContentLength(headers[index]!)) continue
+    fields++
+    if (headers[index + 1] !== plain) asRead = false
+  }
+  if (fields === 1 && asRead) return headers
   const out: string[] = []
   let placed = false
   for (let index = 0; index < headers.length; index += 2) {
-    if (headers[index]!.toLowerCase() !== 'content-length') out.push(headers[index]!, headers[index + 1]!)
+    if (!isContentLength(headers[index]!)) out.push(headers[index]!, headers[index + 1]!)
     else if (!placed) {
       out.push(headers[index]!, plain)
       placed = true
     }
   }
   return out
+}
+
+function isContentLength(name: string): boolean {
+  return name.length === 14 && name.toLowerCase() === 'content-length'
 }
 
 /** The text after `from`, without the spaces and tabs around it (and only those: String.trim would also take U+00A0, a byte of obs-text). */

@@ -142,7 +142,6 @@ export class RequestReader extends MessageReader {
     let host: string | undefined
     let hosts = 0
     let length: string | undefined
-    let repeatedLength = false
     let transferEncoding: string | undefined
     let connection: string | undefined
     let requestId: string | undefined
@@ -176,11 +175,7 @@ export class RequestReader extends MessageReader {
           }
           break
         case 14:
-          if (name.toLowerCase() === 'content-length') {
-            const before = length
-            length = foldLength(length, value, malformed)
-            if (before !== undefined || length !== value) repeatedLength = true
-          }
+          if (name.toLowerCase() === 'content-length') length = foldLength(length, value, malformed)
           break
         case 17:
           if (name.toLowerCase() === 'transfer-encoding') transferEncoding = transferEncoding === undefined ? value : `${transferEncoding}, ${value}`
@@ -210,7 +205,7 @@ export class RequestReader extends MessageReader {
       target,
       http11,
       // What the dyno reads as the body's length is what the router read: one plain Content-Length.
-      headers: length === undefined ? headers : withOneLength(headers, length, repeatedLength),
+      headers: length === undefined ? headers : withOneLength(headers, length),
       host,
       connection,
       transferEncoding,

@@ -91,19 +91,14 @@ export class ResponseReader extends MessageReader {
     const code = Number(status[2])
     const headers: string[] = []
     let length: string | undefined
-    /** Content-Length came more than once (agreeing): one is passed on, as RFC 9110 §8.6 asks. */
-    let repeatedLength = false
     let transferEncoding: string | undefined
     let connection: string | undefined
     for (let index = 1; index < lines.length; index++) {
       const [name, value] = headerField(lines[index]!, malformed)
       headers.push(name, value)
       const lower = name.length === 14 || name.length === 17 || name.length === 10 ? name.toLowerCase() : ''
-      if (lower === 'content-length') {
-        const before = length
-        length = foldLength(length, value, malformed)
-        if (before !== undefined || length !== value) repeatedLength = true
-      } else if (lower === 'transfer-encoding') transferEncoding = transferEncoding === undefined ? value : `${transferEncoding}, ${value}`
+      if (lower === 'content-length') length = foldLength(length, value, malformed)
+      else if (lower === 'transfer-encoding') transferEncoding = transferEncoding === undefined ? value : `${transferEncoding}, ${value}`
       else if (lower === 'connection') connection = connection === undefined ? value : `${connection}, ${value}`
       else if (lower === 'keep-alive') {
         const timeout = /(?:^|[,;\s])timeout=(\d{1,6})(?:$|[,;\s])/i.exec(value)
@@ -119,7 +114,7 @@ export class ResponseReader extends MessageReader {
     if (transferEncoding !== undefined && length !== undefined) throw new MalformedResponse('both Transfer-Encoding and Content-Length')
     // An HTTP/1.0 answer with Transfer-Encoding is read as framed, then the connection closed (RFC 9112 §6.1).
     this.keepAlive = keepsAlive(status[1] === '1', connection) && (transferEncoding === undefined || status[1] === '1')
-    this.events.head(code, status[3] ?? '', length === undefined ? headers : withOneLength(headers, length, repeatedLength), length === undefined ? -1 : Number(length), connection)
+    this.events.head(code, status[3] ?? '', length === undefined ? headers : withOneLength(headers, length), length === undefined ? -1 : Number(length), connection)
     if (this.method === 'HEAD' || code === 204 || code === 304) return this.ended()
     if (transferEncoding !== undefined && endsChunked(transferEncoding)) return this.expectBody('chunked')
     if (transferEncoding === undefined && length !== undefined) return this.expectBody(Number(length))

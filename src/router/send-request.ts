@@ -66,7 +66,7 @@ export function sendRequest(headers: string[], pool: UpstreamPool, parts: Attemp
     connected: () => {
       attempt.connect()
       if (!withBody) return
-      const stop = upload(exchange, connection.socket, chunked(headers), () => owned, {
+      const stop = upload(exchange, connection.socket, exchange.request.transferEncoding !== undefined, () => owned, {
         sent: () => {
           uploaded = true
           attempt.sent()
@@ -108,12 +108,6 @@ export function sendRequest(headers: string[], pool: UpstreamPool, parts: Attemp
   return attempt.done
 }
 
-/** Whether the body goes to the dyno chunked (its length unknown): forwardedHeaders says so. */
-function chunked(headers: string[]): boolean {
-  for (let index = 0; index < headers.length; index += 2) if (headers[index]!.length === 17 && headers[index]!.toLowerCase() === 'transfer-encoding') return true
-  return false
-}
-
 /** What upload() tells: the body is all written, the client paused past `idleMs`, or the dyno stopped reading it for `stalledMs`. */
 interface UploadEvents {
   sent(): void
@@ -124,8 +118,8 @@ interface UploadEvents {
 }
 
 /**
- * Passes the client's body to the dyno as it comes (chunked when its length is unknown, as Node's
- * server has decoded it), pausing the client while the dyno's side is full; `sent` once all of it
+ * Passes the client's body to the dyno as it comes (chunked again when its length is unknown:
+ * the request reader has decoded it), pausing the client while the dyno's side is full; `sent` once all of it
  * is written, `idle` when the client sends nothing for `idleMs` (time the router holds it paused
  * does not count). Stops when the connection is no longer this request's (the dyno answered early).
  */

@@ -71,6 +71,19 @@ function get(port: number, host: string, path = '/', headers: Record<string, str
   })
 }
 
+/** A request to `shop` whose body `send` writes in pieces, without a length (so it goes chunked); resolves to the answer's body. */
+function streamedUpload(port: number, method: string, send: (req: import('node:http').ClientRequest) => void): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const req = request({host: '127.0.0.1', port, method, path: '/', headers: {host: 'shop'}, agent: false}, (res) => {
+      let text = ''
+      res.on('data', (chunk: Buffer) => (text += chunk.toString()))
+      res.on('end', () => resolve(text))
+    })
+    req.on('error', reject)
+    send(req)
+  })
+}
+
 /** What a raw client gets back before the router closes its connection, having sent `head` and then `body` as fast as it can. */
 function rawExchange(port: number, head: string, body?: Buffer): Promise<string> {
   return new Promise((resolve) => {
@@ -211,13 +224,7 @@ describe('the router (real HTTP on loopback)', () => {
     const shop = app([await echoDyno('web.1')])
     const port = await router({shop: shop.routed}, {clientIdleMs: 300})
     // A slow upload: a piece every 100 ms, 1 s in all, longer than the window but never pausing that long.
-    const slow = await new Promise<string>((resolve, reject) => {
-      const req = request({host: '127.0.0.1', port, method: 'POST', path: '/', headers: {host: 'shop'}, agent: false}, (res) => {
-        let text = ''
-        res.on('data', (chunk: Buffer) => (text += chunk.toString()))
-        res.on('end', () => resolve(text))
-      })
-      req.on('error', reject)
+    const slow = await streamedUpload(port, 'POST', (req) => {
       let pieces = 0
       const timer = setInterval(() => {
         if (pieces++ < 10) return void req.write(`piece ${pieces} `)
@@ -456,13 +463,7 @@ describe('the router (real HTTP on loopback)', () => {
     expect((await get(port, 'shop', '/', {'content-type': 'text/plain'}, 'two!')).body).toBe('length 4: two!')
     expect(connections).toBe(1)
     // A body of unknown length, in pieces.
-    const streamed = await new Promise<string>((resolve, reject) => {
-      const req = request({host: '127.0.0.1', port, method: 'PUT', path: '/', headers: {host: 'shop'}, agent: false}, (res) => {
-        let text = ''
-        res.on('data', (chunk: Buffer) => (text += chunk.toString()))
-        res.on('end', () => resolve(text))
-      })
-      req.on('error', reject)
+    const streamed = await streamedUpload(port, 'PUT', (req) => {
       req.write('first ')
       setTimeout(() => req.end('second'), 50)
     })
