@@ -20,6 +20,8 @@ export interface ConnectionLimits {
   keepAliveMs: number
   /** A request's head (line and headers) must have all come within this long: else 408. */
   headersTimeoutMs: number
+  /** An answer under way that moves no byte for this long (the dyno sends nothing, or the client reads nothing) is cut: H15. */
+  idleConnectionMs: number
 }
 
 /** Pipelined bytes held past this (the client not waiting for answers) pause the connection. */
@@ -128,8 +130,8 @@ export class ClientConnection implements ExchangeConnection {
       if (now - this.lingerSince >= LINGER_MS || now - this.lingerStart >= MAX_LINGER_MS) this.socket.destroy()
       return
     }
-    // Serving a request: its body's pauses are the upload's to time.
-    if (this.exchange !== undefined) return
+    // Serving a request: its body's pauses are the upload's to time, its answer's the exchange's.
+    if (this.exchange !== undefined) return this.exchange.sweep(now, this.limits.idleConnectionMs)
     if (this.seen !== this.served) {
       this.seen = this.served
       this.waitingSince = now

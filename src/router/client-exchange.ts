@@ -1,6 +1,7 @@
 import {STATUS_CODES} from 'node:http'
 import type {Socket} from 'node:net'
 
+import {IdleWatch} from './idle-watch.js'
 import type {RequestHead} from './request-reader.js'
 
 /** Where a request's body goes as it is read. */
@@ -48,6 +49,9 @@ export class ClientExchange {
   /** An answer to HEAD, or a 204 or 304: whatever body bytes come are not sent. */
   private bodiless = false
   private closeListener?: () => void
+  private idleListener?: () => void
+  /** Made once an answer has been under way through a sweep. */
+  private idleWatch?: IdleWatch
   private continued = false
 
   constructor(
@@ -146,6 +150,25 @@ export class ClientExchange {
   /** Once when the client's connection closes before the answer is all written out. */
   onClose(listener: () => void): void {
     this.closeListener = listener
+  }
+
+  /**
+   * Once when the answer, under way, has moved no byte to the client for the idle window (the
+   * dyno sends nothing, or the client reads nothing); without a listener the connection is cut.
+   */
+  onIdle(listener: () => void): void {
+    this.idleListener = listener
+  }
+
+  /** Called by the connection's sweep (`now` on its clock): an answer idle for `idleMs` ends. */
+  sweep(now: number, idleMs: number): void {
+    if (!this.headersSent || this.finished) return
+    // Counts what is queued for the client too: a client that reads nothing holds the dyno paused, and the count still.
+    if ((this.idleWatch ??= new IdleWatch()).idleFor(this.socket.bytesWritten, now) < idleMs) return
+    const listener = this.idleListener
+    this.idleListener = undefined
+    if (listener !== undefined) listener()
+    else this.destroy()
   }
 
   /** Once when the client's side has room again after a write returned false. */

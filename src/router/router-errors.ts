@@ -7,6 +7,7 @@ export const ROUTER_ERRORS = {
   H12: {desc: 'Request timeout', level: 'error'},
   H13: {desc: 'Connection closed without response', level: 'error'},
   H14: {desc: 'No web processes running', level: 'error'},
+  H15: {desc: 'Idle connection', level: 'error'},
   H17: {desc: 'Poorly formatted HTTP response', level: 'error'},
   H18: {desc: 'Server Request Interrupted', level: 'error'},
   H19: {desc: 'Backend connection refused', level: 'error'},

@@ -5,6 +5,7 @@ import type {Backend} from './backend.js'
 import type {Balancer} from './balancer.js'
 import {ClientConnection, type ClientHandlers, type ConnectionLimits} from './client-connection.js'
 import type {ClientExchange} from './client-exchange.js'
+import {IdleWatch} from './idle-watch.js'
 import type {RequestHead} from './request-reader.js'
 import {sendRequest} from './send-request.js'
 import {forwardedHeaders, peerAddress, requestIdOf, type ClientSide} from './forwarded-headers.js'
@@ -63,6 +64,13 @@ const HEADERS_TIMEOUT_MS = 60_000
 /** An idle kept-alive client connection is closed after this long (what its answers' `Keep-Alive: timeout` says). */
 const KEEP_ALIVE_MS = 5000
 
+/**
+ * An answer under way, or an open WebSocket, on which no byte moves for this long is cut (H15), as
+ * Heroku's router does: a long-lived stream (SSE, a socket) stays open by sending something, a
+ * comment or a ping, within it.
+ */
+const IDLE_CONNECTION_MS = 55_000
+
 /** The most often the open client connections are checked against their timeouts. */
 const MAX_SWEEP_MS = 1000
 
@@ -82,8 +90,8 @@ export class Router {
   private readonly limits: ConnectionLimits
   private sweeper?: NodeJS.Timeout
   private readonly handlers: ClientHandlers
-  /** Open WebSocket tunnels (client side). */
-  private readonly tunnels = new Set<Socket>()
+  /** Open WebSocket tunnels (client side), with their idle watch once the dyno has switched protocols. */
+  private readonly tunnels = new Map<Socket, {watch: IdleWatch; idle: () => void} | undefined>()
   private port = 0
 
   /** Until this settles (an agent restoring its apps after a restart), requests wait instead of finding no app. */
@@ -104,7 +112,8 @@ export class Router {
       clientIdleMs = CLIENT_IDLE_MS,
       headersTimeoutMs = HEADERS_TIMEOUT_MS,
       keepAliveMs = KEEP_ALIVE_MS,
-    }: {ready?: Promise<void>; connectTimeoutMs?: number; clientIdleMs?: number; headersTimeoutMs?: number; keepAliveMs?: number} = {},
+      idleConnectionMs = IDLE_CONNECTION_MS,
+    }: {ready?: Promise<void>; connectTimeoutMs?: number; clientIdleMs?: number; headersTimeoutMs?: number; keepAliveMs?: number; idleConnectionMs?: number} = {},
   ) {
     this.connectTimeoutMs = connectTimeoutMs
     this.clientIdleMs = clientIdleMs
@@ -115,7 +124,7 @@ export class Router {
     this.ready = ready?.then(settled, settled)
     // No cap on a whole request's time (it would cut long uploads): the client's pauses are
     // limited instead (clientIdleMs), and its head to headersTimeoutMs.
-    this.limits = {keepAliveMs, headersTimeoutMs}
+    this.limits = {keepAliveMs, headersTimeoutMs, idleConnectionMs}
     this.handlers = {
       request: (exchange) => void this.handle(exchange),
       upgrade: (request, socket, head) => void this.tunnel(request, socket, head),
@@ -149,10 +158,13 @@ export class Router {
       })
     })
     this.port = (this.server.address() as AddressInfo).port
-    const everyMs = Math.max(10, Math.min(MAX_SWEEP_MS, this.limits.headersTimeoutMs / 4, this.limits.keepAliveMs / 4))
+    const {headersTimeoutMs, keepAliveMs, idleConnectionMs} = this.limits
+    const everyMs = Math.max(10, Math.min(MAX_SWEEP_MS, headersTimeoutMs / 4, keepAliveMs / 4, idleConnectionMs / 4))
     this.sweeper ??= setInterval(() => {
       const now = Date.now()
       for (const connection of this.connections) connection.sweep(now)
+      // A tunnel's bytes both ways, read off its client socket.
+      for (const [socket, open] of this.tunnels) if (open !== undefined && open.watch.idleFor(socket.bytesRead + socket.bytesWritten, now) >= idleConnectionMs) open.idle()
     }, everyMs).unref()
     return this.port
   }
@@ -196,7 +208,7 @@ export class Router {
     clearInterval(this.sweeper)
     this.sweeper = undefined
     for (const connection of this.connections) connection.destroy()
-    for (const tunnel of this.tunnels) tunnel.destroy()
+    for (const tunnel of this.tunnels.keys()) tunnel.destroy()
     this.upstream.destroy()
   }
 
@@ -298,7 +310,7 @@ export class Router {
         return
       }
       record.connectMs = Date.now() - startedAt
-      this.tunnels.add(socket)
+      this.tunnels.set(socket, undefined)
       socket.once('close', () => this.tunnels.delete(socket))
       backend.addTunnel(socket)
       backend.end()
@@ -361,6 +373,15 @@ export class Router {
         // protocols: a dyno that did not would read those bytes as requests no router saw.
         if (head.length > 0) upstream.write(head)
         socket.pipe(upstream)
+        if (!socket.destroyed)
+          this.tunnels.set(socket, {
+            watch: new IdleWatch(),
+            idle: () => {
+              this.tunnels.delete(socket)
+              app.log(routerLogLine(record, 'H15'))
+              socket.destroy()
+            },
+          })
       }
       upstream.pipe(socket)
     }

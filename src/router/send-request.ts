@@ -105,6 +105,12 @@ export function sendRequest(headers: string[], pool: UpstreamPool, parts: Attemp
     attempt.settle('done', 'H27')
     if (owned) connection.destroy()
   })
+  // The answer stalled midway (the dyno silent, or the client not reading): both connections are cut.
+  exchange.onIdle(() => {
+    if (!attempt.settled) attempt.settle('done', 'H15')
+    exchange.destroy()
+    if (owned) connection.destroy()
+  })
   return attempt.done
 }
 

@@ -673,6 +673,57 @@ describe('the router (real HTTP on loopback)', () => {
     expect(chunks.join('')).toBe('data: first\n\ndata: last\n\n')
   })
 
+  it('cuts an answer on which no byte moves for the idle window (H15): a dyno gone quiet midway, or a client that reads nothing', async () => {
+    // A dyno that streams a piece every 20 ms for 0.5 s is never idle; one that stops after its first piece is.
+    let quietClosed!: () => void
+    const quietGone = new Promise<void>((resolve) => (quietClosed = resolve))
+    const {port: streamPort} = await dyno((req, res) => {
+      res.writeHead(200, {'content-type': 'text/plain'})
+      res.write('first\n')
+      if (req.url === '/quiet') return void res.on('close', quietClosed)
+      let sent = 1
+      const ticker = setInterval(() => {
+        if (++sent < 25) return void res.write('more\n')
+        clearInterval(ticker)
+        res.end('last\n')
+      }, 20)
+    })
+    const shop = app([new Backend('web.1', streamPort)])
+    const port = await router({shop: shop.routed}, {idleConnectionMs: 300})
+    const streamed = await get(port, 'shop', '/streaming')
+    expect(streamed.body).toBe(`first\n${'more\n'.repeat(23)}last\n`)
+    expect(shop.lines[0]).toMatch(/^at=info method=GET path="\/streaming" .* status=200 /)
+
+    const quiet = await rawExchange(port, 'GET /quiet HTTP/1.1\r\nHost: shop\r\n\r\n')
+    expect(quiet).toMatch(/^HTTP\/1\.1 200 OK\r\n[^]*\r\n\r\n6\r\nfirst\n\r\n$/)
+    await quietGone
+    expect(shop.lines[1]).toMatch(/^at=error code=H15 desc="Idle connection" method=GET path="\/quiet" .* dyno=web\.1 .* status=200 bytes=6 protocol=http$/)
+
+    // A client that reads nothing of a big answer: the dyno is held paused, then both are let go.
+    let bigClosed!: (written: number) => void
+    const bigGone = new Promise<number>((resolve) => (bigClosed = resolve))
+    const piece = Buffer.alloc(1024 * 1024, 'x')
+    const {port: bigPort} = await dyno((_req, res) => {
+      let written = 0
+      res.on('close', () => bigClosed(written))
+      const pour = () => {
+        while (written < 512 && !res.destroyed) if (!res.write(piece, () => {}) || ++written < 0) return void res.once('drain', pour)
+      }
+      pour()
+    })
+    const big = app([new Backend('web.1', bigPort)])
+    const bigRouter = await router({big: big.routed}, {idleConnectionMs: 300})
+    const reader = connect(bigRouter, '127.0.0.1')
+    reader.on('error', () => {})
+    reader.pause()
+    reader.write('GET /big HTTP/1.1\r\nHost: big\r\n\r\n')
+    // Far less than the 512 MiB it would have sent: it stopped when nobody read.
+    expect(await bigGone).toBeLessThan(512)
+    reader.destroy()
+    expect(big.lines).toHaveLength(1)
+    expect(big.lines[0]).toMatch(/^at=error code=H15 desc="Idle connection" method=GET path="\/big" .* status=200 /)
+  })
+
   it('passes a large answer of known length through whole, for a request with a body and without', async () => {
     const big = Buffer.alloc(1024 * 1024, 'x')
     const {port: bigPort} = await dyno((req, res) => {
@@ -819,6 +870,40 @@ describe('the router (real HTTP on loopback)', () => {
     await web.drain(Date.now() + 200)
     await closed
     expect(web.idle).toBe(true)
+  })
+
+  it('closes a WebSocket on which neither side has sent anything for the idle window (H15), and keeps one in use', async () => {
+    const {server, port: wsPort} = await dyno((_req, res) => res.end())
+    server.on('upgrade', (_req: IncomingMessage, socket: Socket) => {
+      socket.write('HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n')
+      socket.on('data', (chunk: Buffer) => socket.write(chunk))
+      socket.on('error', () => {})
+      socket.on('end', () => socket.end())
+    })
+    const shop = app([new Backend('web.1', wsPort)])
+    const port = await router({shop: shop.routed}, {idleConnectionMs: 300})
+    const socket = await new Promise<Socket>((resolve, reject) => {
+      request({host: '127.0.0.1', port, headers: {host: 'shop', connection: 'Upgrade', upgrade: 'websocket'}})
+        .on('upgrade', (_res: IncomingMessage, upgraded: Socket) => resolve(upgraded))
+        .on('error', reject)
+        .end()
+    })
+    let closed = false
+    const gone = new Promise<void>((resolve) => socket.once('close', () => resolve()))
+    void gone.then(() => (closed = true))
+    let echoes = 0
+    socket.on('data', () => echoes++)
+    // Pings every 20 ms for 0.6 s, twice the window: the tunnel stays.
+    for (let ping = 0; ping < 30; ping++) {
+      socket.write('ping')
+      await new Promise((resolve) => setTimeout(resolve, 20))
+    }
+    expect(closed).toBe(false)
+    expect(echoes).toBeGreaterThan(0)
+    await gone
+    expect(shop.lines).toHaveLength(2)
+    expect(shop.lines[0]).toMatch(/^at=info .* status=101 /)
+    expect(shop.lines[1]).toMatch(/^at=error code=H15 desc="Idle connection" method=GET path="\/" .* status=101 /)
   })
 
   it('drains a dyno: waits for its requests in flight, then resolves', async () => {
