@@ -5,8 +5,8 @@ import type {ClientExchange} from './client-exchange.js'
 import type {RouterCode} from './router-errors.js'
 import {routerLogLine, type RoutedRequest} from './router-log-line.js'
 
-/** How one try at a dyno ended: refused or reset (nothing reached it; try again), or done. */
-export type Outcome = 'refused' | 'reset' | 'done'
+/** How one try at a dyno ended: refused, not accepted in time, or reset (nothing reached it; try again), or done. */
+export type Outcome = 'refused' | 'timed-out' | 'reset' | 'done'
 
 /** What a try needs from the router. */
 export interface AttemptParts {

@@ -12,6 +12,8 @@ export interface ClientHandlers {
   upgrade(request: RequestHead, socket: Socket, head: Buffer): void
   /** Every answer from now on closes its connection. */
   closing(): boolean
+  /** A fault of the router's own while reading a request (the client gets a 503 and the connection closes). */
+  failed(error: unknown): void
 }
 
 /** The timeouts a connection keeps (checked by the router's sweep, not a timer per request). */
@@ -166,8 +168,9 @@ export class ClientConnection implements ExchangeConnection {
     try {
       step()
     } catch (error) {
-      if (!(error instanceof MalformedRequest)) throw error
-      this.refuse(error.status)
+      if (error instanceof MalformedRequest) return this.refuse(error.status)
+      this.handlers.failed(error)
+      this.refuse(503)
     }
   }
 

@@ -10,17 +10,21 @@ export const ROUTER_ERRORS = {
   H15: {desc: 'Idle connection', level: 'error'},
   H17: {desc: 'Poorly formatted HTTP response', level: 'error'},
   H18: {desc: 'Server Request Interrupted', level: 'error'},
-  H19: {desc: 'Backend connection refused', level: 'error'},
+  H19: {desc: 'Backend connection timeout', level: 'error'},
   H20: {desc: 'App boot timeout', level: 'error'},
+  H21: {desc: 'Backend connection refused', level: 'error'},
   H27: {desc: 'Client Request Interrupted', level: 'info'},
   H28: {desc: 'Client Connection Idle', level: 'error'},
   H80: {desc: 'Maintenance mode', level: 'info'},
+  H99: {desc: 'Platform error', level: 'error'},
 } as const
 
 export type RouterCode = keyof typeof ROUTER_ERRORS
 
 const DEFAULT_ERROR_PAGE = page('Application error', 'An error occurred in the application and your page could not be served. Please try again in a few moments.')
 const DEFAULT_MAINTENANCE_PAGE = page('Offline for maintenance', 'This application is undergoing maintenance right now. Please check back later.')
+/** What a client gets when the router itself failed on its request (H99): the plain page, no app's own (reading it may be the fault). */
+export const PLATFORM_ERROR_PAGE = DEFAULT_ERROR_PAGE
 /** What a Host no app answers to gets: nothing about the host or its apps. */
 export const NO_SUCH_APP_PAGE = page('No such app', 'There is no app configured at that hostname.')
 

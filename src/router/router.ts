@@ -9,7 +9,7 @@ import {IdleWatch} from './idle-watch.js'
 import type {RequestHead} from './request-reader.js'
 import {sendRequest} from './send-request.js'
 import {forwardedHeaders, peerAddress, requestIdOf, type ClientSide} from './forwarded-headers.js'
-import {errorPage, NO_SUCH_APP_PAGE, type RouterCode} from './router-errors.js'
+import {errorPage, NO_SUCH_APP_PAGE, PLATFORM_ERROR_PAGE, type RouterCode} from './router-errors.js'
 import {routerLogLine, type RoutedRequest} from './router-log-line.js'
 import {UpstreamPool} from './upstream-pool.js'
 
@@ -27,6 +27,13 @@ export interface RoutedApp {
   balancer: Balancer
   /** One router line into the app's log stream. */
   log(line: string): void
+}
+
+/** A request as it arrives: the app its Host names (none for an unknown Host), who sent it, and its log record so far. */
+interface Arrival {
+  app: RoutedApp | undefined
+  client: ClientSide
+  record: RoutedRequest
 }
 
 /** Which app a Host header names; undefined for a Host no app answers to. */
@@ -103,6 +110,7 @@ export class Router {
 
   private readonly connectTimeoutMs: number
   private readonly clientIdleMs: number
+  private readonly onError: (error: unknown) => void
 
   constructor(
     private readonly table: RouteTable,
@@ -113,10 +121,21 @@ export class Router {
       headersTimeoutMs = HEADERS_TIMEOUT_MS,
       keepAliveMs = KEEP_ALIVE_MS,
       idleConnectionMs = IDLE_CONNECTION_MS,
-    }: {ready?: Promise<void>; connectTimeoutMs?: number; clientIdleMs?: number; headersTimeoutMs?: number; keepAliveMs?: number; idleConnectionMs?: number} = {},
+      onError = reportError,
+    }: {
+      ready?: Promise<void>
+      connectTimeoutMs?: number
+      clientIdleMs?: number
+      headersTimeoutMs?: number
+      keepAliveMs?: number
+      idleConnectionMs?: number
+      /** A fault of the router's own while it served a request (the client got H99). */
+      onError?: (error: unknown) => void
+    } = {},
   ) {
     this.connectTimeoutMs = connectTimeoutMs
     this.clientIdleMs = clientIdleMs
+    this.onError = onError
     this.upstream = new UpstreamPool(IDLE_UPSTREAM_MS, connectTimeoutMs)
     const settled = () => {
       this.ready = undefined
@@ -129,6 +148,7 @@ export class Router {
       request: (exchange) => void this.handle(exchange),
       upgrade: (request, socket, head) => void this.tunnel(request, socket, head),
       closing: () => this.draining,
+      failed: (error) => this.onError(error),
     }
     // Requests are read from raw sockets (RequestReader), not by node:http: its request and
     // response objects cost more CPU per request than all of the router's own work.
@@ -212,9 +232,32 @@ export class Router {
     this.upstream.destroy()
   }
 
+  /** One request: routed, or answered for the app; a fault of the router's own is H99, never the end of the process. */
   private async handle(exchange: ClientExchange): Promise<void> {
-    if (this.ready) await this.ready
-    const {app, client, record} = this.arrival(exchange.request, exchange.socket)
+    let arrived: Arrival | undefined
+    try {
+      if (this.ready) await this.ready
+      arrived = this.arrival(exchange.request, exchange.socket)
+      await this.route(exchange, arrived)
+    } catch (error) {
+      this.platformError(error, arrived, () => send(exchange, 503, PLATFORM_ERROR_PAGE))
+    }
+  }
+
+  /** A fault of the router's own: reported, the client answered by `answer` (it returns the body's size, if any), the app's log told H99. */
+  private platformError(error: unknown, arrived: Arrival | undefined, answer: () => number | void): void {
+    try {
+      this.onError(error)
+      const bytes = answer()
+      if (arrived?.app === undefined) return
+      Object.assign(arrived.record, {status: 503, bytes: bytes ?? 0, serviceMs: Date.now() - arrived.client.startedAt})
+      arrived.app.log(routerLogLine(arrived.record, 'H99'))
+    } catch {
+      // The report itself failed (the app's log is the fault): nothing more can be told.
+    }
+  }
+
+  private async route(exchange: ClientExchange, {app, client, record}: Arrival): Promise<void> {
     const startedAt = client.startedAt
     if (app === undefined) {
       send(exchange, 404, NO_SUCH_APP_PAGE)
@@ -223,6 +266,8 @@ export class Router {
     if (app.maintenance()) return this.answer(app, exchange, record, 'H80')
     // Made only when a dyno refuses: most requests go to the first one picked.
     let tried: Set<Backend> | undefined
+    /** Some dyno did not accept in time (H19 when none is left), rather than refusing (H21). */
+    let timedOut = false
     let resets = 0
     for (;;) {
       let backend = app.balancer.pick(app.backends(), tried ?? NONE_TRIED)
@@ -233,14 +278,16 @@ export class Router {
       }
       if (backend === undefined) {
         const why = app.whyNoBackend()
-        const code: RouterCode = tried !== undefined ? 'H19' : why === 'crashed' ? 'H10' : why === 'starting' ? 'H20' : 'H14'
+        const code: RouterCode = tried !== undefined ? (timedOut ? 'H19' : 'H21') : why === 'crashed' ? 'H10' : why === 'starting' ? 'H20' : 'H14'
         record.serviceMs = Date.now() - startedAt
         return this.answer(app, exchange, record, code)
       }
       const parts = {backend, exchange, record, clientIdleMs: this.clientIdleMs, firstByteTimeoutMs: app.firstByteTimeoutMs(), answer: (code: RouterCode) => this.answer(app, exchange, record, code), log: (line: string) => app.log(line)}
       const outcome = await sendRequest(forwardedHeaders(exchange.request, client), this.upstream, parts)
-      if (outcome === 'refused') (tried ??= new Set()).add(backend)
-      else if (outcome === 'reset') {
+      if (outcome === 'refused' || outcome === 'timed-out') {
+        ;(tried ??= new Set()).add(backend)
+        timedOut ||= outcome === 'timed-out'
+      } else if (outcome === 'reset') {
         // Once only: a dyno that keeps closing connections without answering gets H13.
         if (resets++ > 0) return this.answer(app, exchange, record, 'H13')
       } else return
@@ -248,7 +295,7 @@ export class Router {
   }
 
   /** A request as it arrives: the app its Host names, who sent it, and its log record so far. */
-  private arrival(request: RequestHead, socket: Socket): {app: RoutedApp | undefined; client: ClientSide; record: RoutedRequest} {
+  private arrival(request: RequestHead, socket: Socket): Arrival {
     const host = hostOf(request.host)
     const client: ClientSide = {requestId: requestIdOf(request), clientIp: peerAddress(socket.remoteAddress), port: this.port, startedAt: Date.now()}
     const record: RoutedRequest = {method: request.method, path: request.target, host, requestId: client.requestId, fwd: client.clientIp, dyno: undefined, connectMs: 0, serviceMs: 0, status: 0, bytes: 0}
@@ -278,8 +325,21 @@ export class Router {
   /** A WebSocket (or other upgrade): a byte tunnel to a dyno once it answers the handshake. */
   private async tunnel(request: RequestHead, socket: Socket, head: Buffer): Promise<void> {
     socket.on('error', () => {})
-    if (this.ready) await this.ready
-    const {app, client, record} = this.arrival(request, socket)
+    let arrived: Arrival | undefined
+    try {
+      if (this.ready) await this.ready
+      arrived = this.arrival(request, socket)
+      await this.openTunnel(request, socket, head, arrived)
+    } catch (error) {
+      // Once a dyno has the handshake, what it has seen is unknown: the connection is cut.
+      this.platformError(error, arrived, () => {
+        if (!socket.destroyed && !this.tunnels.has(socket)) return refuse(socket, 503, PLATFORM_ERROR_PAGE)
+        socket.destroy()
+      })
+    }
+  }
+
+  private async openTunnel(request: RequestHead, socket: Socket, head: Buffer, {app, client, record}: Arrival): Promise<void> {
     const startedAt = client.startedAt
     if (app === undefined) {
       refuse(socket, 404, NO_SUCH_APP_PAGE)
@@ -292,16 +352,18 @@ export class Router {
     }
     if (app.maintenance()) return fail('H80')
     const tried = new Set<Backend>()
+    let timedOut = false
     for (;;) {
       const backend = app.balancer.pick(app.backends(), tried)
-      if (backend === undefined) return fail(tried.size > 0 ? 'H19' : app.whyNoBackend() === 'crashed' ? 'H10' : 'H14')
+      if (backend === undefined) return fail(tried.size > 0 ? (timedOut ? 'H19' : 'H21') : app.whyNoBackend() === 'crashed' ? 'H10' : 'H14')
       record.dyno = backend.name
       // Counted on the dyno while connecting, so a drain that starts meanwhile waits for it.
       backend.begin()
       const upstream = await connectTo(backend, this.connectTimeoutMs)
-      if (upstream === undefined) {
+      if (typeof upstream === 'string') {
         backend.end()
         tried.add(backend)
+        timedOut ||= upstream === 'timed-out'
         continue
       }
       if (socket.destroyed) {
@@ -390,6 +452,11 @@ export class Router {
   }
 }
 
+/** Where a fault of the router's own goes by default: stderr, where the agent's own errors go. */
+function reportError(error: unknown): void {
+  process.stderr.write(`router: internal error (the client got H99): ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`)
+}
+
 /** The Host header without its port, lower-cased (`Shop.Example.com:8080` → `shop.example.com`). */
 function hostOf(given: string | undefined): string {
   const host = (given ?? '').toLowerCase()
@@ -418,19 +485,19 @@ function refuse(socket: Socket, status: number, body: string): number {
   return bytes
 }
 
-/** A TCP connection to the dyno, or undefined if it refuses or does not accept within `timeoutMs`. */
-function connectTo(backend: Backend, timeoutMs: number): Promise<Socket | undefined> {
+/** A TCP connection to the dyno, or why there is none: it refused (or failed), or did not accept within `timeoutMs`. */
+function connectTo(backend: Backend, timeoutMs: number): Promise<Socket | 'refused' | 'timed-out'> {
   return new Promise((resolve) => {
     const upstream = connect({host: backend.host, port: backend.port, noDelay: true, timeout: timeoutMs})
     upstream.once('timeout', () => {
       upstream.destroy()
-      resolve(undefined)
+      resolve('timed-out')
     })
     upstream.once('connect', () => {
       upstream.setTimeout(0)
       upstream.removeAllListeners('error')
       resolve(upstream)
     })
-    upstream.once('error', () => resolve(undefined))
+    upstream.once('error', () => resolve('refused'))
   })
 }

@@ -92,7 +92,8 @@ export function sendRequest(headers: string[], pool: UpstreamPool, parts: Attemp
       if (reader.close() || attempt.settled) return
       if (attempt.responded) return attempt.settle('done', 'H18')
       // Refused, or not accepted in time: nothing reached the dyno, so any request may go elsewhere.
-      if (!connection.connected && (error?.code === 'ECONNREFUSED' || error?.code === 'ETIMEDOUT')) return attempt.settle('refused')
+      if (!connection.connected && error?.code === 'ECONNREFUSED') return attempt.settle('refused')
+      if (!connection.connected && error?.code === 'ETIMEDOUT') return attempt.settle('timed-out')
       // A kept-alive connection the dyno closed just as the request went: one safe to send twice is,
       // unless it has a body, which may be partly read from the client already.
       if (!withBody && connection.reused && !reader.started && RETRY_SAFE.has(method)) return attempt.settle('reset')

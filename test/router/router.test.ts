@@ -189,11 +189,11 @@ describe('the router (real HTTP on loopback)', () => {
       expect(JSON.parse(answer.body)).toMatchObject({dyno: 'web.2', body: `body ${i}`})
     }
     expect(shop.lines.every((line) => line.includes('dyno=web.2') && line.includes('status=200'))).toBe(true)
-    // None left: H19, a 503.
+    // None left: H21, a 503.
     const none = app([dead])
     const port2 = await router({shop: none.routed})
     expect((await get(port2, 'shop')).status).toBe(503)
-    expect(none.lines[0]).toMatch(/^at=error code=H19 desc="Backend connection refused" method=GET/)
+    expect(none.lines[0]).toMatch(/^at=error code=H21 desc="Backend connection refused" method=GET/)
   })
 
   it('gives up on a dyno that does not accept the connection in time, and tries another', async () => {
@@ -215,7 +215,7 @@ describe('the router (real HTTP on loopback)', () => {
     const none = app([new Backend('web.1', stuckPort)])
     const port2 = await router({shop: none.routed}, options)
     expect((await get(port2, 'shop', '/', {}, 'a body')).status).toBe(503)
-    expect(none.lines[0]).toMatch(/^at=error code=H19 .* method=POST .*dyno=web\.1 /)
+    expect(none.lines[0]).toMatch(/^at=error code=H19 desc="Backend connection timeout" method=POST .*dyno=web\.1 /)
     expect(await rawExchange(port2, 'GET /ws HTTP/1.1\r\nHost: shop\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n')).toMatch(/^HTTP\/1\.1 503 /)
     expect(none.lines[1]).toMatch(/^at=error code=H19 /)
   })
@@ -345,6 +345,32 @@ describe('the router (real HTTP on loopback)', () => {
     const h80 = await get(port, 'maintenance')
     expect([h80.status, h80.body, h80.headers['retry-after']]).toEqual([503, '<p>back soon</p>', '60'])
     expect(maintenance.lines[0]).toMatch(/^at=info code=H80 desc="Maintenance mode"/)
+  })
+
+  it('answers a request it fails on itself with a 503 (H99), reports the fault, and goes on serving', async () => {
+    const faults: string[] = []
+    const shop = app([await echoDyno('web.1')])
+    const broken = app([await echoDyno('web.1')], {
+      maintenance: () => {
+        throw new Error('the maintenance flag cannot be read')
+      },
+    })
+    const apps: Record<string, RoutedApp> = {shop: shop.routed, broken: broken.routed}
+    Object.defineProperty(apps, 'lost', {
+      get() {
+        throw new Error('the route table is gone')
+      },
+    })
+    const port = await router(apps, {onError: (error) => faults.push((error as Error).message)})
+    const h99 = await get(port, 'broken', '/a')
+    expect([h99.status, h99.body]).toEqual([503, expect.stringContaining('Application error')])
+    expect(broken.lines).toEqual([expect.stringMatching(/^at=error code=H99 desc="Platform error" method=GET path="\/a" host=broken .* status=503 bytes=\d+ protocol=http$/)])
+    expect((await get(port, 'lost')).status).toBe(503)
+    expect(await rawExchange(port, 'GET /ws HTTP/1.1\r\nHost: broken\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n')).toMatch(/^HTTP\/1\.1 503 /)
+    expect(broken.lines[1]).toMatch(/^at=error code=H99 /)
+    expect(faults).toEqual(['the maintenance flag cannot be read', 'the route table is gone', 'the maintenance flag cannot be read'])
+    // The same router still serves every other request.
+    expect(JSON.parse((await get(port, 'shop')).body).dyno).toBe('web.1')
   })
 
   it('keeps connections to a dyno open between requests, and reads every framing a dyno may answer with', async () => {
