@@ -48,8 +48,7 @@ export class ClientExchange {
   private chunked = false
   /** An answer to HEAD, or a 204 or 304: whatever body bytes come are not sent. */
   private bodiless = false
-  private closeListener?: () => void
-  private idleListener?: () => void
+  private abortListener?: (idle: boolean) => void
   /** Made once an answer has been under way through a sweep. */
   private idleWatch?: IdleWatch
   private continued = false
@@ -147,17 +146,14 @@ export class ClientExchange {
     this.socket.destroy()
   }
 
-  /** Once when the client's connection closes before the answer is all written out. */
-  onClose(listener: () => void): void {
-    this.closeListener = listener
-  }
-
   /**
-   * Once when the answer, under way, has moved no byte to the client for the idle window (the
-   * dyno sends nothing, or the client reads nothing); without a listener the connection is cut.
+   * Once when the answer cannot be finished: the client's connection closed before it was all
+   * written out (`idle` false), or, under way, it has moved no byte to the client for the idle
+   * window (`idle` true: the dyno sends nothing, or the client reads nothing). Without a
+   * listener, an idle answer's connection is cut.
    */
-  onIdle(listener: () => void): void {
-    this.idleListener = listener
+  onAbort(listener: (idle: boolean) => void): void {
+    this.abortListener = listener
   }
 
   /** Called by the connection's sweep (`now` on its clock): an answer idle for `idleMs` ends. */
@@ -165,9 +161,9 @@ export class ClientExchange {
     if (!this.headersSent || this.finished) return
     // Counts what is queued for the client too: a client that reads nothing holds the dyno paused, and the count still.
     if ((this.idleWatch ??= new IdleWatch()).idleFor(this.socket.bytesWritten, now) < idleMs) return
-    const listener = this.idleListener
-    this.idleListener = undefined
-    if (listener !== undefined) listener()
+    const listener = this.abortListener
+    this.abortListener = undefined
+    if (listener !== undefined) listener(true)
     else this.destroy()
   }
 
@@ -179,9 +175,9 @@ export class ClientExchange {
   /** The connection closed: the client is told nothing more. */
   closed(): void {
     if (this.finished) return
-    const listener = this.closeListener
-    this.closeListener = undefined
-    listener?.()
+    const listener = this.abortListener
+    this.abortListener = undefined
+    listener?.(false)
   }
 
   /** Writes the head if it is still held, then `prefix`, `chunk` and `suffix`, in one write when small. */

@@ -100,16 +100,12 @@ export function sendRequest(headers: string[], pool: UpstreamPool, parts: Attemp
       attempt.settle('done', 'H13')
     },
   })
-  // The client went away first: the dyno's request is dropped too.
-  exchange.onClose(() => {
-    if (attempt.settled) return
-    attempt.settle('done', 'H27')
-    if (owned) connection.destroy()
-  })
-  // The answer stalled midway (the dyno silent, or the client not reading): both connections are cut.
-  exchange.onIdle(() => {
-    if (!attempt.settled) attempt.settle('done', 'H15')
-    exchange.destroy()
+  // The client went away first (H27), or the answer stalled midway (H15: the dyno silent, or the
+  // client not reading, both connections are cut): the dyno's request is dropped.
+  exchange.onAbort((idle) => {
+    if (attempt.settled && !idle) return
+    if (!attempt.settled) attempt.settle('done', idle ? 'H15' : 'H27')
+    if (idle) exchange.destroy()
     if (owned) connection.destroy()
   })
   return attempt.done
