@@ -13,6 +13,8 @@ export class Backend {
 
   /** `http://host:port`: how connections to it are pooled; made when the address changes, not per request. */
   origin = ''
+  /** `host:port` as a Host header names it (what an HTTP/1.0 request without one is given). */
+  authority = ''
   private address = ''
 
   constructor(
@@ -31,7 +33,8 @@ export class Backend {
 
   set host(host: string) {
     this.address = host
-    this.origin = `http://${host.includes(':') ? `[${host}]` : host}:${this.port}`
+    this.authority = `${host.includes(':') ? `[${host}]` : host}:${this.port}`
+    this.origin = `http://${this.authority}`
   }
 
   begin(): void {

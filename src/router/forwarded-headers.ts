@@ -33,12 +33,14 @@ export interface ClientSide {
 }
 
 /**
- * The request headers for the dyno, as a flat [name, value, …] list in the client's order and
- * spelling: hop-by-hop headers (and those the Connection header names) removed, X-Forwarded-For
- * appended to, and the router's own headers set. `upgrade` keeps Connection and Upgrade (a
- * WebSocket handshake needs them).
+ * The request's head for the dyno, request line to empty line, as latin1 text: the headers in the
+ * client's order and spelling, hop-by-hop ones (and those the Connection header names) removed,
+ * X-Forwarded-For appended to, the router's own headers set, and a Host (`fallbackHost`) for an
+ * HTTP/1.0 request without one. `upgrade` keeps Connection and Upgrade (a WebSocket handshake
+ * needs them). The request reader has already refused anything in the method, target and headers
+ * that could break the framing, and gives their bytes as latin1, so they reach the dyno unchanged.
  */
-export function forwardedHeaders(request: RequestHead, client: ClientSide, {upgrade = false} = {}): string[] {
+export function forwardedHead(request: RequestHead, client: ClientSide, fallbackHost: string, {upgrade = false} = {}): string {
   const connection = request.connection
   // Most requests carry no Connection header, or one that names only hop-by-hop headers.
   const named = connection === undefined || connection === 'keep-alive' ? NAMES_NOTHING : new Set(
@@ -48,7 +50,7 @@ export function forwardedHeaders(request: RequestHead, client: ClientSide, {upgr
       .map((token) => withoutOws(token))
       .filter((token) => token !== '' && !NEVER_NAMED.has(token) && !(upgrade && token === 'upgrade')),
   )
-  const out: string[] = []
+  let head = `${request.method} ${request.target} HTTP/1.1\r\n`
   let forwardedFor: string | undefined
   let via: string | undefined
   const raw = request.headers
@@ -63,23 +65,22 @@ export function forwardedHeaders(request: RequestHead, client: ClientSide, {upgr
     if (lower === 'via') via = via === undefined ? value : `${via}, ${value}`
     if (ROUTER_SET.has(lower) || named.has(lower)) continue
     if (HOP_BY_HOP.has(lower) && !(upgrade && (lower === 'connection' || lower === 'upgrade'))) continue
-    out.push(name, value)
+    head += `${name}: ${value}\r\n`
   }
+  // HTTP/1.0 clients may send no Host; a dyno's HTTP/1.1 server needs one.
+  if (request.host === undefined) head += `Host: ${fallbackHost}\r\n`
   // A body of unknown length goes on chunked whatever the method (sendRequest encodes it by this
   // header): written raw, a GET's body would be read by the dyno as a second request. The client's
   // codings are kept (`gzip, chunked`): the request reader undoes only the last, chunked, which the
   // router does again.
-  if (request.transferEncoding !== undefined) out.push('Transfer-Encoding', request.transferEncoding)
+  if (request.transferEncoding !== undefined) head += `Transfer-Encoding: ${request.transferEncoding}\r\n`
   const version = request.http11 ? '1.1' : '1.0'
-  out.push(
-    'X-Request-Id', client.requestId,
-    'X-Forwarded-For', forwardedFor === undefined ? client.clientIp : `${forwardedFor}, ${client.clientIp}`,
-    'X-Forwarded-Proto', 'http',
-    'X-Forwarded-Port', String(client.port),
-    'X-Request-Start', `t=${client.startedAt}`,
-    'Via', via === undefined ? `${version} dev-router` : `${via}, ${version} dev-router`,
+  return (
+    `${head}X-Request-Id: ${client.requestId}\r\n` +
+    `X-Forwarded-For: ${forwardedFor === undefined ? client.clientIp : `${forwardedFor}, ${client.clientIp}`}\r\n` +
+    `X-Forwarded-Proto: http\r\nX-Forwarded-Port: ${client.port}\r\nX-Request-Start: t=${client.startedAt}\r\n` +
+    `Via: ${via === undefined ? `${version} dev-router` : `${via}, ${version} dev-router`}\r\n\r\n`
   )
-  return out
 }
 
 /** A dyno's response headers for the client: hop-by-hop headers removed, the rest as they came. */

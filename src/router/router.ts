@@ -8,7 +8,7 @@ import type {ClientExchange} from './client-exchange.js'
 import {IdleWatch} from './idle-watch.js'
 import type {RequestHead} from './request-reader.js'
 import {sendRequest} from './send-request.js'
-import {forwardedHeaders, peerAddress, requestIdOf, type ClientSide} from './forwarded-headers.js'
+import {forwardedHead, peerAddress, requestIdOf, type ClientSide} from './forwarded-headers.js'
 import {errorPage, NO_SUCH_APP_PAGE, PLATFORM_ERROR_PAGE, type RouterCode} from './router-errors.js'
 import {routerLogLine, type RoutedRequest} from './router-log-line.js'
 import {UpstreamPool} from './upstream-pool.js'
@@ -283,7 +283,7 @@ export class Router {
         return this.answer(app, exchange, record, code)
       }
       const parts = {backend, exchange, record, clientIdleMs: this.clientIdleMs, firstByteTimeoutMs: app.firstByteTimeoutMs(), answer: (code: RouterCode) => this.answer(app, exchange, record, code), log: (line: string) => app.log(line)}
-      const outcome = await sendRequest(forwardedHeaders(exchange.request, client), this.upstream, parts)
+      const outcome = await sendRequest(forwardedHead(exchange.request, client, backend.authority), this.upstream, parts)
       if (outcome === 'refused' || outcome === 'timed-out') {
         ;(tried ??= new Set()).add(backend)
         timedOut ||= outcome === 'timed-out'
@@ -376,7 +376,7 @@ export class Router {
       socket.once('close', () => this.tunnels.delete(socket))
       backend.addTunnel(socket)
       backend.end()
-      this.handshake(app, socket, upstream, request, client, head, record)
+      this.handshake(app, socket, upstream, backend, request, client, head, record)
       return
     }
   }
@@ -386,12 +386,8 @@ export class Router {
    * other answer is passed back and the connection ends with it, so nothing the client sends later
    * reaches the dyno unrouted. No answer within the request timeout is H12; none at all, H13.
    */
-  private handshake(app: RoutedApp, socket: Socket, upstream: Socket, request: RequestHead, client: ClientSide, head: Buffer, record: RoutedRequest): void {
-    const lines = [`${request.method} ${request.target} HTTP/1.1`]
-    const headers = forwardedHeaders(request, client, {upgrade: true})
-    for (let index = 0; index < headers.length; index += 2) lines.push(`${headers[index]}: ${headers[index + 1]}`)
-    // Header bytes are read as latin1 strings: written back as such, they reach the dyno unchanged.
-    upstream.write(`${lines.join('\r\n')}\r\n\r\n`, 'latin1')
+  private handshake(app: RoutedApp, socket: Socket, upstream: Socket, backend: Backend, request: RequestHead, client: ClientSide, head: Buffer, record: RoutedRequest): void {
+    upstream.write(forwardedHead(request, client, backend.authority, {upgrade: true}), 'latin1')
     /** Set once the router ends the client's connection itself (a page, or a passed-back answer). */
     let ending = false
     upstream.on('error', () => {

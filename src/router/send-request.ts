@@ -1,7 +1,6 @@
 import type {Socket} from 'node:net'
 
 import {Attempt, type AttemptParts, type Outcome} from './attempt.js'
-import type {Backend} from './backend.js'
 import type {ClientExchange} from './client-exchange.js'
 import {responseHeaders} from './forwarded-headers.js'
 import {MalformedResponse, ResponseReader} from './response-reader.js'
@@ -20,7 +19,7 @@ const RETRY_SAFE = new Set(['GET', 'HEAD', 'OPTIONS'])
  * once the dyno has accepted the connection, so a refused connection loses none of it and the
  * request can go to another dyno; the request timeout counts from the end of the upload.
  */
-export function sendRequest(headers: string[], pool: UpstreamPool, parts: AttemptParts): Promise<Outcome> {
+export function sendRequest(head: string, pool: UpstreamPool, parts: AttemptParts): Promise<Outcome> {
   const {backend, exchange, record} = parts
   const {method, hasBody: withBody} = exchange.request
   const connection = pool.take(backend)
@@ -55,7 +54,7 @@ export function sendRequest(headers: string[], pool: UpstreamPool, parts: Attemp
   })
   // A body's head waits for its first piece (upload uncorks), so a small request goes in one write.
   if (withBody) connection.socket.cork()
-  connection.socket.write(requestHead(method, exchange.request.target, headers, backend), 'latin1')
+  connection.socket.write(head, 'latin1')
   /** The upload went wrong (the client idle, the dyno not reading): the request ends, unless the dyno's answer is under way. */
   const giveUp = (code: 'H28' | 'H12') => {
     if (attempt.responded) return
@@ -192,22 +191,4 @@ function upload(exchange: ClientExchange, socket: Socket, asChunks: boolean, own
     clearTimeout(stallTimer)
     stopReading()
   }
-}
-
-/**
- * The request line and headers, as one string of latin1 text: the request reader has already
- * refused anything in the client's method, target and headers that could break the framing, and
- * gives their bytes as latin1, so they reach the dyno unchanged.
- */
-function requestHead(method: string, target: string, headers: string[], backend: Backend): string {
-  let head = `${method} ${target} HTTP/1.1\r\n`
-  let host = false
-  for (let index = 0; index < headers.length; index += 2) {
-    const name = headers[index]!
-    if (name.length === 4 && name.toLowerCase() === 'host') host = true
-    head += `${name}: ${headers[index + 1]}\r\n`
-  }
-  // HTTP/1.0 clients may send no Host; a dyno's HTTP/1.1 server needs one.
-  if (!host) head += `Host: ${backend.origin.slice('http://'.length)}\r\n`
-  return `${head}\r\n`
 }
