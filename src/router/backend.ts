@@ -37,6 +37,16 @@ export class Backend {
     this.origin = `http://${this.authority}`
   }
 
+  /**
+   * Until then (epoch ms; 0: not) new requests go to other dynos when there are any: it refused a
+   * connection, or did not accept one in time (see Balancer).
+   */
+  quarantinedUntil = 0
+
+  quarantine(ms: number): void {
+    this.quarantinedUntil = Date.now() + ms
+  }
+
   begin(): void {
     this.active++
   }

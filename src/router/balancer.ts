@@ -2,18 +2,33 @@ import type {Backend} from './backend.js'
 
 /**
  * Least outstanding requests, ties in turn: a slow dyno gets fewer new requests, and equal ones
- * share the load round robin. One per app, so each app's turn is its own.
+ * share the load round robin. A quarantined dyno (it just refused a connection, or did not accept
+ * one in time) is passed over while another can take the request, so one stuck dyno does not cost
+ * every other request a failed connection first. One per app, so each app's turn is its own.
  */
 export class Balancer {
   private turn = 0
 
   /** The backend to try next, skipping those in `tried`; undefined when none is left. */
   pick(backends: readonly Backend[], tried: ReadonlySet<Backend>): Backend | undefined {
+    // Most requests find no dyno quarantined, and read no clock.
+    let now = 0
+    for (const backend of backends) {
+      if (backend.quarantinedUntil === 0 || tried.has(backend)) continue
+      now ||= Date.now()
+      if (backend.quarantinedUntil <= now) backend.quarantinedUntil = 0
+    }
+    if (now === 0) return this.choose(backends, tried, false)
+    // Only quarantined ones left: one is tried all the same (a lone dyno back up is not kept waiting).
+    return this.choose(backends, tried, true) ?? this.choose(backends, tried, false)
+  }
+
+  private choose(backends: readonly Backend[], tried: ReadonlySet<Backend>, skipQuarantined: boolean): Backend | undefined {
     // Two passes without an array of the tied ones: this runs once per request.
     let least = Infinity
     let ties = 0
     for (const backend of backends) {
-      if (tried.has(backend)) continue
+      if (tried.has(backend) || (skipQuarantined && backend.quarantinedUntil !== 0)) continue
       if (backend.active < least) {
         least = backend.active
         ties = 1
@@ -21,7 +36,10 @@ export class Balancer {
     }
     if (ties === 0) return undefined
     let chosen = this.turn++ % ties
-    for (const backend of backends) if (!tried.has(backend) && backend.active === least && chosen-- === 0) return backend
+    for (const backend of backends) {
+      if (tried.has(backend) || (skipQuarantined && backend.quarantinedUntil !== 0)) continue
+      if (backend.active === least && chosen-- === 0) return backend
+    }
     return undefined
   }
 }

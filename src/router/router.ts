@@ -50,6 +50,9 @@ const MAX_HANDSHAKE_BYTES = 64 * 1024
 
 const NONE_TRIED: ReadonlySet<Backend> = new Set()
 
+/** A dyno that refused a connection, or did not accept one in time, is passed over this long while others can serve (Heroku's quarantine). */
+const QUARANTINE_MS = 5000
+
 /** How often a request for an app whose dynos are starting looks for one that is up. */
 const BOOT_POLL_MS = 100
 
@@ -111,6 +114,7 @@ export class Router {
   private readonly connectTimeoutMs: number
   private readonly clientIdleMs: number
   private readonly onError: (error: unknown) => void
+  private readonly quarantineMs: number
 
   constructor(
     private readonly table: RouteTable,
@@ -121,6 +125,7 @@ export class Router {
       headersTimeoutMs = HEADERS_TIMEOUT_MS,
       keepAliveMs = KEEP_ALIVE_MS,
       idleConnectionMs = IDLE_CONNECTION_MS,
+      quarantineMs = QUARANTINE_MS,
       onError = reportError,
     }: {
       ready?: Promise<void>
@@ -129,6 +134,7 @@ export class Router {
       headersTimeoutMs?: number
       keepAliveMs?: number
       idleConnectionMs?: number
+      quarantineMs?: number
       /** A fault of the router's own while it served a request (the client got H99). */
       onError?: (error: unknown) => void
     } = {},
@@ -136,6 +142,7 @@ export class Router {
     this.connectTimeoutMs = connectTimeoutMs
     this.clientIdleMs = clientIdleMs
     this.onError = onError
+    this.quarantineMs = quarantineMs
     this.upstream = new UpstreamPool(IDLE_UPSTREAM_MS, connectTimeoutMs)
     const settled = () => {
       this.ready = undefined
@@ -285,6 +292,7 @@ export class Router {
       const parts = {backend, exchange, record, clientIdleMs: this.clientIdleMs, firstByteTimeoutMs: app.firstByteTimeoutMs(), answer: (code: RouterCode) => this.answer(app, exchange, record, code), log: (line: string) => app.log(line)}
       const outcome = await sendRequest(forwardedHead(exchange.request, client, backend.authority), this.upstream, parts)
       if (outcome === 'refused' || outcome === 'timed-out') {
+        backend.quarantine(this.quarantineMs)
         ;(tried ??= new Set()).add(backend)
         timedOut ||= outcome === 'timed-out'
       } else if (outcome === 'reset') {
@@ -362,6 +370,7 @@ export class Router {
       const upstream = await connectTo(backend, this.connectTimeoutMs)
       if (typeof upstream === 'string') {
         backend.end()
+        backend.quarantine(this.quarantineMs)
         tried.add(backend)
         timedOut ||= upstream === 'timed-out'
         continue

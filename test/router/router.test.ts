@@ -196,6 +196,28 @@ describe('the router (real HTTP on loopback)', () => {
     expect(none.lines[0]).toMatch(/^at=error code=H21 desc="Backend connection refused" method=GET/)
   })
 
+  it('passes over a dyno that refused a connection for a while (quarantine), unless no other is left, and tries it again after', async () => {
+    const webOnePort = await freePort()
+    const shop = app([new Backend('web.1', webOnePort), await echoDyno('web.2')])
+    const alone = app([new Backend('web.1', webOnePort)])
+    const port = await router({shop: shop.routed, alone: alone.routed}, {quarantineMs: 2000})
+    // Each of the first two requests is given web.1 in its turn, or finds it quarantined: web.2 answers both.
+    for (let i = 0; i < 2; i++) expect(JSON.parse((await get(port, 'shop')).body).dyno).toBe('web.2')
+    expect((await get(port, 'alone')).status).toBe(503)
+    // web.1 is back on its port, but quarantined: where another dyno can answer, web.1 gets nothing yet…
+    const back = createServer((_req, res) => res.end(JSON.stringify({dyno: 'web.1'})))
+    await new Promise<void>((resolve) => back.listen(webOnePort, '127.0.0.1', resolve))
+    closers.push(() => new Promise((resolve) => back.close(() => resolve())))
+    for (let i = 0; i < 4; i++) expect(JSON.parse((await get(port, 'shop')).body).dyno).toBe('web.2')
+    // …where it is the only one, it is tried all the same.
+    expect(JSON.parse((await get(port, 'alone')).body).dyno).toBe('web.1')
+    // Once its quarantine is over, it takes its share again.
+    await new Promise((resolve) => setTimeout(resolve, 2100))
+    const answered = new Set<string>()
+    for (let i = 0; i < 4; i++) answered.add(JSON.parse((await get(port, 'shop')).body).dyno)
+    expect([...answered].sort()).toEqual(['web.1', 'web.2'])
+  })
+
   it('gives up on a dyno that does not accept the connection in time, and tries another', async () => {
     // A dyno whose listen backlog is full: a socket that never accepts (backlog 0), its one place taken.
     const stuck = spawn('perl', ['-MSocket', '-e', 'socket(S, PF_INET, SOCK_STREAM, 0) or die; bind(S, pack_sockaddr_in(0, INADDR_LOOPBACK)) or die; listen(S, 0) or die; $| = 1; print((unpack_sockaddr_in(getsockname(S)))[0], "\\n"); <STDIN>'], {stdio: ['pipe', 'pipe', 'inherit']})
