@@ -148,6 +148,7 @@ export class AppDynos {
     },
     maintenance: () => this.routing().maintenance,
     firstByteTimeoutMs: () => this.routing().request_timeout_seconds * 1000,
+    idleTimeoutMs: () => this.routing().idle_timeout_seconds * 1000,
     releaseDir: () => this.current?.dir,
     balancer: new Balancer(),
     log: (line) => this.log.append('router', undefined, line),

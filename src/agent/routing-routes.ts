@@ -7,13 +7,13 @@ import {RoutingChange, type RoutingStore} from './routing-store.js'
 const AddDomain = z.object({hostname: z.string().min(1).max(300)}).strict()
 
 /**
- * The router's side of an app: `GET`/`PATCH /apps/:app` (maintenance mode, request timeout) and
+ * The router's side of an app: `GET`/`PATCH /apps/:app` (maintenance mode, request and idle timeouts) and
  * `GET`/`POST /apps/:app/domains`, `DELETE /apps/:app/domains/:hostname`.
  */
 export function routingRoutes({routing, existing, logFor}: {routing: RoutingStore; existing: (app: string) => Promise<string>; logFor: (app: string) => LogSink}): Route[] {
   const info = (app: string) => {
-    const {domains, maintenance, request_timeout_seconds} = routing.get(app)
-    return {name: app, maintenance, request_timeout_seconds, domains: domains.map((domain) => domain.hostname)}
+    const {domains, maintenance, request_timeout_seconds, idle_timeout_seconds} = routing.get(app)
+    return {name: app, maintenance, request_timeout_seconds, idle_timeout_seconds, domains: domains.map((domain) => domain.hostname)}
   }
   return [
     ['GET', /^\/apps\/([^/]+)$/, async ({params}) => ({json: info(await existing(params[0]!))})],

@@ -13,6 +13,8 @@ const RoutingSchema = z.object({
   maintenance: z.boolean().default(false),
   /** No first byte from a dyno within this long: H12 (Heroku's fixed 30 s, made per app). */
   request_timeout_seconds: z.number().positive().max(3600).default(30),
+  /** An answer under way, or a WebSocket, on which no byte moves for this long is cut: H15 (Heroku's fixed 55 s, made per app). */
+  idle_timeout_seconds: z.number().int().positive().max(3600).default(55),
 })
 export type Routing = z.infer<typeof RoutingSchema>
 
@@ -21,7 +23,11 @@ const DEFAULT_ROUTING: Routing = Object.freeze(RoutingSchema.parse({}))
 
 /** What `PATCH /apps/:app` may change. */
 export const RoutingChange = z
-  .object({maintenance: z.boolean().optional(), request_timeout_seconds: z.number().positive().max(3600).optional()})
+  .object({
+    maintenance: z.boolean().optional(),
+    request_timeout_seconds: z.number().positive().max(3600).optional(),
+    idle_timeout_seconds: z.number().int().positive().max(3600).optional(),
+  })
   .strict()
 export type RoutingChange = z.infer<typeof RoutingChange>
 

@@ -19,6 +19,7 @@ export interface AppRouting {
   name: string
   maintenance: boolean
   request_timeout_seconds: number
+  idle_timeout_seconds: number
   domains: string[]
 }
 

@@ -16,6 +16,8 @@ export interface AttemptParts {
   /** The client's body pausing this long ends the request (H28). */
   clientIdleMs: number
   firstByteTimeoutMs: number
+  /** The answer moving no byte this long once under way ends the request (H15). */
+  idleTimeoutMs: number
   /** The router's own answer (an error page) with its log line. */
   answer: (code: RouterCode) => Promise<void>
   log: (line: string) => void

@@ -22,7 +22,10 @@ export interface ConnectionLimits {
   keepAliveMs: number
   /** A request's head (line and headers) must have all come within this long: else 408. */
   headersTimeoutMs: number
-  /** An answer under way that moves no byte for this long (the dyno sends nothing, or the client reads nothing) is cut: H15. */
+  /**
+   * An answer under way that moves no byte for this long (the dyno sends nothing, or the client
+   * reads nothing) is cut, H15: the router's own answers, and those of apps that say nothing else.
+   */
   idleConnectionMs: number
 }
 
@@ -61,6 +64,7 @@ export class ClientConnection implements ExchangeConnection {
   private heldPause = false
   private clientEnded = false
   readonly keepAliveSeconds: number
+  readonly idleConnectionMs: number
 
   constructor(
     readonly socket: Socket,
@@ -69,6 +73,7 @@ export class ClientConnection implements ExchangeConnection {
     private readonly gone: (connection: ClientConnection) => void,
   ) {
     this.keepAliveSeconds = Math.max(1, Math.floor(limits.keepAliveMs / 1000))
+    this.idleConnectionMs = limits.idleConnectionMs
     this.reader = new RequestReader({
       head: (request) => this.onHead(request),
       data: (chunk) => this.exchange?.body?.data(chunk),
@@ -133,7 +138,7 @@ export class ClientConnection implements ExchangeConnection {
       return
     }
     // Serving a request: its body's pauses are the upload's to time, its answer's the exchange's.
-    if (this.exchange !== undefined) return this.exchange.sweep(now, this.limits.idleConnectionMs)
+    if (this.exchange !== undefined) return this.exchange.sweep(now)
     if (this.seen !== this.served) {
       this.seen = this.served
       this.waitingSince = now

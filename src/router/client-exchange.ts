@@ -17,6 +17,8 @@ export interface ExchangeConnection {
   closing(): boolean
   /** The `Keep-Alive: timeout=N` an answer on a kept connection tells. */
   readonly keepAliveSeconds: number
+  /** How long an answer under way may move no byte, unless the app it went to says otherwise (`idleMs`). */
+  readonly idleConnectionMs: number
   /** Reads on: into the body of this request. */
   readBody(): void
   /** The answer is all written (or could not be): the connection goes on to the next request, or closes. */
@@ -49,6 +51,8 @@ export class ClientExchange {
   /** An answer to HEAD, or a 204 or 304: whatever body bytes come are not sent. */
   private bodiless = false
   private abortListener?: (idle: boolean) => void
+  /** The answer, under way, is cut after this long without a byte moving (the app's idle timeout, once routed). */
+  idleMs: number
   /** Made once an answer has been under way through a sweep. */
   private idleWatch?: IdleWatch
   private continued = false
@@ -59,6 +63,7 @@ export class ClientExchange {
   ) {
     this.complete = !request.hasBody
     this.keepAlive = request.keepAlive
+    this.idleMs = connection.idleConnectionMs
   }
 
   get socket(): Socket {
@@ -157,10 +162,10 @@ export class ClientExchange {
   }
 
   /** Called by the connection's sweep (`now` on its clock): an answer idle for `idleMs` ends. */
-  sweep(now: number, idleMs: number): void {
+  sweep(now: number): void {
     if (!this.headersSent || this.finished) return
     // Counts what is queued for the client too: a client that reads nothing holds the dyno paused, and the count still.
-    if ((this.idleWatch ??= new IdleWatch()).idleFor(this.socket.bytesWritten, now) < idleMs) return
+    if ((this.idleWatch ??= new IdleWatch()).idleFor(this.socket.bytesWritten, now) < this.idleMs) return
     const listener = this.abortListener
     this.abortListener = undefined
     if (listener !== undefined) listener(true)

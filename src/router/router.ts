@@ -22,6 +22,8 @@ export interface RoutedApp {
   maintenance(): boolean
   /** No first byte from the dyno within this long: H12. Also how long a request waits for a booting app (H20). */
   firstByteTimeoutMs(): number
+  /** An answer under way, or an open WebSocket, on which no byte moves for this long is cut: H15 (without it, the router's own window). */
+  idleTimeoutMs?(): number
   /** Where the app's `error.html` and `maintenance.html` would be (its current release). */
   releaseDir(): string | undefined
   balancer: Balancer
@@ -77,9 +79,9 @@ const KEEP_ALIVE_MS = 5000
 /**
  * An answer under way, or an open WebSocket, on which no byte moves for this long is cut (H15), as
  * Heroku's router does: a long-lived stream (SSE, a socket) stays open by sending something, a
- * comment or a ping, within it.
+ * comment or a ping, within it. Apps may set their own (RoutedApp.idleTimeoutMs).
  */
-const IDLE_CONNECTION_MS = 55_000
+const IDLE_TIMEOUT_MS = 55_000
 
 /** The most often the open client connections are checked against their timeouts. */
 const MAX_SWEEP_MS = 1000
@@ -101,7 +103,7 @@ export class Router {
   private sweeper?: NodeJS.Timeout
   private readonly handlers: ClientHandlers
   /** Open WebSocket tunnels (client side), with their idle watch once the dyno has switched protocols. */
-  private readonly tunnels = new Map<Socket, {watch: IdleWatch; idle: () => void} | undefined>()
+  private readonly tunnels = new Map<Socket, {watch: IdleWatch; idleMs: number; idle: () => void} | undefined>()
   private port = 0
 
   /** Until this settles (an agent restoring its apps after a restart), requests wait instead of finding no app. */
@@ -124,7 +126,7 @@ export class Router {
       clientIdleMs = CLIENT_IDLE_MS,
       headersTimeoutMs = HEADERS_TIMEOUT_MS,
       keepAliveMs = KEEP_ALIVE_MS,
-      idleConnectionMs = IDLE_CONNECTION_MS,
+      idleConnectionMs = IDLE_TIMEOUT_MS,
       quarantineMs = QUARANTINE_MS,
       onError = reportError,
     }: {
@@ -133,6 +135,7 @@ export class Router {
       clientIdleMs?: number
       headersTimeoutMs?: number
       keepAliveMs?: number
+      /** The idle window of the router's own answers, and the finest the sweep looks (apps' own windows are whole seconds). */
       idleConnectionMs?: number
       quarantineMs?: number
       /** A fault of the router's own while it served a request (the client got H99). */
@@ -191,7 +194,7 @@ export class Router {
       const now = Date.now()
       for (const connection of this.connections) connection.sweep(now)
       // A tunnel's bytes both ways, read off its client socket.
-      for (const [socket, open] of this.tunnels) if (open !== undefined && open.watch.idleFor(socket.bytesRead + socket.bytesWritten, now) >= idleConnectionMs) open.idle()
+      for (const [socket, open] of this.tunnels) if (open !== undefined && open.watch.idleFor(socket.bytesRead + socket.bytesWritten, now) >= open.idleMs) open.idle()
     }, everyMs).unref()
     return this.port
   }
@@ -289,7 +292,7 @@ export class Router {
         record.serviceMs = Date.now() - startedAt
         return this.answer(app, exchange, record, code)
       }
-      const parts = {backend, exchange, record, clientIdleMs: this.clientIdleMs, firstByteTimeoutMs: app.firstByteTimeoutMs(), answer: (code: RouterCode) => this.answer(app, exchange, record, code), log: (line: string) => app.log(line)}
+      const parts = {backend, exchange, record, clientIdleMs: this.clientIdleMs, firstByteTimeoutMs: app.firstByteTimeoutMs(), idleTimeoutMs: app.idleTimeoutMs?.() ?? this.limits.idleConnectionMs, answer: (code: RouterCode) => this.answer(app, exchange, record, code), log: (line: string) => app.log(line)}
       const outcome = await sendRequest(forwardedHead(exchange.request, client, backend.authority), this.upstream, parts)
       if (outcome === 'refused' || outcome === 'timed-out') {
         backend.quarantine(this.quarantineMs)
@@ -443,6 +446,7 @@ export class Router {
         if (!socket.destroyed)
           this.tunnels.set(socket, {
             watch: new IdleWatch(),
+            idleMs: app.idleTimeoutMs?.() ?? this.limits.idleConnectionMs,
             idle: () => {
               this.tunnels.delete(socket)
               app.log(routerLogLine(record, 'H15'))

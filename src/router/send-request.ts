@@ -99,6 +99,7 @@ export function sendRequest(head: string, pool: UpstreamPool, parts: AttemptPart
       attempt.settle('done', 'H13')
     },
   })
+  exchange.idleMs = parts.idleTimeoutMs
   // The client went away first (H27), or the answer stalled midway (H15: the dyno silent, or the
   // client not reading, both connections are cut): the dyno's request is dropped.
   exchange.onAbort((idle) => {

@@ -129,7 +129,7 @@ describe('a release switch whose recording fails (dyno manager in process, real 
     await writeFile(slugPath, slug.bytes)
     for (const v of [1, 2]) await extractSlug(slugPath, app.releaseDir(v))
     const log = new AppLog(app.logs)
-    const dynos = new AppDynos('shop', app, settings, new PortAllocator(settings.dyno_port_range), log, () => ({domains: [], maintenance: false, request_timeout_seconds: 30}))
+    const dynos = new AppDynos('shop', app, settings, new PortAllocator(settings.dyno_port_range), log, () => ({domains: [], maintenance: false, request_timeout_seconds: 30, idle_timeout_seconds: 55}))
     const release = async (v: number) => ({v, dir: app.releaseDir(v), config: {}, sourceVersion: null, types: await readReleaseTypes(app.releaseDir(v), v), checks: []})
     try {
       await dynos.activate(await release(1), async () => {})

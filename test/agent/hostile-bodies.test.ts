@@ -55,7 +55,7 @@ const shaped = fc.oneof(
   fc.record({updates: fc.oneof(anything, fc.array(fc.record({type: fc.oneof(fc.string(), fc.constantFrom('web', 'worker', '__proto__')), quantity: fc.oneof(fc.integer({min: -1, max: 101}), fc.double(), anything)}, {requiredKeys: []}), {maxLength: 5}))}),
   fc.record({name: fc.oneof(fc.string(), fc.stringMatching(/^[a-z][a-z0-9-]{1,29}$/), anything)}),
   fc.record({command: fc.oneof(anything, fc.array(fc.string(), {maxLength: 3})), env: fc.oneof(anything, fc.dictionary(fc.string(), fc.string(), {maxKeys: 3})), attach: fc.oneof(fc.boolean(), anything)}, {requiredKeys: []}),
-  fc.record({maintenance: fc.oneof(fc.boolean(), anything), request_timeout_seconds: fc.oneof(fc.double(), fc.integer(), anything)}, {requiredKeys: []}),
+  fc.record({maintenance: fc.oneof(fc.boolean(), anything), request_timeout_seconds: fc.oneof(fc.double(), fc.integer(), anything), idle_timeout_seconds: fc.oneof(fc.double(), fc.integer(), anything)}, {requiredKeys: []}),
   fc.record({hostname: fc.oneof(fc.string(), fc.webUrl(), fc.domain(), anything)}),
 )
 

@@ -1,5 +1,6 @@
 import {readFile} from 'node:fs/promises'
 import {Agent} from 'node:http'
+import {connect} from 'node:net'
 import {join} from 'node:path'
 
 import {beforeAll, describe, expect, it} from 'vitest'
@@ -28,7 +29,7 @@ const routerLines = async (agent: Awaited<ReturnType<typeof startAgent>>, app: s
   (await agent.call('GET', `/apps/${app}/log?ps=router&lines=1500`)).text.split('\n').filter(Boolean)
 
 describe("the host's router (bundled agent, real HTTP)", () => {
-  it('sends every Host to the only app, logs each request, and answers H80 in maintenance mode', async () => {
+  it('sends every Host to the only app, logs each request, answers H80 in maintenance mode, and cuts an answer idle past the app\'s own idle timeout (H15)', async () => {
     const agent = await startAgent()
     await deployed(agent, 'shop', {GREETING: 'hi'})
     expect(await get(agent.routerPort, '/a?b=1', false, 'anything.example.com')).toEqual({status: 200, body: 'hi from web.1 of v2 at c0ffee1\n'})
@@ -44,6 +45,21 @@ describe("the host's router (bundled agent, real HTTP)", () => {
     await agent.call('PATCH', '/apps/shop', {maintenance: false})
     expect((await get(agent.routerPort, '/', false, 'shop.example.com')).status).toBe(200)
     expect((await agent.call('PATCH', '/apps/shop', {maintenance: 'yes'})).status).toBe(422)
+
+    // The app's own idle timeout: an answer that goes quiet midway for longer is cut (H15).
+    expect(await agent.call('PATCH', '/apps/shop', {idle_timeout_seconds: 1})).toMatchObject({status: 200, json: {idle_timeout_seconds: 1, request_timeout_seconds: 30}})
+    expect((await agent.call('PATCH', '/apps/shop', {idle_timeout_seconds: 0.5})).status).toBe(422)
+    const cut = await new Promise<string>((resolve) => {
+      const socket = connect(agent.routerPort, '127.0.0.1')
+      let raw = ''
+      socket.on('data', (chunk: Buffer) => (raw += chunk.toString('latin1')))
+      socket.on('error', () => {})
+      socket.once('close', () => resolve(raw))
+      socket.write('GET /stall?ms=8000 HTTP/1.1\r\nHost: shop\r\n\r\n')
+    })
+    expect(cut).toMatch(/^HTTP\/1\.1 200 OK\r\n[^]*first\n\r\n$/)
+    const idle = await eventually(() => routerLines(agent, 'shop'), (found) => found.some((each) => each.includes('code=H15')))
+    expect(idle.at(-1)).toMatch(/router: at=error code=H15 desc="Idle connection" method=GET path="\/stall\?ms=8000" .* dyno=web\.1 .* status=200 /)
   })
 
   it('routes by domain between apps; an unknown Host gets a 404; a domain belongs to one app', async () => {
