@@ -27,6 +27,8 @@ export interface ConnectionLimits {
    * reads nothing) is cut, H15: the router's own answers, and those of apps that say nothing else.
    */
   idleConnectionMs: number
+  /** The least a client that takes none of its answer (the router holding the dyno back for it) is waited for. */
+  slowClientMs: number
 }
 
 /** Pipelined bytes held past this (the client not waiting for answers) pause the connection. */
@@ -65,6 +67,7 @@ export class ClientConnection implements ExchangeConnection {
   private clientEnded = false
   readonly keepAliveSeconds: number
   readonly idleConnectionMs: number
+  readonly slowClientMs: number
 
   constructor(
     readonly socket: Socket,
@@ -74,6 +77,7 @@ export class ClientConnection implements ExchangeConnection {
   ) {
     this.keepAliveSeconds = Math.max(1, Math.floor(limits.keepAliveMs / 1000))
     this.idleConnectionMs = limits.idleConnectionMs
+    this.slowClientMs = limits.slowClientMs
     this.reader = new RequestReader({
       head: (request) => this.onHead(request),
       data: (chunk) => this.exchange?.body?.data(chunk),

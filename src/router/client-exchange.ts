@@ -19,6 +19,8 @@ export interface ExchangeConnection {
   readonly keepAliveSeconds: number
   /** How long an answer under way may move no byte, unless the app it went to says otherwise (`idleMs`). */
   readonly idleConnectionMs: number
+  /** The least a client that takes none of its answer is waited for (see ClientExchange.sweep). */
+  readonly slowClientMs: number
   /** Reads on: into the body of this request. */
   readBody(): void
   /** The answer is all written (or could not be): the connection goes on to the next request, or closes. */
@@ -53,6 +55,8 @@ export class ClientExchange {
   private abortListener?: (idle: boolean) => void
   /** The answer, under way, is cut after this long without a byte moving (the app's idle timeout, once routed). */
   idleMs: number
+  /** Bytes of the dyno's answer received so far, told by whoever passes them on: movement the idle check sees. */
+  received = 0
   /** Made once an answer has been under way through a sweep. */
   private idleWatch?: IdleWatch
   private continued = false
@@ -146,6 +150,17 @@ export class ClientExchange {
     else this.emit('', undefined, last, finish)
   }
 
+  /**
+   * Takes back a head not yet written (nothing of the answer has reached the client: a small one
+   * is gathered whole first), so the router can answer instead; false once anything was written.
+   */
+  retract(): boolean {
+    if (this.head === undefined || this.ended) return false
+    this.head = undefined
+    this.headersSent = false
+    return true
+  }
+
   /** The client's connection cut (an answer broken off midway cannot be finished). */
   destroy(): void {
     this.socket.destroy()
@@ -161,11 +176,20 @@ export class ClientExchange {
     this.abortListener = listener
   }
 
-  /** Called by the connection's sweep (`now` on its clock): an answer idle for `idleMs` ends. */
+  /**
+   * Called by the connection's sweep (`now` on its clock): an answer on which no byte has moved
+   * for `idleMs` ends. Bytes count whichever way they go: the dyno's answer coming in, the client's
+   * upload, the answer taken by the kernel for the client. While the router holds the dyno back
+   * for a client that takes nothing, the wait is longer (`slowClientMs` at least): the kernel
+   * frees its send buffer in large steps, so even a client reading steadily but slowly can show
+   * no progress for a while.
+   */
   sweep(now: number): void {
     if (!this.headersSent || this.finished) return
-    // Counts what is queued for the client too: a client that reads nothing holds the dyno paused, and the count still.
-    if ((this.idleWatch ??= new IdleWatch()).idleFor(this.socket.bytesWritten, now) < this.idleMs) return
+    const socket = this.socket
+    const moved = this.received + socket.bytesRead + socket.bytesWritten - socket.writableLength
+    const limit = socket.writableLength > 0 ? Math.max(this.idleMs, this.connection.slowClientMs) : this.idleMs
+    if ((this.idleWatch ??= new IdleWatch()).idleFor(moved, now) < limit) return
     const listener = this.abortListener
     this.abortListener = undefined
     if (listener !== undefined) listener(true)

@@ -52,6 +52,13 @@ const MAX_HANDSHAKE_BYTES = 64 * 1024
 
 const NONE_TRIED: ReadonlySet<Backend> = new Set()
 
+/**
+ * A client that takes none of its answer while the router holds the dyno back for it is waited for
+ * this long at least before H15: the kernel frees a send buffer in large steps, so a slow but
+ * steady reader can show no progress for well over a minute.
+ */
+const SLOW_CLIENT_MS = 5 * 60_000
+
 /** A dyno that refused a connection, or did not accept one in time, is passed over this long while others can serve (Heroku's quarantine). */
 const QUARANTINE_MS = 5000
 
@@ -128,6 +135,7 @@ export class Router {
       keepAliveMs = KEEP_ALIVE_MS,
       idleConnectionMs = IDLE_TIMEOUT_MS,
       quarantineMs = QUARANTINE_MS,
+      slowClientMs = SLOW_CLIENT_MS,
       onError = reportError,
     }: {
       ready?: Promise<void>
@@ -138,6 +146,7 @@ export class Router {
       /** The idle window of the router's own answers, and the finest the sweep looks (apps' own windows are whole seconds). */
       idleConnectionMs?: number
       quarantineMs?: number
+      slowClientMs?: number
       /** A fault of the router's own while it served a request (the client got H99). */
       onError?: (error: unknown) => void
     } = {},
@@ -153,7 +162,7 @@ export class Router {
     this.ready = ready?.then(settled, settled)
     // No cap on a whole request's time (it would cut long uploads): the client's pauses are
     // limited instead (clientIdleMs), and its head to headersTimeoutMs.
-    this.limits = {keepAliveMs, headersTimeoutMs, idleConnectionMs}
+    this.limits = {keepAliveMs, headersTimeoutMs, idleConnectionMs, slowClientMs}
     this.handlers = {
       request: (exchange) => void this.handle(exchange),
       upgrade: (request, socket, head) => void this.tunnel(request, socket, head),
@@ -256,9 +265,15 @@ export class Router {
 
   /** A fault of the router's own: reported, the client answered by `answer` (it returns the body's size, if any), the app's log told H99. */
   private platformError(error: unknown, arrived: Arrival | undefined, answer: () => number | void): void {
+    // Each step on its own: the client is answered whatever the report does, and the other way round.
+    let bytes: number | void = 0
+    try {
+      bytes = answer()
+    } catch {
+      // Nothing more can be sent: the connection goes when the client's does.
+    }
     try {
       this.onError(error)
-      const bytes = answer()
       if (arrived?.app === undefined) return
       Object.assign(arrived.record, {status: 503, bytes: bytes ?? 0, serviceMs: Date.now() - arrived.client.startedAt})
       arrived.app.log(routerLogLine(arrived.record, 'H99'))
@@ -399,9 +414,9 @@ export class Router {
    * reaches the dyno unrouted. No answer within the request timeout is H12; none at all, H13.
    */
   private handshake(app: RoutedApp, socket: Socket, upstream: Socket, backend: Backend, request: RequestHead, client: ClientSide, head: Buffer, record: RoutedRequest): void {
-    upstream.write(forwardedHead(request, client, backend.authority, {upgrade: true}), 'latin1')
     /** Set once the router ends the client's connection itself (a page, or a passed-back answer). */
     let ending = false
+    // Listeners first: whatever fails after this, the dyno's connection goes with the client's.
     upstream.on('error', () => {
       if (!ending) socket.destroy()
     })
@@ -409,6 +424,8 @@ export class Router {
       if (!ending) socket.destroy()
     })
     socket.on('close', () => upstream.destroy())
+    const idleMs = app.idleTimeoutMs?.() ?? this.limits.idleConnectionMs
+    upstream.write(forwardedHead(request, client, backend.authority, {upgrade: true}), 'latin1')
     const routerAnswer = async (code: RouterCode) => {
       ending = true
       upstream.destroy()
@@ -446,7 +463,7 @@ export class Router {
         if (!socket.destroyed)
           this.tunnels.set(socket, {
             watch: new IdleWatch(),
-            idleMs: app.idleTimeoutMs?.() ?? this.limits.idleConnectionMs,
+            idleMs,
             idle: () => {
               this.tunnels.delete(socket)
               app.log(routerLogLine(record, 'H15'))

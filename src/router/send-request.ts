@@ -39,6 +39,7 @@ export function sendRequest(head: string, pool: UpstreamPool, parts: AttemptPart
     },
     data: (chunk) => {
       record.bytes += chunk.length
+      exchange.received += chunk.length
       if (small) chunks.push(chunk)
       else if (!exchange.write(chunk)) {
         connection.socket.pause()
@@ -104,8 +105,10 @@ export function sendRequest(head: string, pool: UpstreamPool, parts: AttemptPart
   // client not reading, both connections are cut): the dyno's request is dropped.
   exchange.onAbort((idle) => {
     if (attempt.settled && !idle) return
+    // Nothing of the answer reached the client yet (a small one is gathered whole): the router answers instead.
+    if (idle && !attempt.settled && exchange.retract()) attempt.responded = false
     if (!attempt.settled) attempt.settle('done', idle ? 'H15' : 'H27')
-    if (idle) exchange.destroy()
+    if (idle && exchange.headersSent) exchange.destroy()
     if (owned) connection.destroy()
   })
   return attempt.done

@@ -722,6 +722,43 @@ describe('the router (real HTTP on loopback)', () => {
   })
 
   it('cuts an answer on which no byte moves for the idle window (H15): a dyno gone quiet midway, or a client that reads nothing', async () => {
+    // A small answer is gathered whole before it goes: one that stalls has sent the client nothing, which gets the router's 503.
+    const {backend: trickle} = await rawDyno((_head, socket) => socket.write('HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nten bytes.'))
+    const small = app([trickle])
+    const smallPort = await router({small: small.routed}, {idleConnectionMs: 300})
+    const page = await get(smallPort, 'small')
+    expect([page.status, page.body]).toEqual([503, expect.stringContaining('Application error')])
+    expect(small.lines).toEqual([expect.stringMatching(/^at=error code=H15 desc="Idle connection" method=GET .* status=503 /)])
+
+    // Bytes moving the other way count too: an upload the dyno reads after answering its head.
+    const {port: readerPort} = await dyno((req, res) => {
+      res.writeHead(200, {'content-type': 'text/plain'})
+      res.flushHeaders()
+      let got = 0
+      req.on('data', (chunk: Buffer) => (got += chunk.length))
+      req.on('end', () => res.end(`got ${got}`))
+    })
+    const uploads = app([new Backend('web.1', readerPort)])
+    const uploadPort = await router({uploads: uploads.routed}, {idleConnectionMs: 300})
+    const uploaded = await new Promise<string>((resolve, reject) => {
+      const req = request({host: '127.0.0.1', port: uploadPort, method: 'POST', headers: {host: 'uploads'}, agent: false}, (res) => {
+        let text = ''
+        res.on('data', (chunk: Buffer) => (text += chunk.toString()))
+        res.on('end', () => resolve(text))
+      })
+      req.on('error', reject)
+      let sent = 0
+      const ticker = setInterval(() => {
+        req.write('0123456789')
+        if (++sent === 30) {
+          clearInterval(ticker)
+          req.end()
+        }
+      }, 20)
+    })
+    expect(uploaded).toBe('got 300')
+    expect(uploads.lines[0]).toMatch(/^at=info /)
+
     // A dyno that streams a piece every 20 ms for 0.5 s is never idle; one that stops after its first piece is.
     let quietClosed!: () => void
     const quietGone = new Promise<void>((resolve) => (quietClosed = resolve))
@@ -760,7 +797,7 @@ describe('the router (real HTTP on loopback)', () => {
       pour()
     })
     const big = app([new Backend('web.1', bigPort)])
-    const bigRouter = await router({big: big.routed}, {idleConnectionMs: 300})
+    const bigRouter = await router({big: big.routed}, {idleConnectionMs: 300, slowClientMs: 600})
     const reader = connect(bigRouter, '127.0.0.1')
     reader.on('error', () => {})
     reader.pause()
