@@ -35,7 +35,7 @@ export interface ClientSide {
 /**
  * The request's head for the dyno, request line to empty line, as latin1 text: the headers in the
  * client's order and spelling, hop-by-hop ones (and those the Connection header names) removed,
- * X-Forwarded-For appended to, the router's own headers set, and a Host (`fallbackHost`) for an
+ * X-Forwarded-For (and a client's Forwarded) appended to, the router's own headers set, and a Host (`fallbackHost`) for an
  * HTTP/1.0 request without one. `upgrade` keeps Connection and Upgrade (a WebSocket handshake
  * needs them). The request reader has already refused anything in the method, target and headers
  * that could break the framing, and gives their bytes as latin1, so they reach the dyno unchanged.
@@ -52,6 +52,7 @@ export function forwardedHead(request: RequestHead, client: ClientSide, fallback
   )
   let head = `${request.method} ${request.target} HTTP/1.1\r\n`
   let forwardedFor: string | undefined
+  let forwarded: string | undefined
   let via: string | undefined
   const raw = request.headers
   for (let index = 0; index < raw.length; index += 2) {
@@ -60,6 +61,10 @@ export function forwardedHead(request: RequestHead, client: ClientSide, fallback
     const lower = name.toLowerCase()
     if (lower === 'x-forwarded-for') {
       forwardedFor = forwardedFor === undefined ? value : `${forwardedFor}, ${value}`
+      continue
+    }
+    if (lower === 'forwarded') {
+      forwarded = forwarded === undefined ? value : `${forwarded}, ${value}`
       continue
     }
     if (lower === 'via') via = via === undefined ? value : `${via}, ${value}`
@@ -74,6 +79,9 @@ export function forwardedHead(request: RequestHead, client: ClientSide, fallback
   // codings are kept (`gzip, chunked`): the request reader undoes only the last, chunked, which the
   // router does again.
   if (request.transferEncoding !== undefined) head += `Transfer-Encoding: ${request.transferEncoding}\r\n`
+  // A client's Forwarded (RFC 7239) is its claim: the router's own element goes last, as with
+  // X-Forwarded-For, so an app that reads it takes the last one (an IPv6 peer quoted in brackets).
+  if (forwarded !== undefined) head += `Forwarded: ${forwarded}, for=${client.clientIp.includes(':') ? `"[${client.clientIp}]"` : client.clientIp};proto=http\r\n`
   const version = request.http11 ? '1.1' : '1.0'
   return (
     `${head}X-Request-Id: ${client.requestId}\r\n` +

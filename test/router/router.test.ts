@@ -286,6 +286,7 @@ describe('the router (real HTTP on loopback)', () => {
     const port = await router({shop: shop.routed})
     const spoofed = await get(port, 'shop', '/', {
       'x-forwarded-for': '203.0.113.9',
+      forwarded: 'for=203.0.113.9;proto=https',
       'x-forwarded-proto': 'https',
       'x-forwarded-port': '443',
       'x-request-id': 'abcdefghij0123456789-client',
@@ -296,6 +297,7 @@ describe('the router (real HTTP on loopback)', () => {
     })
     const seen = JSON.parse(spoofed.body).headers
     expect(seen['x-forwarded-for']).toBe('203.0.113.9, 127.0.0.1')
+    expect(seen.forwarded).toBe('for=203.0.113.9;proto=https, for=127.0.0.1;proto=http')
     expect(seen['x-forwarded-proto']).toBe('http')
     expect(seen['x-forwarded-port']).toBe(String(port))
     expect(seen['x-request-id']).toBe('abcdefghij0123456789-client')
