@@ -31,11 +31,17 @@ export function routerLogLine(request: RoutedRequest, code?: RouterCode): string
 }
 
 /** What quoted() changes: most values have none of it (one line per request: checked before any copy is made). */
-const UNQUOTABLE = /[\\"\u0000-\u001f\u007f]/
+const UNQUOTABLE = /[\\"\u0000-\u001f\u007f-\u00ff]/
 
+/**
+ * A value in quotes, backslashes and quotes escaped, control characters dropped. A request's path
+ * comes as its bytes read one per character (latin1): bytes past ASCII are read again as the
+ * UTF-8 they almost always are, so `/café` is logged as such rather than as `/cafÃ©`.
+ */
 function quoted(value: string): string {
   if (!UNQUOTABLE.test(value)) return `"${value}"`
-  return `"${value.replace(/[\\"]/g, (char) => `\\${char}`).replace(/[\u0000-\u001f\u007f]/g, '')}"`
+  const text = /[\u0080-\u00ff]/.test(value) ? Buffer.from(value, 'latin1').toString('utf8') : value
+  return `"${text.replace(/[\\"]/g, (char) => `\\${char}`).replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g, '')}"`
 }
 
 /** What token() drops. */

@@ -653,6 +653,20 @@ describe('the router (real HTTP on loopback)', () => {
     expect(shop.lines).toHaveLength(1)
   })
 
+  it('logs a path as the UTF-8 it was sent in, quotes escaped, and passes its bytes on unchanged', async () => {
+    let seen = ''
+    const {backend} = await rawDyno((head, socket) => {
+      seen = head.split('\r\n')[0]!
+      socket.write('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok')
+    })
+    const shop = app([backend])
+    const port = await router({shop: shop.routed})
+    const head = Buffer.from('GET /café/"x" HTTP/1.1\r\nHost: shop\r\nConnection: close\r\n\r\n', 'utf8')
+    expect(await rawExchange(port, '', head)).toMatch(/^HTTP\/1\.1 200 OK\r\n/)
+    expect(Buffer.from(seen, 'latin1').toString('utf8')).toBe('GET /café/"x" HTTP/1.1')
+    expect(shop.lines[0]).toContain('path="/café/\\"x\\"" host=shop ')
+  })
+
   it('gives the dyno a Host when an HTTP/1.0 client sent none', async () => {
     let seen = ''
     const dyno = await rawDyno((head, socket) => {
