@@ -114,7 +114,7 @@ export function sendRequest(head: string, pool: UpstreamPool, parts: AttemptPart
   return attempt.done
 }
 
-/** What upload() tells: the body is all written, the client paused past `idleMs`, or the dyno stopped reading it for `stalledMs`. */
+/** What upload() tells: the body is all written, the client paused past `idleMs`, or the dyno took none of it for `stalledMs`. */
 interface UploadEvents {
   sent(): void
   idleMs: number
@@ -150,6 +150,8 @@ function upload(exchange: ClientExchange, socket: Socket, asChunks: boolean, own
   let unwritten = 0
   let ended = false
   const written = () => {
+    // The dyno took another piece: it is reading, however far behind it is.
+    stallTimer?.refresh()
     if (--unwritten === 0 && ended) sent()
   }
   const onData = (chunk: Buffer) => {
@@ -168,10 +170,13 @@ function upload(exchange: ClientExchange, socket: Socket, asChunks: boolean, own
     releaseHead()
     if (!flowing) {
       clearTimeout(idleTimer)
+      // Pieces already read keep coming after the pause: one wait for the dyno's drain, not one each.
+      if (stallTimer !== undefined) return
       stallTimer = setTimeout(stalled, stalledMs)
       exchange.pauseBody()
       socket.once('drain', () => {
         clearTimeout(stallTimer)
+        stallTimer = undefined
         waitForClient()
         exchange.resumeBody()
       })

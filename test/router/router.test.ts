@@ -898,6 +898,38 @@ describe('the router (real HTTP on loopback)', () => {
       setTimeout(() => req.end('67890'), 600)
     })
     expect(answer).toEqual({status: 200, body: 'stored'})
+
+    // A dyno that reads a big upload slowly for longer than the request timeout, but never stops
+    // for long, is not timed out, chunked or not (then it reads on at full speed).
+    const {port: slowPort} = await dyno((req, res) => {
+      let got = 0
+      const started = Date.now()
+      req.on('data', (chunk: Buffer) => {
+        got += chunk.length
+        if (Date.now() - started > 1500) return
+        req.pause()
+        setTimeout(() => req.resume(), 10)
+      })
+      req.on('end', () => res.end(`got ${got}`))
+    })
+    const slow = app([new Backend('web.1', slowPort)], {firstByteTimeoutMs: () => 1000})
+    const slowRouter = await router({slow: slow.routed})
+    const piece = Buffer.alloc(256 * 1024, 'u')
+    for (const chunked of [true, false]) {
+      const stored = await new Promise<string>((resolve, reject) => {
+        const headers: Record<string, string> = {host: 'slow', ...(chunked ? {} : {'content-length': String(64 * piece.length)})}
+        const req = request({host: '127.0.0.1', port: slowRouter, method: 'POST', headers, agent: false}, (res) => {
+          let body = ''
+          res.on('data', (chunk: Buffer) => (body += chunk.toString()))
+          res.on('end', () => resolve(body))
+        })
+        req.on('error', reject)
+        for (let index = 0; index < 64; index++) req.write(piece)
+        req.end()
+      })
+      expect(stored, slow.lines.join('\n')).toBe(`got ${64 * piece.length}`)
+    }
+    expect(slow.lines.map((line) => line.slice(0, 8))).toEqual(['at=info ', 'at=info '])
   })
 
   it('passes back a refused WebSocket handshake and sends nothing more to the dyno', async () => {
