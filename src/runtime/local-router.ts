@@ -4,9 +4,6 @@ import type {RoutedApp} from '../router/router.js'
 import {waitForAccept} from './port-probe.js'
 import type {DynoEvent, DynoSpec} from './supervisor.js'
 
-/** How long a local web process may take to accept on its PORT before requests stop waiting for it. */
-const LOCAL_BOOT_MS = 60_000
-
 interface LocalWeb {
   backend: Backend
   state: 'starting' | 'up' | 'down'
@@ -76,7 +73,9 @@ export class LocalRoutes {
     web.state = 'starting'
     const boot = new AbortController()
     web.boot = boot
-    void waitForAccept(web.backend.port, Date.now() + LOCAL_BOOT_MS, boot.signal).then((address) => {
+    // No boot limit locally (Foreman has none, and nothing kills a slow starter): it is `starting`
+    // until it accepts or exits, and requests wait for it up to the request timeout (H20).
+    void waitForAccept(web.backend.port, Infinity, boot.signal).then((address) => {
       if (boot.signal.aborted) return
       if (address === undefined) {
         web.state = 'down'
