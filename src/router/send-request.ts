@@ -30,6 +30,14 @@ export function sendRequest(head: string, pool: UpstreamPool, parts: AttemptPart
   let small = false
   /** Until the answer has all come: after that the connection may be serving another request. */
   let owned = true
+  /**
+   * The dyno's answer cannot be finished (H15, H17, H18): if nothing of it has reached the client
+   * yet (a small one is gathered whole), the router answers instead; else the client is cut off.
+   */
+  const fail = (code: 'H15' | 'H17' | 'H18') => {
+    if (!attempt.settled && exchange.retract()) attempt.responded = false
+    attempt.settle('done', code)
+  }
   const reader = new ResponseReader(method, {
     head: (status, reason, answerHeaders, length, connectionHeader) => {
       attempt.respond(status)
@@ -84,13 +92,13 @@ export function sendRequest(head: string, pool: UpstreamPool, parts: AttemptPart
         reader.push(chunk)
       } catch (error) {
         // Bytes after a whole answer spoil the connection, not the answer.
-        if (!(error instanceof MalformedResponse && reader.done)) attempt.settle('done', 'H17')
+        if (!(error instanceof MalformedResponse && reader.done)) fail('H17')
         if (owned) connection.destroy()
       }
     },
     lost: (error) => {
       if (reader.close() || attempt.settled) return
-      if (attempt.responded) return attempt.settle('done', 'H18')
+      if (attempt.responded) return fail('H18')
       // Refused, or not accepted in time: nothing reached the dyno, so any request may go elsewhere.
       if (!connection.connected && error?.code === 'ECONNREFUSED') return attempt.settle('refused')
       if (!connection.connected && error?.code === 'ETIMEDOUT') return attempt.settle('timed-out')
@@ -105,9 +113,10 @@ export function sendRequest(head: string, pool: UpstreamPool, parts: AttemptPart
   // client not reading, both connections are cut): the dyno's request is dropped.
   exchange.onAbort((idle) => {
     if (attempt.settled && !idle) return
-    // Nothing of the answer reached the client yet (a small one is gathered whole): the router answers instead.
-    if (idle && !attempt.settled && exchange.retract()) attempt.responded = false
-    if (!attempt.settled) attempt.settle('done', idle ? 'H15' : 'H27')
+    if (!attempt.settled) {
+      if (idle) fail('H15')
+      else attempt.settle('done', 'H27')
+    }
     if (idle && exchange.headersSent) exchange.destroy()
     if (owned) connection.destroy()
   })

@@ -435,6 +435,13 @@ describe('the router (real HTTP on loopback)', () => {
     const h17 = await get(port, 'bad')
     expect([h17.status, h17.body]).toEqual([503, expect.stringContaining('Application error')])
     expect(bad.lines[0]).toMatch(/^at=error code=H17 desc="Poorly formatted HTTP response" method=GET .* status=503 /)
+    // A small answer broken off before any of it reached the client (it is gathered whole): the client gets the router's 503.
+    const broken = await rawDyno((_head, socket) => socket.end('HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nseven b'))
+    const small = app([broken.backend])
+    const smallPort = await router({small: small.routed})
+    const cut = await get(smallPort, 'small', '/cut')
+    expect([cut.status, cut.body]).toEqual([503, expect.stringContaining('Application error')])
+    expect(small.lines).toEqual([expect.stringMatching(/^at=error code=H18 desc="Server Request Interrupted" method=GET path="\/cut" .* status=503 /)])
     expect((await get(port, 'shop')).body).toBe('0')
     expect((await get(port, 'shop')).body).toBe('2')
     expect(closing.connections()).toBe(2)
