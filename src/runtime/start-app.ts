@@ -137,6 +137,9 @@ export async function startApp(options: StartOptions, io: StartIo): Promise<numb
     control = await openControlServer(plan.files.root, loadRoutes, (text) => printer.message(SYSTEM_NAME, text))
     for (const warning of await takenPortWarnings(plan.specs)) printer.message(SYSTEM_NAME, warning)
     if (options.router !== undefined) {
+      // Else the process would fail to listen on its PORT (EADDRINUSE), after the router had started.
+      const clash = plan.specs.find((spec) => spec.port === options.router)
+      if (clash !== undefined) throw new DevError(`the router's port ${options.router} is also ${clash.name}'s PORT; pick another with --router=PORT, or another base port with --port`)
       // Loaded only for --router, which most runs do without.
       const {Router} = await import('../router/router.js')
       router = new Router(() => routes.routed)

@@ -55,5 +55,10 @@ describe('dev start --router (real processes, real HTTP)', () => {
     await expect(busy.status).rejects.toThrow(`the router cannot listen on port ${routerPort} (EADDRINUSE); pick another with --router=PORT`)
     expect(busy.lines().some((line) => line.startsWith('web.1'))).toBe(false)
     holder.close()
+
+    // The port a process is to get: said before anything starts.
+    const clashing = await startInApp({Procfile: `web: ${web}\n`}, {port: routerPort, router: routerPort})
+    await expect(clashing.status).rejects.toThrow(`the router's port ${routerPort} is also web.1's PORT; pick another with --router=PORT, or another base port with --port`)
+    expect(clashing.lines().some((line) => line.startsWith('web.1'))).toBe(false)
   })
 })
