@@ -11,6 +11,7 @@ import {sendRequest} from './send-request.js'
 import {forwardedHead, peerAddress, requestIdOf, type ClientSide} from './forwarded-headers.js'
 import {errorPage, NO_SUCH_APP_PAGE, PLATFORM_ERROR_PAGE, type RouterCode} from './router-errors.js'
 import {routerLogLine, type RoutedRequest} from './router-log-line.js'
+import {UnreachableDynos} from './unreachable-dynos.js'
 import {UpstreamPool} from './upstream-pool.js'
 
 /** One app behind the router, asked afresh for each request (a switch changes it between two). */
@@ -290,30 +291,25 @@ export class Router {
     }
     if (app.maintenance()) return this.answer(app, exchange, record, 'H80')
     // Made only when a dyno refuses: most requests go to the first one picked.
-    let tried: Set<Backend> | undefined
-    /** Some dyno did not accept in time (H19 when none is left), rather than refusing (H21). */
-    let timedOut = false
+    let unreachable: UnreachableDynos | undefined
     let resets = 0
     for (;;) {
-      let backend = app.balancer.pick(app.backends(), tried ?? NONE_TRIED)
-      if (backend === undefined && tried === undefined && app.whyNoBackend() === 'starting') backend = await this.waitForBoot(app, exchange, startedAt)
+      let backend = app.balancer.pick(app.backends(), unreachable?.tried ?? NONE_TRIED)
+      if (backend === undefined && unreachable === undefined && app.whyNoBackend() === 'starting') backend = await this.waitForBoot(app, exchange, startedAt)
       if (exchange.destroyed) {
         record.serviceMs = Date.now() - startedAt
         return this.answer(app, exchange, record, 'H27')
       }
       if (backend === undefined) {
         const why = app.whyNoBackend()
-        const code: RouterCode = tried !== undefined ? (timedOut ? 'H19' : 'H21') : why === 'crashed' ? 'H10' : why === 'starting' ? 'H20' : 'H14'
+        const code: RouterCode = unreachable !== undefined ? unreachable.code : why === 'crashed' ? 'H10' : why === 'starting' ? 'H20' : 'H14'
         record.serviceMs = Date.now() - startedAt
         return this.answer(app, exchange, record, code)
       }
       const parts = {backend, exchange, record, clientIdleMs: this.clientIdleMs, firstByteTimeoutMs: app.firstByteTimeoutMs(), idleTimeoutMs: app.idleTimeoutMs?.() ?? this.limits.idleConnectionMs, answer: (code: RouterCode) => this.answer(app, exchange, record, code), log: (line: string) => app.log(line)}
       const outcome = await sendRequest(forwardedHead(exchange.request, client, backend.authority), this.upstream, parts)
-      if (outcome === 'refused' || outcome === 'timed-out') {
-        backend.quarantine(this.quarantineMs)
-        ;(tried ??= new Set()).add(backend)
-        timedOut ||= outcome === 'timed-out'
-      } else if (outcome === 'reset') {
+      if (outcome === 'refused' || outcome === 'timed-out') (unreachable ??= new UnreachableDynos(this.quarantineMs)).add(backend, outcome)
+      else if (outcome === 'reset') {
         // Once only: a dyno that keeps closing connections without answering gets H13.
         if (resets++ > 0) return this.answer(app, exchange, record, 'H13')
       } else return
@@ -377,20 +373,17 @@ export class Router {
       app.log(routerLogLine(record, code))
     }
     if (app.maintenance()) return fail('H80')
-    const tried = new Set<Backend>()
-    let timedOut = false
+    const unreachable = new UnreachableDynos(this.quarantineMs)
     for (;;) {
-      const backend = app.balancer.pick(app.backends(), tried)
-      if (backend === undefined) return fail(tried.size > 0 ? (timedOut ? 'H19' : 'H21') : app.whyNoBackend() === 'crashed' ? 'H10' : 'H14')
+      const backend = app.balancer.pick(app.backends(), unreachable.tried)
+      if (backend === undefined) return fail(unreachable.tried.size > 0 ? unreachable.code : app.whyNoBackend() === 'crashed' ? 'H10' : 'H14')
       record.dyno = backend.name
       // Counted on the dyno while connecting, so a drain that starts meanwhile waits for it.
       backend.begin()
       const upstream = await connectTo(backend, this.connectTimeoutMs)
       if (typeof upstream === 'string') {
         backend.end()
-        backend.quarantine(this.quarantineMs)
-        tried.add(backend)
-        timedOut ||= upstream === 'timed-out'
+        unreachable.add(backend, upstream)
         continue
       }
       if (socket.destroyed) {
