@@ -11,24 +11,25 @@ export class Balancer {
 
   /** The backend to try next, skipping those in `tried`; undefined when none is left. */
   pick(backends: readonly Backend[], tried: ReadonlySet<Backend>): Backend | undefined {
-    // Most requests find no dyno quarantined, and read no clock.
-    let now = 0
-    for (const backend of backends) {
-      if (backend.quarantinedUntil === 0 || tried.has(backend)) continue
-      now ||= Date.now()
-      if (backend.quarantinedUntil <= now) backend.quarantinedUntil = 0
-    }
-    if (now === 0) return this.choose(backends, tried, false)
+    const chosen = this.choose(backends, tried, true)
+    if (chosen !== undefined || !backends.some((backend) => backend.quarantinedUntil !== 0 && !tried.has(backend))) return chosen
     // Only quarantined ones left: one is tried all the same (a lone dyno back up is not kept waiting).
-    return this.choose(backends, tried, true) ?? this.choose(backends, tried, false)
+    return this.choose(backends, tried, false)
   }
 
   private choose(backends: readonly Backend[], tried: ReadonlySet<Backend>, skipQuarantined: boolean): Backend | undefined {
-    // Two passes without an array of the tied ones: this runs once per request.
+    // Two passes without an array of the tied ones: this runs once per request. Most requests find
+    // no dyno quarantined, and read no clock.
+    let now = 0
     let least = Infinity
     let ties = 0
     for (const backend of backends) {
-      if (tried.has(backend) || (skipQuarantined && backend.quarantinedUntil !== 0)) continue
+      if (tried.has(backend)) continue
+      if (skipQuarantined && backend.quarantinedUntil !== 0) {
+        now ||= Date.now()
+        if (backend.quarantinedUntil > now) continue
+        backend.quarantinedUntil = 0
+      }
       if (backend.active < least) {
         least = backend.active
         ties = 1
