@@ -24,10 +24,11 @@ export function routingRoutes({routing, existing, logFor}: {routing: RoutingStor
         const app = await existing(params[0]!)
         const change = parseBody(RoutingChange, await body())
         const before = routing.get(app)
-        await routing.update(app, change)
-        if (change.maintenance !== undefined && change.maintenance !== before.maintenance) {
-          logFor(app).append('agent', 'api', `Maintenance mode ${change.maintenance ? 'enabled' : 'disabled'} by ${user}`)
-        }
+        const after = await routing.update(app, change)
+        const log = (line: string) => logFor(app).append('agent', 'api', `${line} by ${user}`)
+        if (after.maintenance !== before.maintenance) log(`Maintenance mode ${after.maintenance ? 'enabled' : 'disabled'}`)
+        if (after.request_timeout_seconds !== before.request_timeout_seconds) log(`Request timeout (H12) set to ${after.request_timeout_seconds} s`)
+        if (after.idle_timeout_seconds !== before.idle_timeout_seconds) log(`Idle timeout (H15) set to ${after.idle_timeout_seconds} s`)
         return {json: info(app)}
       },
     ],

@@ -21,12 +21,12 @@ export type Routing = z.infer<typeof RoutingSchema>
 /** An app's routing until it is changed: asked for on every request, so made once. */
 const DEFAULT_ROUTING: Routing = Object.freeze(RoutingSchema.parse({}))
 
-/** What `PATCH /apps/:app` may change. */
+/** What `PATCH /apps/:app` may change; a timeout of `null` goes back to its default. */
 export const RoutingChange = z
   .object({
     maintenance: z.boolean().optional(),
-    request_timeout_seconds: z.number().positive().max(3600).optional(),
-    idle_timeout_seconds: z.number().int().positive().max(3600).optional(),
+    request_timeout_seconds: z.number().positive().max(3600).nullable().optional(),
+    idle_timeout_seconds: z.number().int().positive().max(3600).nullable().optional(),
   })
   .strict()
 export type RoutingChange = z.infer<typeof RoutingChange>
@@ -105,7 +105,10 @@ export class RoutingStore {
 
   update(app: string, change: RoutingChange): Promise<Routing> {
     return this.change(app, (routing) => {
-      const next = {...routing, ...change}
+      // A null leaves the setting out, so the schema's default fills it.
+      const merged: Record<string, unknown> = {...routing, ...change}
+      for (const [key, value] of Object.entries(change)) if (value === null) delete merged[key]
+      const next = RoutingSchema.parse(merged)
       return [next, next]
     })
   }

@@ -22,7 +22,7 @@ root of its slug; a plain page otherwise). The dynos keep running, and one-off r
     const {args, flags} = await this.parse(Maintenance)
     const run = await onAppTargets(targetOptions(flags, {local: false}), (client, app) => {
       const api = new AppApi(client, app)
-      return args.mode === 'status' ? api.routing() : api.setMaintenance(args.mode === 'on')
+      return args.mode === 'status' ? api.routing() : api.patchRouting({maintenance: args.mode === 'on'})
     })
     showOutcomes(run, (routing) => `Maintenance mode is ${routing.maintenance ? 'on' : 'off'} for ${run.app}\n`)
   }

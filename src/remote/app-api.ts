@@ -23,6 +23,13 @@ export interface AppRouting {
   domains: string[]
 }
 
+/** What `patchRouting` may change. */
+export interface RoutingChange {
+  maintenance?: boolean
+  request_timeout_seconds?: number | null
+  idle_timeout_seconds?: number | null
+}
+
 /**
  * The app's resources in the agent API (docs/agent-api.md), as typed calls that throw a DevError
  * naming the target when the answer is not the one expected.
@@ -81,8 +88,9 @@ export class AppApi {
     return this.expect(200, 'GET', this.base)
   }
 
-  setMaintenance(on: boolean): Promise<AppRouting> {
-    return this.expect(200, 'PATCH', this.base, {maintenance: on})
+  /** Changes how the router treats the app; a timeout of null goes back to its default. */
+  patchRouting(change: RoutingChange): Promise<AppRouting> {
+    return this.expect(200, 'PATCH', this.base, change)
   }
 
   destroy(): Promise<{name: string}> {

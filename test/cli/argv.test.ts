@@ -4,6 +4,7 @@ import {describe, expect, it} from 'vitest'
 
 import {colourEnabled} from '../../src/cli/colour.js'
 import {withOptionalValues} from '../../src/cli/optional-value.js'
+import {routerSettingChanges} from '../../src/cli/router-setting-args.js'
 import {protectRunCommand, splitRunArgv} from '../../src/cli/split-run-argv.js'
 
 const VALUE_FLAGS = ['-f', '--procfile', '-d', '--root', '-e', '--env', '-p', '--port']
@@ -56,5 +57,22 @@ describe('colour choice', () => {
     expect(colourEnabled('auto', tty, {NO_COLOR: '1'})).toBe(false)
     expect(colourEnabled('auto', file, {FORCE_COLOR: '1'})).toBe(true)
     expect(colourEnabled('auto', tty, {FORCE_COLOR: '0'})).toBe(false)
+  })
+})
+
+describe('dev router set arguments', () => {
+  it('reads durations in ms, s (the default unit) and m, and default as null', () => {
+    expect(routerSettingChanges(['request-timeout=500ms', 'idle-timeout=2m'])).toEqual({request_timeout_seconds: 0.5, idle_timeout_seconds: 120})
+    expect(routerSettingChanges(['request-timeout=45'])).toEqual({request_timeout_seconds: 45})
+    expect(routerSettingChanges(['idle-timeout=default'])).toEqual({idle_timeout_seconds: null})
+  })
+
+  it('names each mistake in the words it was given', () => {
+    expect(() => routerSettingChanges([])).toThrow('say what to set: dev router set request-timeout=DURATION idle-timeout=DURATION (or =default)')
+    expect(() => routerSettingChanges(['request-timeout'])).toThrow('request-timeout needs a value: request-timeout=60s (or request-timeout=default)')
+    expect(() => routerSettingChanges(['idle-timeout=5', 'idle-timeout=6'])).toThrow('idle-timeout is given twice')
+    expect(() => routerSettingChanges(['request-timeout=61m'])).toThrow('request-timeout=61m is out of range; give more than 0 and at most 1h (3600s)')
+    expect(() => routerSettingChanges(['request-timeout=-1s'])).toThrow('request-timeout=-1s is not a duration')
+    expect(() => routerSettingChanges(['idle-timeout=1500ms'])).toThrow('idle-timeout=1500ms is not whole seconds')
   })
 })

@@ -157,6 +157,30 @@ describe('operating an app on its hosts (the real dev, real sshd, agents and rou
     expect(runBin(['logs', '-n', '1', '--source', 'router'], {cwd: root, env}).stdout).toMatch(/router: at=info code=H80 desc="Maintenance mode"/)
     expect(runBin(['maintenance', 'off'], {cwd: root, env}).stdout).toBe('Maintenance mode is off for shop\n')
     expect(await get(port)).toMatchObject({status: 200})
+
+    // The router's timeouts for the app: shown, set (and logged), in force at once, and back to the defaults.
+    expect(runBin(['router'], {cwd: root, env})).toMatchObject({
+      status: 0,
+      stdout:
+        '=== shop router settings\nMaintenance:     off\nRequest timeout: 30s (no first byte from a dyno in this time: 503, H12)\n' +
+        'Idle timeout:    55s (an answer or WebSocket quiet both ways this long is cut: H15)\n' +
+        'Domains:         none (if it is the only app on the host, every request goes to it)\n',
+    })
+    const timeouts = runBin(['router', 'set', 'request-timeout=1500ms', 'idle-timeout=2m'], {cwd: root, env: {...env, DEV_USER: 'ann'}})
+    expect(timeouts.status, timeouts.stderr).toBe(0)
+    expect(timeouts.stdout).toContain('\nRequest timeout: 1.5s (')
+    expect(timeouts.stdout).toContain('\nIdle timeout:    120s (')
+    expect(runBin(['logs', '-n', '2', '--ps', 'api'], {cwd: root, env}).stdout).toMatch(/agent\[api\]: Request timeout \(H12\) set to 1\.5 s by ann\n.*agent\[api\]: Idle timeout \(H15\) set to 120 s by ann\n$/)
+    // A dyno slower than the new timeout: the router's 503 after 1.5 s, not the answer after 4 s.
+    expect(await get(port, '/slow?ms=4000')).toMatchObject({status: 503})
+    expect(runBin(['logs', '-n', '1', '--source', 'router'], {cwd: root, env}).stdout).toMatch(/router: at=error code=H12 desc="Request timeout" method=GET path="\/slow\?ms=4000" .* service=1[5-9]\d\dms status=503/)
+    // Mistakes are named before anything is sent; nothing changes.
+    expect(runBin(['router', 'set', 'idle-timeout=1.5s'], {cwd: root, env})).toMatchObject({status: 2, stderr: 'error: idle-timeout=1.5s is not whole seconds; the idle timeout is checked once a second\n'})
+    expect(runBin(['router', 'set', 'request-timeout=2h'], {cwd: root, env})).toMatchObject({status: 2, stderr: 'error: request-timeout=2h is not a duration; give one like 30s, 500ms or 2m (or default)\n'})
+    expect(runBin(['router', 'set', 'timeout=5s'], {cwd: root, env})).toMatchObject({status: 2, stderr: 'error: "timeout" is not a router setting; give request-timeout or idle-timeout\n'})
+    expect(runBin(['router', 'set', 'request-timeout=default', 'idle-timeout=default'], {cwd: root, env}).status).toBe(0)
+    expect(JSON.parse(runBin(['router', '--json'], {cwd: root, env}).stdout)).toEqual([{host: 'vps1', app: 'shop', maintenance: false, request_timeout_seconds: 30, idle_timeout_seconds: 55, domains: []}])
+    expect(await get(port, '/slow?ms=2500')).toMatchObject({status: 200})
   }, 120_000)
 
   it('dev run --host: exit status, stdin, a terminal of the right size, and detached runs in the logs', async () => {

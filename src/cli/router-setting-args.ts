@@ -1,0 +1,48 @@
+import type {RoutingChange} from '../remote/app-api.js'
+import {UsageError} from '../runtime/dev-error.js'
+
+/** The settings `dev router set` takes, each with its field in the agent API and its bounds. */
+const SETTINGS = {
+  'request-timeout': {field: 'request_timeout_seconds', wholeSeconds: false},
+  'idle-timeout': {field: 'idle_timeout_seconds', wholeSeconds: true},
+} as const
+
+type Setting = keyof typeof SETTINGS
+
+/** The longest either timeout may be, as the agent takes it. */
+const MAX_SECONDS = 3600
+
+/** `30`, `30s`, `1.5s`, `500ms`, `2m`: a number with an optional unit (seconds without one). */
+const DURATION = /^(\d+(?:\.\d+)?)(ms|s|m)?$/
+
+/**
+ * The change `dev router set` was given: `request-timeout=60s`, `idle-timeout=2m`, or `=default`
+ * to go back to the router's default. Checked here, so a mistake is named in the user's own words.
+ */
+export function routerSettingChanges(args: readonly string[]): RoutingChange {
+  if (args.length === 0) throw new UsageError(`say what to set: dev router set ${Object.keys(SETTINGS).map((key) => `${key}=DURATION`).join(' ')} (or =default)`)
+  const change: RoutingChange = {}
+  const seen = new Set<string>()
+  for (const arg of args) {
+    const eq = arg.indexOf('=')
+    const key = eq === -1 ? arg : arg.slice(0, eq)
+    if (!(key in SETTINGS)) throw new UsageError(`"${key}" is not a router setting; give ${Object.keys(SETTINGS).join(' or ')}`)
+    if (eq === -1) throw new UsageError(`${key} needs a value: ${key}=60s (or ${key}=default)`)
+    if (seen.has(key)) throw new UsageError(`${key} is given twice`)
+    seen.add(key)
+    const {field, wholeSeconds} = SETTINGS[key as Setting]
+    change[field] = seconds(key, arg.slice(eq + 1), wholeSeconds)
+  }
+  return change
+}
+
+/** A duration in seconds, or null for `default`. */
+function seconds(key: string, given: string, wholeSeconds: boolean): number | null {
+  if (given === 'default') return null
+  const match = DURATION.exec(given.trim())
+  if (match === null) throw new UsageError(`${key}=${given} is not a duration; give one like 30s, 500ms or 2m (or default)`)
+  const value = Number(match[1]) * (match[2] === 'ms' ? 0.001 : match[2] === 'm' ? 60 : 1)
+  if (value <= 0 || value > MAX_SECONDS) throw new UsageError(`${key}=${given} is out of range; give more than 0 and at most 1h (${MAX_SECONDS}s)`)
+  if (wholeSeconds && !Number.isInteger(value)) throw new UsageError(`${key}=${given} is not whole seconds; the idle timeout is checked once a second`)
+  return value
+}
