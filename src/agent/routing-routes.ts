@@ -23,12 +23,12 @@ export function routingRoutes({routing, existing, logFor}: {routing: RoutingStor
       async ({params, body, user}) => {
         const app = await existing(params[0]!)
         const change = parseBody(RoutingChange, await body())
-        const before = routing.get(app)
-        const after = await routing.update(app, change)
+        const {before, after} = await routing.update(app, change)
         const log = (line: string) => logFor(app).append('agent', 'api', `${line} by ${user}`)
+        const timeout = (seconds: number, reset: boolean) => (reset ? `reset to the default (${seconds} s)` : `set to ${seconds} s`)
         if (after.maintenance !== before.maintenance) log(`Maintenance mode ${after.maintenance ? 'enabled' : 'disabled'}`)
-        if (after.request_timeout_seconds !== before.request_timeout_seconds) log(`Request timeout (H12) set to ${after.request_timeout_seconds} s`)
-        if (after.idle_timeout_seconds !== before.idle_timeout_seconds) log(`Idle timeout (H15) set to ${after.idle_timeout_seconds} s`)
+        if (after.request_timeout_seconds !== before.request_timeout_seconds) log(`Request timeout (H12) ${timeout(after.request_timeout_seconds, change.request_timeout_seconds === null)}`)
+        if (after.idle_timeout_seconds !== before.idle_timeout_seconds) log(`Idle timeout (H15) ${timeout(after.idle_timeout_seconds, change.idle_timeout_seconds === null)}`)
         return {json: info(app)}
       },
     ],

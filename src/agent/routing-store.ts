@@ -25,7 +25,8 @@ const DEFAULT_ROUTING: Routing = Object.freeze(RoutingSchema.parse({}))
 export const RoutingChange = z
   .object({
     maintenance: z.boolean().optional(),
-    request_timeout_seconds: z.number().positive().max(3600).nullable().optional(),
+    // At least a millisecond: a timeout of less would fail every request.
+    request_timeout_seconds: z.number().min(0.001).max(3600).nullable().optional(),
     idle_timeout_seconds: z.number().int().positive().max(3600).nullable().optional(),
   })
   .strict()
@@ -103,13 +104,14 @@ export class RoutingStore {
     })
   }
 
-  update(app: string, change: RoutingChange): Promise<Routing> {
-    return this.change(app, (routing) => {
+  /** Applies `change`; the routing just before it (read in turn with other changes) and after. */
+  update(app: string, change: RoutingChange): Promise<{before: Routing; after: Routing}> {
+    return this.change(app, (before) => {
       // A null leaves the setting out, so the schema's default fills it.
-      const merged: Record<string, unknown> = {...routing, ...change}
+      const merged: Record<string, unknown> = {...before, ...change}
       for (const [key, value] of Object.entries(change)) if (value === null) delete merged[key]
-      const next = RoutingSchema.parse(merged)
-      return [next, next]
+      const after = RoutingSchema.parse(merged)
+      return [after, {before, after}]
     })
   }
 

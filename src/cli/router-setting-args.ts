@@ -12,8 +12,10 @@ type Setting = keyof typeof SETTINGS
 /** The longest either timeout may be, as the agent takes it. */
 const MAX_SECONDS = 3600
 
-/** `30`, `30s`, `1.5s`, `500ms`, `2m`: a number with an optional unit (seconds without one). */
-const DURATION = /^(\d+(?:\.\d+)?)(ms|s|m)?$/
+/** `30`, `30s`, `1.5s`, `500ms`, `2m`, `1h`: a number with an optional unit (seconds without one). */
+const DURATION = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/
+
+const UNIT_MS = {ms: 1, s: 1000, m: 60_000, h: 3_600_000} as const
 
 /**
  * The change `dev router set` was given: `request-timeout=60s`, `idle-timeout=2m`, or `=default`
@@ -26,7 +28,7 @@ export function routerSettingChanges(args: readonly string[]): RoutingChange {
   for (const arg of args) {
     const eq = arg.indexOf('=')
     const key = eq === -1 ? arg : arg.slice(0, eq)
-    if (!(key in SETTINGS)) throw new UsageError(`"${key}" is not a router setting; give ${Object.keys(SETTINGS).join(' or ')}`)
+    if (!Object.hasOwn(SETTINGS, key)) throw new UsageError(`"${key}" is not a router setting; give ${Object.keys(SETTINGS).join(' or ')}`)
     if (eq === -1) throw new UsageError(`${key} needs a value: ${key}=60s (or ${key}=default)`)
     if (seen.has(key)) throw new UsageError(`${key} is given twice`)
     seen.add(key)
@@ -36,13 +38,15 @@ export function routerSettingChanges(args: readonly string[]): RoutingChange {
   return change
 }
 
-/** A duration in seconds, or null for `default`. */
+/** A duration in seconds (whole milliseconds), or null for `default`. */
 function seconds(key: string, given: string, wholeSeconds: boolean): number | null {
-  if (given === 'default') return null
-  const match = DURATION.exec(given.trim())
+  const value = given.trim().toLowerCase()
+  if (value === 'default') return null
+  const match = DURATION.exec(value)
   if (match === null) throw new UsageError(`${key}=${given} is not a duration; give one like 30s, 500ms or 2m (or default)`)
-  const value = Number(match[1]) * (match[2] === 'ms' ? 0.001 : match[2] === 'm' ? 60 : 1)
-  if (value <= 0 || value > MAX_SECONDS) throw new UsageError(`${key}=${given} is out of range; give more than 0 and at most 1h (${MAX_SECONDS}s)`)
-  if (wholeSeconds && !Number.isInteger(value)) throw new UsageError(`${key}=${given} is not whole seconds; the idle timeout is checked once a second`)
-  return value
+  // Counted in whole milliseconds, so 2300ms is 2.3 s exactly, not 2.3000000000000003.
+  const ms = Math.round(Number(match[1]) * UNIT_MS[(match[2] ?? 's') as keyof typeof UNIT_MS])
+  if (ms < 1 || ms > MAX_SECONDS * 1000) throw new UsageError(`${key}=${given} is out of range; give at least 1ms and at most 1h`)
+  if (wholeSeconds && ms % 1000 !== 0) throw new UsageError(`${key}=${given} is not whole seconds; the idle timeout is checked once a second`)
+  return ms / 1000
 }

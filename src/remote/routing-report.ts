@@ -6,7 +6,7 @@ export function formatRouting(routing: AppRouting): string {
     ['Maintenance', routing.maintenance ? 'on (every request gets 503, H80)' : 'off'],
     ['Request timeout', `${routing.request_timeout_seconds}s (no first byte from a dyno in this time: 503, H12)`],
     ['Idle timeout', `${routing.idle_timeout_seconds}s (an answer or WebSocket quiet both ways this long is cut: H15)`],
-    ['Domains', routing.domains.length === 0 ? 'none (if it is the only app on the host, every request goes to it)' : routing.domains.join(', ')],
+    ['Domains', routing.domains.length === 0 ? 'none (while it is the only app running on the host, it gets every request)' : routing.domains.join(', ')],
   ]
   return `=== ${routing.name} router settings\n${fields.map(([name, value]) => `${`${name}:`.padEnd(17)}${value}`).join('\n')}\n`
 }

@@ -49,6 +49,17 @@ describe("the host's router (bundled agent, real HTTP)", () => {
     // The app's own idle timeout: an answer that goes quiet midway for longer is cut (H15).
     expect(await agent.call('PATCH', '/apps/shop', {idle_timeout_seconds: 1})).toMatchObject({status: 200, json: {idle_timeout_seconds: 1, request_timeout_seconds: 30}})
     expect((await agent.call('PATCH', '/apps/shop', {idle_timeout_seconds: 0.5})).status).toBe(422)
+    // Two settings in one change: a line each; null goes back to the default; the same value again, no line.
+    expect(await agent.call('PATCH', '/apps/shop', {request_timeout_seconds: 12.5, maintenance: true}, {'Dev-User': 'ann'})).toMatchObject({status: 200, json: {maintenance: true, request_timeout_seconds: 12.5}})
+    expect(await agent.call('PATCH', '/apps/shop', {request_timeout_seconds: null, maintenance: false, idle_timeout_seconds: 1}, {'Dev-User': 'ann'})).toMatchObject({status: 200, json: {maintenance: false, request_timeout_seconds: 30, idle_timeout_seconds: 1}})
+    const api = (await agent.call('GET', '/apps/shop/log?ps=api&lines=4')).text.trimEnd().split('\n').map((line) => line.replace(/^\S+ /, ''))
+    expect(api).toEqual([
+      'agent[api]: Maintenance mode enabled by ann',
+      'agent[api]: Request timeout (H12) set to 12.5 s by ann',
+      'agent[api]: Maintenance mode disabled by ann',
+      'agent[api]: Request timeout (H12) reset to the default (30 s) by ann',
+    ])
+    expect((await agent.call('PATCH', '/apps/shop', {request_timeout_seconds: 0.0001})).status).toBe(422)
     const cut = await new Promise<string>((resolve) => {
       const socket = connect(agent.routerPort, '127.0.0.1')
       let raw = ''

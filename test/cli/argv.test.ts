@@ -65,13 +65,20 @@ describe('dev router set arguments', () => {
     expect(routerSettingChanges(['request-timeout=500ms', 'idle-timeout=2m'])).toEqual({request_timeout_seconds: 0.5, idle_timeout_seconds: 120})
     expect(routerSettingChanges(['request-timeout=45'])).toEqual({request_timeout_seconds: 45})
     expect(routerSettingChanges(['idle-timeout=default'])).toEqual({idle_timeout_seconds: null})
+    // Whole milliseconds: no binary fraction noise reaches the agent, the log or the display.
+    expect(routerSettingChanges(['request-timeout=2300ms'])).toEqual({request_timeout_seconds: 2.3})
+    expect(routerSettingChanges(['request-timeout=1h', 'idle-timeout=0.5m'])).toEqual({request_timeout_seconds: 3600, idle_timeout_seconds: 30})
+    expect(routerSettingChanges(['request-timeout= 30S ', 'idle-timeout=Default'])).toEqual({request_timeout_seconds: 30, idle_timeout_seconds: null})
   })
 
   it('names each mistake in the words it was given', () => {
     expect(() => routerSettingChanges([])).toThrow('say what to set: dev router set request-timeout=DURATION idle-timeout=DURATION (or =default)')
     expect(() => routerSettingChanges(['request-timeout'])).toThrow('request-timeout needs a value: request-timeout=60s (or request-timeout=default)')
     expect(() => routerSettingChanges(['idle-timeout=5', 'idle-timeout=6'])).toThrow('idle-timeout is given twice')
-    expect(() => routerSettingChanges(['request-timeout=61m'])).toThrow('request-timeout=61m is out of range; give more than 0 and at most 1h (3600s)')
+    expect(() => routerSettingChanges(['request-timeout=61m'])).toThrow('request-timeout=61m is out of range; give at least 1ms and at most 1h')
+    expect(() => routerSettingChanges(['request-timeout=0.0001s'])).toThrow('request-timeout=0.0001s is out of range')
+    // Names an object has of its own (constructor, toString) are not settings.
+    expect(() => routerSettingChanges(['constructor=5'])).toThrow('"constructor" is not a router setting; give request-timeout or idle-timeout')
     expect(() => routerSettingChanges(['request-timeout=-1s'])).toThrow('request-timeout=-1s is not a duration')
     expect(() => routerSettingChanges(['idle-timeout=1500ms'])).toThrow('idle-timeout=1500ms is not whole seconds')
   })

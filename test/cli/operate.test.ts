@@ -164,7 +164,7 @@ describe('operating an app on its hosts (the real dev, real sshd, agents and rou
       stdout:
         '=== shop router settings\nMaintenance:     off\nRequest timeout: 30s (no first byte from a dyno in this time: 503, H12)\n' +
         'Idle timeout:    55s (an answer or WebSocket quiet both ways this long is cut: H15)\n' +
-        'Domains:         none (if it is the only app on the host, every request goes to it)\n',
+        'Domains:         none (while it is the only app running on the host, it gets every request)\n',
     })
     const timeouts = runBin(['router', 'set', 'request-timeout=1500ms', 'idle-timeout=2m'], {cwd: root, env: {...env, DEV_USER: 'ann'}})
     expect(timeouts.status, timeouts.stderr).toBe(0)
@@ -176,7 +176,8 @@ describe('operating an app on its hosts (the real dev, real sshd, agents and rou
     expect(runBin(['logs', '-n', '1', '--source', 'router'], {cwd: root, env}).stdout).toMatch(/router: at=error code=H12 desc="Request timeout" method=GET path="\/slow\?ms=4000" .* service=1[5-9]\d\dms status=503/)
     // Mistakes are named before anything is sent; nothing changes.
     expect(runBin(['router', 'set', 'idle-timeout=1.5s'], {cwd: root, env})).toMatchObject({status: 2, stderr: 'error: idle-timeout=1.5s is not whole seconds; the idle timeout is checked once a second\n'})
-    expect(runBin(['router', 'set', 'request-timeout=2h'], {cwd: root, env})).toMatchObject({status: 2, stderr: 'error: request-timeout=2h is not a duration; give one like 30s, 500ms or 2m (or default)\n'})
+    expect(runBin(['router', 'set', 'request-timeout=2h'], {cwd: root, env})).toMatchObject({status: 2, stderr: 'error: request-timeout=2h is out of range; give at least 1ms and at most 1h\n'})
+    expect(runBin(['router', 'set', 'request-timeout=soon'], {cwd: root, env})).toMatchObject({status: 2, stderr: 'error: request-timeout=soon is not a duration; give one like 30s, 500ms or 2m (or default)\n'})
     expect(runBin(['router', 'set', 'timeout=5s'], {cwd: root, env})).toMatchObject({status: 2, stderr: 'error: "timeout" is not a router setting; give request-timeout or idle-timeout\n'})
     expect(runBin(['router', 'set', 'request-timeout=default', 'idle-timeout=default'], {cwd: root, env}).status).toBe(0)
     expect(JSON.parse(runBin(['router', '--json'], {cwd: root, env}).stdout)).toEqual([{host: 'vps1', app: 'shop', maintenance: false, request_timeout_seconds: 30, idle_timeout_seconds: 55, domains: []}])

@@ -9,9 +9,9 @@ import {formatRouting} from '../../remote/routing-report.js'
 
 export default class Router extends Command {
   static summary = "Show how each host's router treats the app: maintenance, timeouts, domains"
-  static description = `The request timeout is how long the router waits for a dyno's first byte before it answers 503 (H12);
-the idle timeout, how long an answer under way or an open WebSocket may pass no byte either way before it is cut
-(H15). dev router set changes them.`
+  static description = `The request timeout is how long the router waits for a dyno's first byte before it answers 503 (H12),
+and for a web dyno still starting (H20); the idle timeout, how long an answer under way or an open WebSocket may
+pass no byte either way before it is cut (H15). dev router set changes them.`
 
   static examples = [{description: 'The settings of the app in the current directory', command: '<%= config.bin %> <%= command.id %>'}]
   static flags = {...appHostsFlags, json: Flags.boolean({description: 'print the settings as JSON'})}

@@ -10,10 +10,11 @@ import {formatRouting} from '../../remote/routing-report.js'
 
 export default class RouterSet extends Command {
   static summary = "Set the router's timeouts for the app: request-timeout (H12), idle-timeout (H15)"
-  static description = `request-timeout: how long the router waits for a dyno's first byte (30s by default, as Heroku's router);
-more time for an app with slow endpoints, less to fail fast. idle-timeout: how long an answer under way, or an open
-WebSocket, may pass no byte either way (55s by default; whole seconds). Durations: 45s, 500ms, 2m, up to 1h;
-default goes back to the default. The change takes effect at once for new requests: no release, no restart.`
+  static description = `request-timeout: how long the router waits for a dyno's first byte (30s by default, as Heroku's router),
+and for a web dyno still starting to come up (H20); more for an app with slow endpoints, less to fail fast.
+idle-timeout: how long an answer under way, or an open WebSocket, may pass no byte either way (55s by default;
+whole seconds). Durations: 45s, 500ms, 2m, 1h at most; default goes back to the default. A change is in force
+from the next request (and WebSocket): no release, no restart.`
 
   static examples = [
     {description: 'A report endpoint that takes up to two minutes', command: '<%= config.bin %> <%= command.id %> request-timeout=2m'},
@@ -22,7 +23,7 @@ default goes back to the default. The change takes effect at once for new reques
   ]
 
   static strict = false
-  static usage = '<%= command.id %> request-timeout=DURATION idle-timeout=DURATION'
+  static usage = '<%= command.id %> [request-timeout=DURATION] [idle-timeout=DURATION]'
   static flags = appHostsFlags
 
   async run(): Promise<void> {
