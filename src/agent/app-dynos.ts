@@ -702,6 +702,8 @@ export class AppDynos {
     // Out of the router now (stopping); their requests in flight finish before the SIGTERM.
     const deadline = Date.now() + this.settings.drain_timeout_seconds * 1000
     await Promise.all(instances.map((instance) => instance.backend?.drain(deadline)))
+    // Nothing of the router's holds them open past their SIGTERM: a server's close() waits for kept-alive connections.
+    for (const instance of instances) instance.backend?.dropConnections()
     await this.supervisor.remove(instances.map((instance) => instance.key))
     for (const instance of instances) {
       this.instances.delete(instance.key)

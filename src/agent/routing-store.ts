@@ -40,7 +40,9 @@ const LABEL = /^(?!-)[a-z0-9-]{1,63}(?<!-)$/
  */
 export function normaliseHostname(given: string): string {
   const wildcard = given.startsWith('*.')
-  const ascii = domainToASCII(wildcard ? given.slice(2) : given)
+  // A fully qualified name (`www.example.com.`) is the same name.
+  const name = wildcard ? given.slice(2) : given
+  const ascii = domainToASCII(name.endsWith('.') ? name.slice(0, -1) : name)
   const labels = ascii.split('.')
   if (ascii === '' || ascii.length > 253 || labels.length < 2 || !labels.every((label) => LABEL.test(label))) {
     throw new AppError(422, `"${given.slice(0, 100)}" is not a hostname; give one like www.example.com or *.example.com`)

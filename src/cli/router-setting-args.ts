@@ -1,7 +1,7 @@
 import type {RoutingChange} from '../remote/app-api.js'
 import {UsageError} from '../runtime/dev-error.js'
 
-/** The settings `dev router set` takes, each with its field in the agent API and its bounds. */
+/** The settings `dev router set` takes: each one's field in the agent API, and whether it takes whole seconds only. */
 const SETTINGS = {
   'request-timeout': {field: 'request_timeout_seconds', wholeSeconds: false},
   'idle-timeout': {field: 'idle_timeout_seconds', wholeSeconds: true},
@@ -44,9 +44,11 @@ function seconds(key: string, given: string, wholeSeconds: boolean): number | nu
   if (value === 'default') return null
   const match = DURATION.exec(value)
   if (match === null) throw new UsageError(`${key}=${given} is not a duration; give one like 30s, 500ms or 2m (or default)`)
+  const exact = Number(match[1]) * UNIT_MS[(match[2] ?? 's') as keyof typeof UNIT_MS]
+  const least = wholeSeconds ? '1s' : '1ms'
+  if (exact < (wholeSeconds ? 1000 : 1) || exact > MAX_SECONDS * 1000) throw new UsageError(`${key}=${given} is out of range; give at least ${least} and at most 1h`)
   // Counted in whole milliseconds, so 2300ms is 2.3 s exactly, not 2.3000000000000003.
-  const ms = Math.round(Number(match[1]) * UNIT_MS[(match[2] ?? 's') as keyof typeof UNIT_MS])
-  if (ms < 1 || ms > MAX_SECONDS * 1000) throw new UsageError(`${key}=${given} is out of range; give at least 1ms and at most 1h`)
+  const ms = Math.round(exact)
   if (wholeSeconds && ms % 1000 !== 0) throw new UsageError(`${key}=${given} is not whole seconds; the idle timeout is checked once a second`)
   return ms / 1000
 }

@@ -13,6 +13,8 @@ export interface AttemptParts {
   backend: Backend
   exchange: ClientExchange
   record: RoutedRequest
+  /** When the request arrived (epoch ms): its service time counts from then, earlier tries included. */
+  startedAt: number
   /** The client's body pausing this long ends the request (H28). */
   clientIdleMs: number
   firstByteTimeoutMs: number
@@ -83,7 +85,8 @@ export class Attempt {
     clearTimeout(this.timer)
     const {backend, record, exchange} = this.parts
     backend.end()
-    record.serviceMs = performance.now() - this.sentAt - record.connectMs
+    // What the client waited, less this try's connect: a try before it (refused, or dropped unanswered) counts.
+    record.serviceMs = Math.max(0, Date.now() - this.parts.startedAt - record.connectMs)
     if (outcome !== 'done') return this.resolve(outcome)
     if (code !== undefined && !this.responded) {
       void this.parts.answer(code).then(() => this.resolve('done'))

@@ -47,6 +47,20 @@ export class Backend {
     this.quarantinedUntil = Date.now() + ms
   }
 
+  /**
+   * Bumped when the dyno's process is stopping: a connection opened before is not kept for another
+   * request once its answer is done, so nothing of the router's holds the process open.
+   */
+  generation = 0
+  /** The pools holding idle connections to it (the router's), to close them when it stops. */
+  readonly pools = new Set<{closeIdle(backend: Backend): void}>()
+
+  /** The process is stopping (or restarting): idle connections to it are closed, busy ones not kept. */
+  dropConnections(): void {
+    this.generation++
+    for (const pool of this.pools) pool.closeIdle(this)
+  }
+
   begin(): void {
     this.active++
   }

@@ -41,6 +41,9 @@ export interface RequestEvents {
 
 const REQUEST_LINE = /^([!#$%&'*+\-.^_`|~0-9A-Za-z]+) ([\x21-\x7e\x80-\xff]+) HTTP\/(\d)\.(\d)$/
 
+/** What a Host field may hold: a reg-name's characters, an IP literal's brackets and colons, a port. */
+const HOST = /^[A-Za-z0-9\-._~%!$&'()*+,;=:[\]]*$/
+
 /** A target in absolute form: its authority (no user info) and the rest. */
 const ABSOLUTE_FORM = /^https?:\/\/([^/?#@]+)([/?].*)?$/i
 
@@ -198,6 +201,8 @@ export class RequestReader extends MessageReader {
       target = rest.startsWith('?') ? `/${rest}` : rest
       setHost(headers, host)
     }
+    // A name, an address or an IPv6 literal, and a port (RFC 3986 §3.2.2): anything else is no host an app could have.
+    if (host !== undefined && !HOST.test(host)) throw malformed('a bad Host')
     const tokens = connection === undefined ? undefined : connection.toLowerCase()
     const contentLength = length === undefined ? -1 : Number(length)
     const request: RequestHead = {

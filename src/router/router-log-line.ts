@@ -24,10 +24,21 @@ export function routerLogLine(request: RoutedRequest, code?: RouterCode): string
   // One template, no intermediate array or copy of the record: this runs once per request.
   const at = code === undefined ? 'at=info' : `at=${ROUTER_ERRORS[code].level} code=${code} desc="${ROUTER_ERRORS[code].desc}"`
   return (
-    `${at} method=${token(request.method)} path=${quoted(request.path)} host=${token(request.host)}` +
+    `${at} method=${token(request.method)} path=${quoted(clipped(request.path))} host=${token(request.host)}` +
     ` request_id=${token(request.requestId)} fwd=${quoted(request.fwd)} dyno=${request.dyno ?? ''}` +
     ` connect=${Math.round(request.connectMs)}ms service=${Math.round(request.serviceMs)}ms status=${request.status} bytes=${request.bytes} protocol=http`
   )
+}
+
+/**
+ * The most of a path a line shows. A request head may hold a path of up to 16 KiB, and a log entry
+ * longer than MAX_ENTRY_BYTES is split: the rest of such a path would begin a `router:` line of its own.
+ */
+const PATH_CHARS = 2000
+
+/** The path as logged: its first PATH_CHARS characters, then `...` if there was more. */
+function clipped(path: string): string {
+  return path.length <= PATH_CHARS ? path : `${path.slice(0, PATH_CHARS)}...`
 }
 
 /** What quoted() changes: most values have none of it (one line per request: checked before any copy is made). */

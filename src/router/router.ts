@@ -306,10 +306,12 @@ export class Router {
         record.serviceMs = Date.now() - startedAt
         return this.answer(app, exchange, record, code)
       }
-      const parts = {backend, exchange, record, clientIdleMs: this.clientIdleMs, firstByteTimeoutMs: app.firstByteTimeoutMs(), idleTimeoutMs: app.idleTimeoutMs?.() ?? this.limits.idleConnectionMs, answer: (code: RouterCode) => this.answer(app, exchange, record, code), log: (line: string) => app.log(line)}
+      const parts = {backend, exchange, record, startedAt, clientIdleMs: this.clientIdleMs, firstByteTimeoutMs: app.firstByteTimeoutMs(), idleTimeoutMs: app.idleTimeoutMs?.() ?? this.limits.idleConnectionMs, answer: (code: RouterCode) => this.answer(app, exchange, record, code), log: (line: string) => app.log(line)}
       const outcome = await sendRequest(forwardedHead(exchange.request, client, backend.authority), this.upstream, parts)
       if (outcome === 'refused' || outcome === 'timed-out') (unreachable ??= new UnreachableDynos(this.quarantineMs)).add(backend, outcome)
       else if (outcome === 'reset') {
+        // The dyno may have gone with its other kept-alive connections: the next try opens a new one.
+        this.upstream.closeIdle(backend)
         // Once only: a dyno that keeps closing connections without answering gets H13.
         if (resets++ > 0) return this.answer(app, exchange, record, 'H13')
       } else return
@@ -476,12 +478,14 @@ function reportError(error: unknown): void {
   process.stderr.write(`router: internal error (the client got H99): ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`)
 }
 
-/** The Host header without its port, lower-cased (`Shop.Example.com:8080` → `shop.example.com`). */
+/** The Host header without its port or a final dot, lower-cased (`Shop.Example.com.:8080` → `shop.example.com`). */
 function hostOf(given: string | undefined): string {
   const host = (given ?? '').toLowerCase()
   if (host.startsWith('[')) return host.slice(0, host.indexOf(']') + 1)
   const colon = host.indexOf(':')
-  return colon === -1 ? host : host.slice(0, colon)
+  const name = colon === -1 ? host : host.slice(0, colon)
+  // A fully qualified name (`shop.example.com.`) is the same name.
+  return name.endsWith('.') ? name.slice(0, -1) : name
 }
 
 /** Answers with an HTML page; returns the body's size. A body still coming is not waited for: the connection ends with the answer. */

@@ -29,11 +29,18 @@ export class UpstreamConnection {
   private gone = false
   private established = false
 
+  /** The dyno's generation when this was opened (see Backend.dropConnections). */
+  readonly generation: number
+  /** How the pool files it: the dyno's origin when this was opened. */
+  readonly key: string
+
   constructor(
     readonly socket: Socket,
     private readonly pool: UpstreamPool,
-    readonly key: string,
+    readonly backend: Backend,
   ) {
+    this.generation = backend.generation
+    this.key = backend.origin
     socket.on('connect', () => {
       this.established = true
       // The connect timeout is done with; an idle kept-alive connection has no timeout of its own.
@@ -70,7 +77,7 @@ export class UpstreamConnection {
   /** The request is done with it: kept for the next one for up to `keepMs` (0: closed now). */
   release(keepMs: number): void {
     this.exchange = undefined
-    if (this.gone || keepMs <= 0 || this.socket.destroyed) return this.destroy()
+    if (this.gone || keepMs <= 0 || this.socket.destroyed || this.generation !== this.backend.generation) return this.destroy()
     if (this.socket.isPaused()) this.socket.resume()
     this.idleSince = Date.now()
     this.idleLimitMs = keepMs
@@ -128,9 +135,15 @@ export class UpstreamPool {
         connection.destroy()
       }
     }
-    const connection = new UpstreamConnection(connect({host: backend.host, port: backend.port, noDelay: true, timeout: this.connectTimeoutMs}), this, backend.origin)
+    const connection = new UpstreamConnection(connect({host: backend.host, port: backend.port, noDelay: true, timeout: this.connectTimeoutMs}), this, backend)
     this.open.add(connection)
+    backend.pools.add(this)
     return connection
+  }
+
+  /** Closes the idle connections to `backend` (its process stopping, or one of them found dead). */
+  closeIdle(backend: Backend): void {
+    for (const idle of this.idle.values()) for (const connection of [...idle]) if (connection.backend === backend) connection.destroy()
   }
 
   /** How long a connection may idle, given what the dyno said of its own keep-alive timeout. */

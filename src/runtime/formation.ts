@@ -61,7 +61,9 @@ export function resolveFormation(types: readonly ProcessType[], options: {spec?:
 }
 
 function unknownType(name: string, known: readonly ProcessType[]): UsageError {
-  return new UsageError(`unknown process type ${quoted(name)}; the Procfile defines: ${typeNames(known)}`)
+  // `dev start --router 9000`: the port was meant for the flag, whose value must be attached.
+  const port = /^\d{1,5}$/.test(name) ? ` (a port for --router? attach it: --router=${name})` : ''
+  return new UsageError(`unknown process type ${quoted(name)}; the Procfile defines: ${typeNames(known)}${port}`)
 }
 
 /** The Procfile's type names for a message: a Procfile of thousands of types is not listed whole. */

@@ -6,7 +6,8 @@ import type {DynoEvent, DynoSpec} from './supervisor.js'
 
 interface LocalWeb {
   backend: Backend
-  state: 'starting' | 'up' | 'down'
+  /** stopping: told to stop (dev stop, dev restart, Ctrl-C), and expected back unless dev is stopping. */
+  state: 'starting' | 'up' | 'stopping' | 'down'
   boot?: AbortController
 }
 
@@ -32,7 +33,8 @@ export class LocalRoutes {
       whyNoBackend: () => {
         const webs = [...this.webs.values()]
         if (webs.length === 0) return 'none'
-        return webs.some((web) => web.state === 'starting') ? 'starting' : 'crashed'
+        // One restarting is as good as one booting: requests wait for it rather than get H10.
+        return webs.some((web) => web.state === 'starting' || web.state === 'stopping') ? 'starting' : 'crashed'
       },
       maintenance: () => false,
       firstByteTimeoutMs: () => timeoutMs,
@@ -60,14 +62,25 @@ export class LocalRoutes {
     }
   }
 
-  /** Follows the supervisor: a started web process boots, an exited one is down. */
+  /** Follows the supervisor: a started web process boots, one told to stop is stopping, one that exited by itself is down. */
   onEvent(event: DynoEvent): void {
+    if (event.kind === 'signalling' && event.signal === 'SIGTERM') {
+      for (const name of event.dynos) {
+        const web = this.webs.get(name)
+        if (web === undefined) continue
+        web.boot?.abort()
+        web.state = 'stopping'
+        // Its answers in flight finish; no connection of the router's then keeps its server from closing.
+        web.backend.dropConnections()
+      }
+      return
+    }
     if (event.kind !== 'started' && event.kind !== 'exited' && event.kind !== 'spawn-failed') return
     const web = this.webs.get(event.dyno)
     if (web === undefined) return
     web.boot?.abort()
     if (event.kind !== 'started') {
-      web.state = 'down'
+      web.state = event.kind === 'exited' && event.stopping ? 'stopping' : 'down'
       return
     }
     web.state = 'starting'

@@ -81,10 +81,13 @@ describe("the host's router (bundled agent, real HTTP)", () => {
     expect((await agent.call('POST', '/apps/blog/domains', {hostname: '*.blog.example.com'})).status).toBe(201)
     expect((await agent.call('POST', '/apps/blog/domains', {hostname: 'éso.example.com'})).json).toMatchObject({hostname: 'xn--so-9ia.example.com'})
     expect(await agent.call('POST', '/apps/blog/domains', {hostname: 'shop.example.com'})).toMatchObject({status: 409})
+    // A fully qualified name, final dot and all, is the same name.
+    expect(await agent.call('POST', '/apps/blog/domains', {hostname: 'shop.example.com.'})).toMatchObject({status: 409})
     expect(await agent.call('POST', '/apps/blog/domains', {hostname: 'not a host'})).toMatchObject({status: 422})
     expect((await agent.call('GET', '/apps/blog')).json).toMatchObject({domains: ['*.blog.example.com', 'xn--so-9ia.example.com']})
 
     expect((await get(agent.routerPort, '/', false, 'shop.example.com:80')).body).toMatch(/^shop from web\.1/)
+    expect((await get(agent.routerPort, '/', false, 'shop.example.com.')).body).toMatch(/^shop from web\.1/)
     expect((await get(agent.routerPort, '/', false, 'www.blog.example.com')).body).toMatch(/^blog from web\.1/)
     const unknown = await get(agent.routerPort, '/', false, 'other.example.com')
     expect(unknown.status).toBe(404)

@@ -77,6 +77,8 @@ describe('dev router set arguments', () => {
     expect(() => routerSettingChanges(['idle-timeout=5', 'idle-timeout=6'])).toThrow('idle-timeout is given twice')
     expect(() => routerSettingChanges(['request-timeout=61m'])).toThrow('request-timeout=61m is out of range; give at least 1ms and at most 1h')
     expect(() => routerSettingChanges(['request-timeout=0.0001s'])).toThrow('request-timeout=0.0001s is out of range')
+    expect(() => routerSettingChanges(['request-timeout=0.5ms'])).toThrow('request-timeout=0.5ms is out of range; give at least 1ms and at most 1h')
+    expect(() => routerSettingChanges(['idle-timeout=0s'])).toThrow('idle-timeout=0s is out of range; give at least 1s and at most 1h')
     // Names an object has of its own (constructor, toString) are not settings.
     expect(() => routerSettingChanges(['constructor=5'])).toThrow('"constructor" is not a router setting; give request-timeout or idle-timeout')
     expect(() => routerSettingChanges(['request-timeout=-1s'])).toThrow('request-timeout=-1s is not a duration')

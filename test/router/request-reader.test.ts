@@ -146,6 +146,12 @@ describe('RequestReader', () => {
     // Host: none for HTTP/1.1, or two.
     expect(refused('GET / HTTP/1.1\r\n\r\n')).toBe('400 no Host')
     expect(refused('GET / HTTP/1.1\r\nHost: a\r\nhost: b\r\n\r\n')).toBe('400 more than one Host')
+    // A Host no app could have: quotes and spaces (which a log line would otherwise have to clean), bytes past ASCII.
+    expect(refused('GET / HTTP/1.1\r\nHost: evil" status=200 x="\r\n\r\n')).toBe('400 a bad Host')
+    expect(refused('GET / HTTP/1.1\r\nHost: \xe9x.com\r\n\r\n')).toBe('400 a bad Host')
+    expect(refused('GET http://a"b/ HTTP/1.1\r\nHost: a\r\n\r\n')).toBe('400 a bad Host')
+    expect(read('GET / HTTP/1.1\r\nHost: [::1]:8080\r\n\r\n').heads[0]?.host).toBe('[::1]:8080')
+    expect(read('GET / HTTP/1.1\r\nHost: xn--x-9fa.com.\r\n\r\n').heads[0]?.host).toBe('xn--x-9fa.com.')
     // A bad chunk, and a chunk longer than its size.
     expect(refused('POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n')).toBe('400 a bad chunk size line')
     expect(refused('POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nab\r\n0\r\n\r\n')).toBe('400 a chunk longer than its size')

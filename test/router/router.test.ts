@@ -6,6 +6,7 @@ import {join} from 'node:path'
 
 import {afterEach, describe, expect, it} from 'vitest'
 
+import {MAX_ENTRY_BYTES} from '../../src/agent/app-log.js'
 import {Backend} from '../../src/router/backend.js'
 import {Balancer} from '../../src/router/balancer.js'
 import {Router, type RoutedApp} from '../../src/router/router.js'
@@ -464,6 +465,25 @@ describe('the router (real HTTP on loopback)', () => {
     expect(closingAgain.connections()).toBe(1)
   })
 
+  it('after a kept-alive connection closed unanswered, sends the GET again on a new connection, not on another kept one', async () => {
+    // Two requests at once leave two kept-alive connections; from the third on, the dyno drops each request after 200 ms, as one dying would.
+    const dying = await rawDyno((_head, socket, index) => {
+      if (index < 2) setTimeout(() => socket.write(`HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n${index}`), 100)
+      else setTimeout(() => socket.destroy(), 200)
+    })
+    const shop = app([dying.backend])
+    const port = await router({shop: shop.routed})
+    expect((await Promise.all([get(port, 'shop'), get(port, 'shop')])).map((answer) => answer.status)).toEqual([200, 200])
+    expect(dying.connections()).toBe(2)
+    expect((await get(port, 'shop', '/again')).status).toBe(503)
+    // The try again went on a third connection: the other kept one (to a dyno that may be gone) was closed.
+    expect(dying.connections()).toBe(3)
+    const [line] = shop.lines.slice(2)
+    expect(line).toMatch(/^at=error code=H13 desc="Connection closed without response" method=GET path="\/again" /)
+    // The client waited for both tries, and the line says so.
+    expect(Number(/ service=(\d+)ms /.exec(line!)![1])).toBeGreaterThanOrEqual(400)
+  })
+
   it('never sends a request on a connection the dyno spoiled or closed: a DELETE after either reaches the dyno', async () => {
     let closedByDyno!: () => void
     const dynoClosed = new Promise<void>((resolve) => (closedByDyno = resolve))
@@ -672,6 +692,19 @@ describe('the router (real HTTP on loopback)', () => {
     expect(await rawExchange(port, '', head)).toMatch(/^HTTP\/1\.1 200 OK\r\n/)
     expect(Buffer.from(seen, 'latin1').toString('utf8')).toBe('GET /café/"x" HTTP/1.1')
     expect(shop.lines[0]).toContain('path="/café/\\"x\\"" host=shop ')
+  })
+
+  it('logs a long path clipped, so no part of it can begin a log line of its own', async () => {
+    const {backend} = await rawDyno((_head, socket) => socket.write('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok'))
+    const shop = app([backend])
+    const port = await router({shop: shop.routed})
+    const path = `/${'a'.repeat(9974)}at=error&code=H99&desc=forged`
+    expect(await rawExchange(port, `GET ${path} HTTP/1.1\r\nHost: shop\r\nConnection: close\r\n\r\n`)).toMatch(/^HTTP\/1\.1 200 OK\r\n/)
+    expect(shop.lines).toHaveLength(1)
+    expect(shop.lines[0]).toContain(`path="/${'a'.repeat(1999)}..." host=shop `)
+    expect(shop.lines[0]).not.toContain('forged')
+    // Well under what one log entry holds (MAX_ENTRY_BYTES), even were every character 3 bytes of UTF-8.
+    expect(shop.lines[0]!.length * 3).toBeLessThan(MAX_ENTRY_BYTES)
   })
 
   it('gives the dyno a Host when an HTTP/1.0 client sent none', async () => {

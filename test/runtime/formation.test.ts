@@ -39,6 +39,8 @@ describe('resolveFormation', () => {
   it('rejects an unknown type, listing the known ones (Foreman B6)', () => {
     expect(() => formation({spec: 'wbe=2'})).toThrow('unknown process type "wbe"; the Procfile defines: web, worker, clock, release')
     expect(() => formation({only: ['api']})).toThrow('unknown process type "api"; the Procfile defines: web, worker, clock, release')
+    // `dev start --router 9000`: the port is read as a type; the message says how to give it.
+    expect(() => formation({only: ['9000']})).toThrow('unknown process type "9000"; the Procfile defines: web, worker, clock, release (a port for --router? attach it: --router=9000)')
   })
 
   it('rejects negative, fractional, non-numeric and over-100 counts (Foreman B9)', () => {

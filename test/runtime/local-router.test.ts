@@ -2,11 +2,20 @@ import {createServer, request} from 'node:http'
 
 import {describe, expect, it} from 'vitest'
 
+import {connectLocalControl} from '../../src/runtime/local-control.js'
 import {freePort} from '../support/free-port.js'
 import {startInApp} from '../support/start-harness.js'
 
 /** A web process that answers with its name, after `WAIT_MS` if set (a slow boot). */
 const web = `node -e "setTimeout(() => require('http').createServer((q, s) => s.end(process.env.PS)).listen(process.env.PORT), Number(process.env.WAIT_MS || 0))"`
+
+/**
+ * A web process that closes its server on SIGTERM and exits once it has closed, as well-behaved
+ * apps do (so a connection held open keeps it running); /slow answers after 1 s.
+ */
+const CLOSING_WEB = `const server = require('http').createServer((q, s) => setTimeout(() => s.end(process.env.PS), q.url === '/slow' ? 1000 : 0)).listen(process.env.PORT)
+process.on('SIGTERM', () => server.close(() => { console.log('closed'); process.exit(0) }))
+`
 
 function get(port: number, path = '/'): Promise<{status: number; body: string}> {
   return new Promise((resolve, reject) => {
@@ -61,4 +70,40 @@ describe('dev start --router (real processes, real HTTP)', () => {
     await expect(clashing.status).rejects.toThrow(`the router's port ${routerPort} is also web.1's PORT; pick another with --router=PORT, or another base port with --port`)
     expect(clashing.lines().some((line) => line.startsWith('web.1'))).toBe(false)
   })
+
+  it('holds requests while web.1 restarts instead of answering H10, and lets a web process close at once on Ctrl-C', async () => {
+    const routerPort = await freePort()
+    // A stop timeout (3 s) shorter than the router keeps an idle connection to a dyno (4 s).
+    const run = await startInApp({Procfile: 'web: node server.js\n', 'server.js': CLOSING_WEB}, {port: await freePort(), router: routerPort, timeout: 3})
+    await run.waitFor(/router listening/)
+    expect(await get(routerPort)).toMatchObject({status: 200, body: 'web.1'})
+    const client = (await connectLocalControl(run.root))!
+    // Requests before, during and after the restart of the only web process: all answered by it.
+    let sending = true
+    const statuses: number[] = []
+    const load = (async () => {
+      while (sending) statuses.push((await get(routerPort)).status)
+    })()
+    await new Promise((resolve) => setTimeout(resolve, 200))
+    expect((await client.call('DELETE', '/apps/myapp/dynos/web.1')).json).toEqual({restarted: ['web.1']})
+    await run.waitForCount(/^web\.1 +\| started with pid/, 2)
+    await new Promise((resolve) => setTimeout(resolve, 300))
+    sending = false
+    await load
+    client.close()
+    expect(statuses.length).toBeGreaterThan(2)
+    expect(statuses.filter((status) => status !== 200)).toEqual([])
+    expect(run.lines().filter((line) => / code=H/.test(line))).toEqual([])
+    // Ctrl-C with a request in flight: it is answered, then the connection is not kept, so the
+    // server closes and the process exits by itself, before the stop timeout would SIGKILL it.
+    const slow = get(routerPort, '/slow')
+    await new Promise((resolve) => setTimeout(resolve, 300))
+    run.signals.emit('SIGINT')
+    expect(await slow).toMatchObject({status: 200, body: 'web.1'})
+    expect(await run.status).toBe(130)
+    // Closed twice: once for the restart, once for the stop.
+    expect(run.lines().filter((line) => /^web\.1 +\| closed$/.test(line))).toHaveLength(2)
+    expect(run.lines().filter((line) => /SIGKILL/.test(line))).toEqual([])
+  })
 })
+
