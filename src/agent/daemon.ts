@@ -87,7 +87,7 @@ export async function runDaemon(home: string, {keepDynos, handover, version}: {k
     return startApiServer({home, apps, slugs: new SlugStore(home), dynos, logFor, settings, destroyApp: (app) => destroyApp(parts, app)}, [
       ...logRoutes(existingLog),
       ...buildRoutes({home, apps, builds}),
-      ...routingRoutes({routing, existing, logFor}),
+      ...routingRoutes({routing, existing, logFor, getsEveryHost: (app) => dynos.getsEveryHost(app)}),
       ...agentInfoRoutes(Object.assign(info, {router_port: routerPort})),
     ])
   }

@@ -67,13 +67,24 @@ export class DynoManager {
   routeFor(host: string): RoutedApp | undefined {
     const named = this.routing.appFor(host)
     if (named !== undefined) return this.apps.get(named)?.routed
+    return this.onlyServing()?.routed
+  }
+
+  /** Whether requests whose Host names no domain go to `name`. */
+  getsEveryHost(name: string): boolean {
+    const only = this.onlyServing()
+    return only !== undefined && this.apps.get(name) === only
+  }
+
+  /** The app a Host that names no domain goes to: the one app running a release, if only one is. */
+  onlyServing(): AppDynos | undefined {
     let only: AppDynos | undefined
     for (const dynos of this.apps.values()) {
       if (!dynos.serving) continue
       if (only !== undefined) return undefined
       only = dynos
     }
-    return only?.routed
+    return only
   }
 
   /** A destroyed app: the router no longer finds it, and its dynos and runs stop (with the stop grace). */

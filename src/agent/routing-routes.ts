@@ -10,10 +10,21 @@ const AddDomain = z.object({hostname: z.string().min(1).max(300)}).strict()
  * The router's side of an app: `GET`/`PATCH /apps/:app` (maintenance mode, request and idle timeouts) and
  * `GET`/`POST /apps/:app/domains`, `DELETE /apps/:app/domains/:hostname`.
  */
-export function routingRoutes({routing, existing, logFor}: {routing: RoutingStore; existing: (app: string) => Promise<string>; logFor: (app: string) => LogSink}): Route[] {
+export function routingRoutes({
+  routing,
+  existing,
+  logFor,
+  getsEveryHost,
+}: {
+  routing: RoutingStore
+  existing: (app: string) => Promise<string>
+  logFor: (app: string) => LogSink
+  /** Whether a request whose Host names no domain goes to the app (the only one serving). */
+  getsEveryHost: (app: string) => boolean
+}): Route[] {
   const info = (app: string) => {
     const {domains, maintenance, request_timeout_seconds, idle_timeout_seconds} = routing.get(app)
-    return {name: app, maintenance, request_timeout_seconds, idle_timeout_seconds, domains: domains.map((domain) => domain.hostname)}
+    return {name: app, maintenance, request_timeout_seconds, idle_timeout_seconds, domains: domains.map((domain) => domain.hostname), every_host: getsEveryHost(app)}
   }
   return [
     ['GET', /^\/apps\/([^/]+)$/, async ({params}) => ({json: info(await existing(params[0]!))})],

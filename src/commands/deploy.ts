@@ -66,7 +66,8 @@ serves its previous release. Hosts come from --host, else DEV_HOST, else dev.jso
       process.stdout.write(`deployed ${summary.app}: slug ${summary.slug.sha256.slice(0, 12)} (${formatBytes(summary.slug.bytes)})\n`)
       for (const host of summary.hosts) {
         const dynos = host.dynos.map((dyno) => `${dyno.name} ${dyno.state}`).join(', ') || 'no dynos'
-        process.stdout.write(`${host.host}\t${host.release}\t${dynos}\t${host.urls.join(' ')}\n`)
+        const urls = host.urls.join(' ') || 'no URL yet (other apps serve this host): dev domains add NAME'
+        process.stdout.write(`${host.host}\t${host.release}\t${dynos}\t${urls}\n`)
       }
     } finally {
       process.off('SIGINT', onInterrupt)

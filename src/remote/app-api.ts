@@ -21,6 +21,8 @@ export interface AppRouting {
   request_timeout_seconds: number
   idle_timeout_seconds: number
   domains: string[]
+  /** Requests whose Host names no domain come to it: it is the only app serving on the host. */
+  every_host: boolean
 }
 
 /** What `patchRouting` may change. */

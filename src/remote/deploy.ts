@@ -289,7 +289,8 @@ async function summary(app: string, slug: {sha256: string; bytes: number}, targe
       const hostname = target.agent.hostname
       const domains = ((routing.json?.domains ?? []) as string[]).filter((domain) => !domain.startsWith('*.'))
       const suffix = port === 80 ? '' : `:${port}`
-      const urls = domains.length > 0 ? domains.map((domain) => `http://${domain}${suffix}/`) : [`http://${hostname}${suffix}/`]
+      // The host's own name reaches the app only when no other app is serving there.
+      const urls = domains.length > 0 ? domains.map((domain) => `http://${domain}${suffix}/`) : routing.json?.every_host === true ? [`http://${hostname}${suffix}/`] : []
       return {host: target.host, release: `v${target.released}`, dynos: (dynos.json as {name: string; state: string}[]).filter((dyno) => dyno.state !== 'stopping').map(({name, state}) => ({name, state})), urls}
     }),
   )

@@ -36,7 +36,7 @@ describe("the host's router (bundled agent, real HTTP)", () => {
     const [line] = await eventually(() => routerLines(agent, 'shop'), (lines) => lines.length === 1)
     expect(line).toMatch(/^\S+ router: at=info method=GET path="\/a\?b=1" host=anything\.example\.com request_id=\S+ fwd="127\.0\.0\.1" dyno=web\.1 connect=\d+ms service=\d+ms status=200 bytes=31 protocol=http$/)
 
-    expect(await agent.call('PATCH', '/apps/shop', {maintenance: true})).toMatchObject({status: 200, json: {name: 'shop', maintenance: true}})
+    expect(await agent.call('PATCH', '/apps/shop', {maintenance: true})).toMatchObject({status: 200, json: {name: 'shop', maintenance: true, every_host: true}})
     const maintenance = await get(agent.routerPort, '/', false, 'shop.example.com')
     expect(maintenance.status).toBe(503)
     expect(maintenance.body).toContain('Offline for maintenance')
@@ -84,7 +84,7 @@ describe("the host's router (bundled agent, real HTTP)", () => {
     // A fully qualified name, final dot and all, is the same name.
     expect(await agent.call('POST', '/apps/blog/domains', {hostname: 'shop.example.com.'})).toMatchObject({status: 409})
     expect(await agent.call('POST', '/apps/blog/domains', {hostname: 'not a host'})).toMatchObject({status: 422})
-    expect((await agent.call('GET', '/apps/blog')).json).toMatchObject({domains: ['*.blog.example.com', 'xn--so-9ia.example.com']})
+    expect((await agent.call('GET', '/apps/blog')).json).toMatchObject({domains: ['*.blog.example.com', 'xn--so-9ia.example.com'], every_host: false})
 
     expect((await get(agent.routerPort, '/', false, 'shop.example.com:80')).body).toMatch(/^shop from web\.1/)
     expect((await get(agent.routerPort, '/', false, 'shop.example.com.')).body).toMatch(/^shop from web\.1/)

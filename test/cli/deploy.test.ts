@@ -59,6 +59,12 @@ describe('dev deploy (the real dev, real sshd, real agents and routers)', () => 
     expect(again.stderr).toContain('vps2: v1 runs this slug already: nothing to release\n')
     expect(again.stderr).not.toContain('release phase')
     expect(await readFile(join(hosts[0]!.agentHome, 'apps/shop/releases.jsonl'), 'utf8')).toBe(`${JSON.stringify(ledgers[0]![0])}\n`)
+
+    // A second app with no domain on the same hosts: the host's name leads to neither now, and no URL is claimed for it.
+    const blog = runBin(['deploy', '-d', root, '--app', 'blog', '--host', 'vps1'], {env})
+    expect(blog.status, blog.stderr).toBe(0)
+    expect(blog.stdout).toMatch(/\nvps1\tv1\tweb\.1 up\tno URL yet \(other apps serve this host\): dev domains add NAME\n$/)
+    expect(runBin(['router', '--app', 'blog', '--host', 'vps1'], {cwd: root, env}).stdout).toContain('\nDomains:         none (no request reaches it: dev domains add NAME)\n')
   }, 60_000)
 
   it('redeploys under continuous load with no failed request; a failed health gate or release phase fails the deploy and every host keeps serving', async () => {

@@ -164,7 +164,7 @@ describe('operating an app on its hosts (the real dev, real sshd, agents and rou
       stdout:
         '=== shop router settings\nMaintenance:     off\nRequest timeout: 30s (no first byte from a dyno in this time: 503, H12)\n' +
         'Idle timeout:    55s (an answer or WebSocket quiet both ways this long is cut: H15)\n' +
-        'Domains:         none (while it is the only app running on the host, it gets every request)\n',
+        'Domains:         none (and any other Host: the only app serving on this host)\n',
     })
     const timeouts = runBin(['router', 'set', 'request-timeout=1500ms', 'idle-timeout=2m'], {cwd: root, env: {...env, DEV_USER: 'ann'}})
     expect(timeouts.status, timeouts.stderr).toBe(0)
@@ -180,7 +180,7 @@ describe('operating an app on its hosts (the real dev, real sshd, agents and rou
     expect(runBin(['router', 'set', 'request-timeout=soon'], {cwd: root, env})).toMatchObject({status: 2, stderr: 'error: request-timeout=soon is not a duration; give one like 30s, 500ms or 2m (or default)\n'})
     expect(runBin(['router', 'set', 'timeout=5s'], {cwd: root, env})).toMatchObject({status: 2, stderr: 'error: "timeout" is not a router setting; give request-timeout or idle-timeout\n'})
     expect(runBin(['router', 'set', 'request-timeout=default', 'idle-timeout=default'], {cwd: root, env}).status).toBe(0)
-    expect(JSON.parse(runBin(['router', '--json'], {cwd: root, env}).stdout)).toEqual([{host: 'vps1', app: 'shop', maintenance: false, request_timeout_seconds: 30, idle_timeout_seconds: 55, domains: []}])
+    expect(JSON.parse(runBin(['router', '--json'], {cwd: root, env}).stdout)).toEqual([{host: 'vps1', app: 'shop', maintenance: false, request_timeout_seconds: 30, idle_timeout_seconds: 55, domains: [], every_host: true}])
     expect(await get(port, '/slow?ms=2500')).toMatchObject({status: 200})
   }, 120_000)
 
