@@ -287,7 +287,7 @@ async function summary(app: string, slug: {sha256: string; bytes: number}, targe
       const [dynos, agent, routing] = await Promise.all([target.agent.call('GET', `/apps/${app}/dynos`), target.agent.call('GET', '/agent'), target.agent.call('GET', `/apps/${app}`)])
       const port = agent.json.router_port as number
       const hostname = target.agent.hostname
-      const domains = ((routing.json?.domains ?? []) as string[]).filter((domain) => !domain.startsWith('*.'))
+      const domains = (routing.json?.domains ?? []) as string[]
       const suffix = port === 80 ? '' : `:${port}`
       // The host's own name reaches the app only when no other app is serving there.
       const urls = domains.length > 0 ? domains.map((domain) => `http://${domain}${suffix}/`) : routing.json?.every_host === true ? [`http://${hostname}${suffix}/`] : []

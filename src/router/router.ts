@@ -295,14 +295,13 @@ export class Router {
     let resets = 0
     for (;;) {
       let backend = app.balancer.pick(app.backends(), unreachable?.tried ?? NONE_TRIED)
-      if (backend === undefined && unreachable === undefined && app.whyNoBackend() === 'starting') backend = await this.waitForBoot(app, exchange, startedAt)
+      if (backend === undefined && unreachable === undefined && app.whyNoBackend() === 'starting') backend = await this.waitForBoot(app, () => exchange.destroyed, startedAt)
       if (exchange.destroyed) {
         record.serviceMs = Date.now() - startedAt
         return this.answer(app, exchange, record, 'H27')
       }
       if (backend === undefined) {
-        const why = app.whyNoBackend()
-        const code: RouterCode = unreachable !== undefined ? unreachable.code : why === 'crashed' ? 'H10' : why === 'starting' ? 'H20' : 'H14'
+        const code = unreachable !== undefined ? unreachable.code : noBackendCode(app.whyNoBackend())
         record.serviceMs = Date.now() - startedAt
         return this.answer(app, exchange, record, code)
       }
@@ -327,9 +326,9 @@ export class Router {
   }
 
   /** Waits (up to the first-byte timeout) for a dyno of an app whose dynos are booting. */
-  private async waitForBoot(app: RoutedApp, exchange: ClientExchange, startedAt: number): Promise<Backend | undefined> {
+  private async waitForBoot(app: RoutedApp, gone: () => boolean, startedAt: number): Promise<Backend | undefined> {
     const deadline = startedAt + app.firstByteTimeoutMs()
-    while (Date.now() < deadline && !exchange.destroyed) {
+    while (Date.now() < deadline && !gone()) {
       await sleep(BOOT_POLL_MS)
       const backend = app.balancer.pick(app.backends(), NONE_TRIED)
       if (backend !== undefined) return backend
@@ -377,8 +376,11 @@ export class Router {
     if (app.maintenance()) return fail('H80')
     const unreachable = new UnreachableDynos(this.quarantineMs)
     for (;;) {
-      const backend = app.balancer.pick(app.backends(), unreachable.tried)
-      if (backend === undefined) return fail(unreachable.tried.size > 0 ? unreachable.code : app.whyNoBackend() === 'crashed' ? 'H10' : 'H14')
+      let backend = app.balancer.pick(app.backends(), unreachable.tried)
+      // A handshake waits for booting (or, locally, restarting) dynos as a request does.
+      if (backend === undefined && unreachable.tried.size === 0 && app.whyNoBackend() === 'starting') backend = await this.waitForBoot(app, () => socket.destroyed, startedAt)
+      if (socket.destroyed) return
+      if (backend === undefined) return fail(unreachable.tried.size > 0 ? unreachable.code : noBackendCode(app.whyNoBackend()))
       record.dyno = backend.name
       // Counted on the dyno while connecting, so a drain that starts meanwhile waits for it.
       backend.begin()
@@ -471,6 +473,11 @@ export class Router {
     upstream.on('data', onData)
     upstream.once('end', onEnd)
   }
+}
+
+/** Why no dyno can take a request, as Heroku names it: all crashed (H10), still booting (H20), none running (H14). */
+function noBackendCode(why: ReturnType<RoutedApp['whyNoBackend']>): RouterCode {
+  return why === 'crashed' ? 'H10' : why === 'starting' ? 'H20' : 'H14'
 }
 
 /** Where a fault of the router's own goes by default: stderr, where the agent's own errors go. */

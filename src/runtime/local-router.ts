@@ -18,6 +18,8 @@ interface LocalWeb {
  */
 export class LocalRoutes {
   private readonly webs = new Map<string, LocalWeb>()
+  /** dev start is stopping: a web process told to stop is not coming back. */
+  private stopping = false
   /** Told when a web process is found accepting (ps shows it up from then on). */
   private readonly onUp: (name: string) => void
   readonly routed: RoutedApp
@@ -33,8 +35,9 @@ export class LocalRoutes {
       whyNoBackend: () => {
         const webs = [...this.webs.values()]
         if (webs.length === 0) return 'none'
-        // One restarting is as good as one booting: requests wait for it rather than get H10.
-        return webs.some((web) => web.state === 'starting' || web.state === 'stopping') ? 'starting' : 'crashed'
+        // One restarting is as good as one booting: requests wait for it rather than get H10; not once dev is stopping.
+        if (webs.some((web) => web.state === 'starting' || (web.state === 'stopping' && !this.stopping))) return 'starting'
+        return this.stopping ? 'none' : 'crashed'
       },
       maintenance: () => false,
       firstByteTimeoutMs: () => timeoutMs,
@@ -53,11 +56,14 @@ export class LocalRoutes {
       const known = this.webs.get(spec.name)
       if (known?.backend.port === spec.port) continue
       known?.boot?.abort()
+      known?.backend.dropConnections()
       this.webs.set(spec.name, {backend: new Backend(spec.name, spec.port), state: 'down'})
     }
     for (const [name, web] of this.webs) {
       if (names.has(name)) continue
       web.boot?.abort()
+      // Out of the formation (scaled down, or gone in a reload): its SIGTERM follows, and no connection of the router's may hold it open.
+      web.backend.dropConnections()
       this.webs.delete(name)
     }
   }
@@ -67,7 +73,8 @@ export class LocalRoutes {
     if (event.kind === 'signalling' && event.signal === 'SIGTERM') {
       for (const name of event.dynos) {
         const web = this.webs.get(name)
-        if (web === undefined) continue
+        // One that exited by itself (its leftover processes are being cleaned up) stays down.
+        if (web === undefined || web.state === 'down') continue
         web.boot?.abort()
         web.state = 'stopping'
         // Its answers in flight finish; no connection of the router's then keeps its server from closing.
@@ -105,8 +112,14 @@ export class LocalRoutes {
     return this.webs.get(name)?.state === 'up'
   }
 
-  /** Stops every boot check (dev is stopping). */
+  /** dev is stopping: web processes told to stop are not waited for (requests get H14). */
+  stop(): void {
+    this.stopping = true
+  }
+
+  /** Stops every boot check (dev has stopped). */
   close(): void {
+    this.stopping = true
     for (const web of this.webs.values()) web.boot?.abort()
   }
 }

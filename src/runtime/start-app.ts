@@ -65,6 +65,7 @@ export async function startApp(options: StartOptions, io: StartIo): Promise<numb
     if (status !== undefined) return
     status = why
     dynos.close()
+    routes.stop()
     stopped(supervisor!.shutdown())
   }
 

@@ -152,6 +152,8 @@ describe('RequestReader', () => {
     expect(refused('GET http://a"b/ HTTP/1.1\r\nHost: a\r\n\r\n')).toBe('400 a bad Host')
     expect(read('GET / HTTP/1.1\r\nHost: [::1]:8080\r\n\r\n').heads[0]?.host).toBe('[::1]:8080')
     expect(read('GET / HTTP/1.1\r\nHost: xn--x-9fa.com.\r\n\r\n').heads[0]?.host).toBe('xn--x-9fa.com.')
+    // What real clients send stays: a zone id, an underscore, capitals, an empty port, an empty Host.
+    for (const host of ['[fe80::1%25eth0]:80', 'my_host.Example.COM', 'example.com:', '']) expect(read(`GET / HTTP/1.1\r\nHost: ${host}\r\n\r\n`).heads[0]?.host).toBe(host)
     // A bad chunk, and a chunk longer than its size.
     expect(refused('POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n')).toBe('400 a bad chunk size line')
     expect(refused('POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nab\r\n0\r\n\r\n')).toBe('400 a chunk longer than its size')

@@ -736,6 +736,16 @@ describe('the router (real HTTP on loopback)', () => {
     expect((await answer).status).toBe(200)
   })
 
+  it('holds a WebSocket handshake while the app boots (or, locally, restarts), and passes it on once a dyno is up', async () => {
+    const {backend} = await rawDyno((_head, socket) => socket.end('HTTP/1.1 426 Upgrade Required\r\nContent-Length: 0\r\nConnection: close\r\n\r\n'))
+    const backends: Backend[] = []
+    const shop = app([], {backends: () => backends, whyNoBackend: () => 'starting'})
+    const port = await router({shop: shop.routed})
+    const answer = rawExchange(port, 'GET /ws HTTP/1.1\r\nHost: shop\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n')
+    setTimeout(() => backends.push(backend), 300)
+    expect(await answer).toMatch(/^HTTP\/1\.1 426 /)
+  })
+
   it('holds requests that come before its table is ready (an agent restoring its apps), instead of answering 404', async () => {
     const web = await echoDyno('web.1')
     const apps: Record<string, RoutedApp> = {}
