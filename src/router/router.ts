@@ -384,6 +384,7 @@ export class Router {
       record.dyno = backend.name
       // Counted on the dyno while connecting, so a drain that starts meanwhile waits for it.
       backend.begin()
+      const connecting = Date.now()
       const upstream = await connectTo(backend, this.connectTimeoutMs)
       if (typeof upstream === 'string') {
         backend.end()
@@ -395,7 +396,8 @@ export class Router {
         upstream.destroy()
         return
       }
-      record.connectMs = Date.now() - startedAt
+      // This try's connect, as for a request; the waits and tries before it count as service.
+      record.connectMs = Date.now() - connecting
       this.tunnels.set(socket, undefined)
       socket.once('close', () => this.tunnels.delete(socket))
       backend.addTunnel(socket)
