@@ -94,6 +94,8 @@ export class Attempt {
     }
     // An answer broken off midway cannot be finished: the client's connection is cut.
     if (code !== undefined) exchange.destroy()
+    // The client left (H27): logged as such, whatever the dyno had begun to answer.
+    if (code === 'H27') record.status = 499
     this.parts.log(routerLogLine(record, code))
     this.resolve('done')
   }

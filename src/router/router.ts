@@ -293,6 +293,8 @@ export class Router {
     // Made only when a dyno refuses: most requests go to the first one picked.
     let unreachable: UnreachableDynos | undefined
     let resets = 0
+    /** When the first try went to a dyno: a try after it gets what is left of the request timeout, not a new one. */
+    let firstTry: number | undefined
     for (;;) {
       let backend = app.balancer.pick(app.backends(), unreachable?.tried ?? NONE_TRIED)
       if (backend === undefined && unreachable === undefined && app.whyNoBackend() === 'starting') backend = await this.waitForBoot(app, () => exchange.destroyed, startedAt)
@@ -305,7 +307,13 @@ export class Router {
         record.serviceMs = Date.now() - startedAt
         return this.answer(app, exchange, record, code)
       }
-      const parts = {backend, exchange, record, startedAt, clientIdleMs: this.clientIdleMs, firstByteTimeoutMs: app.firstByteTimeoutMs(), idleTimeoutMs: app.idleTimeoutMs?.() ?? this.limits.idleConnectionMs, answer: (code: RouterCode) => this.answer(app, exchange, record, code), log: (line: string) => app.log(line)}
+      firstTry ??= Date.now()
+      const firstByteTimeoutMs = app.firstByteTimeoutMs() - (Date.now() - firstTry)
+      if (firstByteTimeoutMs <= 0) {
+        record.serviceMs = Date.now() - startedAt
+        return this.answer(app, exchange, record, 'H12')
+      }
+      const parts = {backend, exchange, record, startedAt, clientIdleMs: this.clientIdleMs, firstByteTimeoutMs, idleTimeoutMs: app.idleTimeoutMs?.() ?? this.limits.idleConnectionMs, answer: (code: RouterCode) => this.answer(app, exchange, record, code), log: (line: string) => app.log(line)}
       const outcome = await sendRequest(forwardedHead(exchange.request, client, backend.authority), this.upstream, parts)
       if (outcome === 'refused' || outcome === 'timed-out') (unreachable ??= new UnreachableDynos(this.quarantineMs)).add(backend, outcome)
       else if (outcome === 'reset') {

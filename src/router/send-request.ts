@@ -58,7 +58,9 @@ export function sendRequest(head: string, pool: UpstreamPool, parts: AttemptPart
       // A small body of known length goes out with its head in one write.
       exchange.end(small ? (chunks.length === 1 ? chunks[0] : Buffer.concat(chunks)) : undefined, () => attempt.settle('done'))
       owned = false
-      connection.release(reusable && uploaded && !attempt.settled ? pool.keepMs(reader.idleTimeoutMs) : 0)
+      // Not after a HEAD: a dyno (Node's server among them) may hold the connection until its
+      // handler ends the answer it never sends, which for a stream is never.
+      connection.release(reusable && uploaded && !attempt.settled && method !== 'HEAD' ? pool.keepMs(reader.idleTimeoutMs) : 0)
     },
   })
   // A body's head waits for its first piece (upload uncorks), so a small request goes in one write.

@@ -10,6 +10,7 @@ import {MAX_ENTRY_BYTES} from '../../src/agent/app-log.js'
 import {Backend} from '../../src/router/backend.js'
 import {Balancer} from '../../src/router/balancer.js'
 import {Router, type RoutedApp} from '../../src/router/router.js'
+import {eventually} from '../support/agent.js'
 import {freePort} from '../support/free-port.js'
 import {tempApp} from '../support/temp-app.js'
 
@@ -484,6 +485,23 @@ describe('the router (real HTTP on loopback)', () => {
     expect(Number(/ service=(\d+)ms /.exec(line!)![1])).toBeGreaterThanOrEqual(400)
   })
 
+  it('gives a GET sent again only what is left of the request timeout (H12 counts from the first try)', async () => {
+    // The first request is answered; the second is held 1.2 s then dropped unanswered; the try again is never answered.
+    const holding = await rawDyno((_head, socket, index) => {
+      if (index === 0) socket.write('HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n0')
+      else if (index === 1) setTimeout(() => socket.destroy(), 1200)
+    })
+    const shop = app([holding.backend], {firstByteTimeoutMs: () => 2000})
+    const port = await router({shop: shop.routed})
+    expect((await get(port, 'shop')).status).toBe(200)
+    expect((await get(port, 'shop', '/held')).status).toBe(503)
+    expect(holding.connections()).toBe(2)
+    const line = shop.lines.at(-1)!
+    expect(line).toMatch(/^at=error code=H12 desc="Request timeout" method=GET path="\/held" /)
+    // One window of 2 s in all, not 1.2 s and then 2 s more.
+    expect(Number(/ service=(\d+)ms /.exec(line)![1])).toBeLessThan(2900)
+  })
+
   it('never sends a request on a connection the dyno spoiled or closed: a DELETE after either reaches the dyno', async () => {
     let closedByDyno!: () => void
     const dynoClosed = new Promise<void>((resolve) => (closedByDyno = resolve))
@@ -785,6 +803,32 @@ describe('the router (real HTTP on loopback)', () => {
     await ended
     expect(chunks[0]).toBe('data: first\n\n')
     expect(chunks.join('')).toBe('data: first\n\ndata: last\n\n')
+  })
+
+  it('keeps no dyno connection after a HEAD of a stream the dyno never ends; a client leaving mid-stream is H27 with status 499', async () => {
+    const {port: ssePort} = await dyno((req, res) => {
+      if (req.url !== '/events') return res.end('plain')
+      res.writeHead(200, {'content-type': 'text/event-stream'})
+      res.flushHeaders()
+      const timer = setInterval(() => res.write('data: tick\n\n'), 50)
+      res.on('close', () => clearInterval(timer))
+    })
+    const shop = app([new Backend('web.1', ssePort)], {firstByteTimeoutMs: () => 3000})
+    const port = await router({shop: shop.routed})
+    const head = await new Promise<number>((resolve, reject) => request({host: '127.0.0.1', port, method: 'HEAD', path: '/events', headers: {host: 'shop'}, agent: false}, (res) => resolve(res.statusCode!)).on('error', reject).end())
+    expect(head).toBe(200)
+    // Node's server answers nothing more on the HEAD's connection while its handler runs: the next request must not go there.
+    expect(await get(port, 'shop', '/after')).toMatchObject({status: 200, body: 'plain'})
+    // A client that leaves a stream midway.
+    await new Promise<void>((resolve, reject) => {
+      const req = request({host: '127.0.0.1', port, path: '/events', headers: {host: 'shop'}, agent: false}, (res) => res.once('data', () => (req.destroy(), resolve())))
+      req.on('error', () => {})
+      req.on('close', resolve)
+      req.end()
+      setTimeout(() => reject(new Error('no event came')), 2000)
+    })
+    await eventually(async () => shop.lines, (lines) => lines.some((line) => line.includes('code=H27')))
+    expect(shop.lines.find((line) => line.includes('code=H27'))).toMatch(/^at=info code=H27 desc="Client Request Interrupted" method=GET path="\/events" .* status=499 /)
   })
 
   it('cuts an answer on which no byte moves for the idle window (H15): a dyno gone quiet midway, or a client that reads nothing', async () => {
