@@ -289,7 +289,7 @@ export class Router {
       send(exchange, 404, NO_SUCH_APP_PAGE)
       return
     }
-    if (app.maintenance()) return this.answer(app, exchange, record, 'H80')
+    if (app.maintenance()) return this.answer(app, exchange, record, 'H80', startedAt)
     // Made only when a dyno refuses: most requests go to the first one picked.
     let unreachable: UnreachableDynos | undefined
     let resets = 0
@@ -299,28 +299,25 @@ export class Router {
       let backend = app.balancer.pick(app.backends(), unreachable?.tried ?? NONE_TRIED)
       if (backend === undefined && unreachable === undefined && app.whyNoBackend() === 'starting') backend = await this.waitForBoot(app, () => exchange.destroyed, startedAt)
       if (exchange.destroyed) {
-        record.serviceMs = Date.now() - startedAt
-        return this.answer(app, exchange, record, 'H27')
+        return this.answer(app, exchange, record, 'H27', startedAt)
       }
       if (backend === undefined) {
         const code = unreachable !== undefined ? unreachable.code : noBackendCode(app.whyNoBackend())
-        record.serviceMs = Date.now() - startedAt
-        return this.answer(app, exchange, record, code)
+        return this.answer(app, exchange, record, code, startedAt)
       }
       firstTry ??= Date.now()
       const firstByteTimeoutMs = app.firstByteTimeoutMs() - (Date.now() - firstTry)
       if (firstByteTimeoutMs <= 0) {
-        record.serviceMs = Date.now() - startedAt
-        return this.answer(app, exchange, record, 'H12')
+        return this.answer(app, exchange, record, 'H12', startedAt)
       }
-      const parts = {backend, exchange, record, startedAt, clientIdleMs: this.clientIdleMs, firstByteTimeoutMs, idleTimeoutMs: app.idleTimeoutMs?.() ?? this.limits.idleConnectionMs, answer: (code: RouterCode) => this.answer(app, exchange, record, code), log: (line: string) => app.log(line)}
+      const parts = {backend, exchange, record, startedAt, clientIdleMs: this.clientIdleMs, firstByteTimeoutMs, idleTimeoutMs: this.idleWindow(app), answer: (code: RouterCode) => this.answer(app, exchange, record, code, startedAt), log: (line: string) => app.log(line)}
       const outcome = await sendRequest(forwardedHead(exchange.request, client, backend.authority), this.upstream, parts)
       if (outcome === 'refused' || outcome === 'timed-out') (unreachable ??= new UnreachableDynos(this.quarantineMs)).add(backend, outcome)
       else if (outcome === 'reset') {
         // The dyno may have gone with its other kept-alive connections: the next try opens a new one.
         this.upstream.closeIdle(backend)
         // Once only: a dyno that keeps closing connections without answering gets H13.
-        if (resets++ > 0) return this.answer(app, exchange, record, 'H13')
+        if (resets++ > 0) return this.answer(app, exchange, record, 'H13', startedAt)
       } else return
     }
   }
@@ -331,6 +328,11 @@ export class Router {
     const client: ClientSide = {requestId: requestIdOf(request), clientIp: peerAddress(socket.remoteAddress), port: this.port, startedAt: Date.now()}
     const record: RoutedRequest = {method: request.method, path: request.target, host, requestId: client.requestId, fwd: client.clientIp, dyno: undefined, connectMs: 0, serviceMs: 0, status: 0, bytes: 0}
     return {app: this.table(host), client, record}
+  }
+
+  /** How long an answer under way, or a WebSocket, of `app` may move no byte (H15). */
+  private idleWindow(app: RoutedApp): number {
+    return app.idleTimeoutMs?.() ?? this.limits.idleConnectionMs
   }
 
   /** Waits (up to the first-byte timeout) for a dyno of an app whose dynos are booting. */
@@ -346,7 +348,9 @@ export class Router {
   }
 
   /** The router answers for the app: an error (or maintenance) page, and the log line. */
-  private async answer(app: RoutedApp, exchange: ClientExchange, record: RoutedRequest, code: RouterCode): Promise<void> {
+  private async answer(app: RoutedApp, exchange: ClientExchange, record: RoutedRequest, code: RouterCode, startedAt: number): Promise<void> {
+    // What the client waited since the request arrived, less a try's connect (as Attempt counts it).
+    record.serviceMs = Math.max(0, Date.now() - startedAt - record.connectMs)
     const body = await errorPage(code, app.releaseDir())
     record.status = code === 'H27' ? 499 : code === 'H28' ? 408 : 503
     if (code !== 'H27') record.bytes = send(exchange, record.status, body, ['X-Request-Id', record.requestId, ...(code === 'H80' ? ['Retry-After', '60'] : [])])
@@ -431,7 +435,7 @@ export class Router {
       if (!ending) socket.destroy()
     })
     socket.on('close', () => upstream.destroy())
-    const idleMs = app.idleTimeoutMs?.() ?? this.limits.idleConnectionMs
+    const idleMs = this.idleWindow(app)
     upstream.write(forwardedHead(request, client, backend.authority, {upgrade: true}), 'latin1')
     const routerAnswer = async (code: RouterCode) => {
       ending = true
